@@ -1,0 +1,159 @@
+"""Allocation: pure functions from settings to tags, IDs, addresses and placement.
+
+Nothing here keeps state: every value is a function of its inputs, so the same stack
+gives the same answer on every run and no ledger is needed.
+
+>>> str(backplane_gateway(IPNetwork("172.16.0.0/16")))
+'172.16.0.1'
+>>> [str(a) for a in appliance_backplane_addresses(IPNetwork("10.200.0.0/16"), 1002)]
+['10.200.0.12', '10.200.0.13']
+>>> allocate_tags([("web", None), ("db", None)], in_use={1001, 1003}, existing={})
+{'web': 1002, 'db': 1004}
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
+
+from netaddr import IPAddress, IPNetwork
+
+from orbitlab.errors import AllocationError
+
+SECTOR_TAG_MIN = 1001
+SECTOR_TAG_MAX = 9999
+BACKPLANE_VRF_TAG = 10
+BACKPLANE_VNET_TAG = 100
+BACKPLANE_TAGS = frozenset({BACKPLANE_VRF_TAG, BACKPLANE_VNET_TAG})
+APPLIANCE_OFFSET = 10
+VXLAN_OVERHEAD = 50
+
+Role = Literal["gateway", "dns", "lb"]
+ROLE_VMID_SUFFIX: dict[str, int] = {"gateway": 1, "dns": 2, "lb": 3}
+SECTOR_INFRA_OFFSET: dict[str, int] = {"gateway": 1, "dns": 2, "lb": 3}
+
+
+def backplane_gateway(cidr: IPNetwork) -> IPAddress:
+    """The Backplane's anycast gateway: network + 1."""
+    return IPAddress(cidr.first + 1)
+
+
+def backplane_mtu(node_mtus: Iterable[int], override: int | None = None) -> int:
+    """Smallest ``vmbr0`` MTU minus the VXLAN overhead, unless overridden."""
+    return override if override is not None else min(node_mtus) - VXLAN_OVERHEAD
+
+
+def max_sector_tag(cidr: IPNetwork) -> int:
+    """The highest Sector tag whose two Backplane addresses fit below the broadcast address."""
+    last_offset = cidr.size - 2
+    return min(SECTOR_TAG_MAX, SECTOR_TAG_MIN + (last_offset - APPLIANCE_OFFSET - 1) // 2)
+
+
+def appliance_backplane_addresses(cidr: IPNetwork, tag: int) -> tuple[IPAddress, IPAddress]:
+    """(Sector Gateway, Load Balancer) Backplane addresses of a tag: network + 10 + 2·(tag − 1001).
+
+    Raises :class:`AllocationError` when they do not fit the Backplane.
+    """
+    if not SECTOR_TAG_MIN <= tag <= SECTOR_TAG_MAX:
+        raise AllocationError(f"tag {tag} is outside {SECTOR_TAG_MIN}-{SECTOR_TAG_MAX}")
+    offset = APPLIANCE_OFFSET + 2 * (tag - SECTOR_TAG_MIN)
+    if offset + 1 > cidr.size - 2:
+        raise AllocationError(
+            f"tag {tag} needs Backplane addresses network+{offset} and network+{offset + 1}, "
+            f"outside {cidr} (room for tags {SECTOR_TAG_MIN}-{max_sector_tag(cidr)}); "
+            "use a larger Backplane (a /17 holds every tag)"
+        )
+    return IPAddress(cidr.first + offset), IPAddress(cidr.first + offset + 1)
+
+
+def allocate_tags(
+    sectors: Sequence[tuple[str, int | None]],
+    in_use: Iterable[int],
+    existing: Mapping[str, int],
+) -> dict[str, int]:
+    """Give every Sector a VNet tag.
+
+    ``sectors`` is ``(name, explicit tag or None)`` in declaration order; ``in_use`` the tags
+    taken on the cluster (VXLAN/EVPN VNet tags and EVPN VRF tags); ``existing`` the tags of
+    this stack's Sectors that already exist. An existing Sector keeps its tag, an explicit
+    tag is honoured if free, every other Sector gets the lowest free tag in 1001-9999.
+    """
+    taken = set(in_use)
+    tags: dict[str, int] = {}
+    for name, explicit in sectors:
+        if name in existing:
+            tag = existing[name]
+            if explicit is not None and explicit != tag:
+                raise AllocationError(
+                    f"Sector {name!r} exists with tag {tag}, and a tag is fixed for life; "
+                    f"the config asks for {explicit}: set tag: {tag} or remove it",
+                    sector=name,
+                )
+            tags[name] = tag
+            taken.add(tag)
+    for name, explicit in sectors:
+        if name in tags or explicit is None:
+            continue
+        if explicit in taken:
+            raise AllocationError(
+                f"tag {explicit} is already in use on the cluster (by a VNet or an EVPN "
+                f"VRF); choose a free tag in {SECTOR_TAG_MIN}-{SECTOR_TAG_MAX} or leave it out",
+                sector=name,
+            )
+        tags[name] = explicit
+        taken.add(explicit)
+    candidate = SECTOR_TAG_MIN
+    for name, _ in sectors:
+        if name in tags:
+            continue
+        while candidate in taken:
+            candidate += 1
+        if candidate > SECTOR_TAG_MAX:
+            raise AllocationError(
+                f"no free VNet tag left for Sector {name!r}: all of "
+                f"{SECTOR_TAG_MIN}-{SECTOR_TAG_MAX} are in use on the cluster",
+                sector=name,
+            )
+        tags[name] = candidate
+        taken.add(candidate)
+    return tags
+
+
+def zone_id(tag: int) -> str:
+    """Proxmox zone ID of a Sector (at most 8 characters)."""
+    return f"olvz{tag}"
+
+
+def vnet_id(tag: int) -> str:
+    """Proxmox VNet ID of a Sector; containers join it with ``bridge=<vnet id>``."""
+    return f"olvn{tag}"
+
+
+def vmid(tag: int, role: Role) -> int:
+    """Deterministic container VMID: the tag followed by the role's digit (1001 → 10011)."""
+    return tag * 10 + ROLE_VMID_SUFFIX[role]
+
+
+def sector_infra_address(first_subnet: IPNetwork, role: Role) -> IPAddress:
+    """Gateway (+1), DNS (+2) and load balancer (+3) addresses in a Sector's first subnet."""
+    return IPAddress(first_subnet.first + SECTOR_INFRA_OFFSET[role])
+
+
+def subnet_gateway(subnet: IPNetwork) -> IPAddress:
+    """Every Sector subnet's gateway: network + 1, held by the Sector Gateway."""
+    return IPAddress(subnet.first + 1)
+
+
+def place(sector: str, nodes: Sequence[str]) -> str:
+    """Rendezvous (highest random weight) placement of a Sector on a node.
+
+    Adding a Sector moves nothing; adding a node moves only the Sectors it wins.
+    """
+    if not nodes:
+        raise AllocationError("no nodes to place Sectors on")
+
+    def weight(node: str) -> bytes:
+        return hashlib.sha256(f"{node}\0{sector}".encode()).digest()
+
+    return max(nodes, key=weight)

@@ -1,0 +1,237 @@
+"""Rules that relate several settings: overlaps, membership, collisions.
+
+Each check returns messages that start with the exact field path, so a user can find the
+line in the stack file. ``cross_check`` runs them all and returns every problem at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from netaddr import AddrFormatError, IPAddress, IPNetwork
+
+from orbitlab.allocation import SECTOR_INFRA_OFFSET
+from orbitlab.settings import (
+    MIN_MTU,
+    RESERVED_HOST_NAMES,
+    VXLAN_OVERHEAD,
+    BackplaneSettings,
+    SectorSettings,
+    StackSettings,
+)
+
+GATEWAY_SSH_PORT = 22
+FIRST_SUBNET_MAX_PREFIX = 29  # network, gateway, DNS, load balancer, broadcast
+OTHER_SUBNET_MAX_PREFIX = 30  # network, gateway, one host, broadcast
+
+
+class Endpoint(NamedTuple):
+    """A resolved ``host:port``: the declared host name (or None for a literal IP) and IP."""
+
+    host: str | None
+    address: IPAddress
+    port: int
+
+
+def parse_endpoint(text: str, sector: SectorSettings) -> Endpoint:
+    """Resolve ``host:port`` where host is a declared host name or an address in the Sector.
+
+    Raises ValueError with a message naming the value and what is allowed.
+    """
+    host, sep, port_text = str(text).rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"{text!r} is not host:port; expected e.g. app:8080 (port 1-65535)")
+    port = int(port_text)
+    for declared in sector.hosts:
+        if declared.name == host:
+            return Endpoint(declared.name, declared.address, port)
+    try:
+        address = IPAddress(host, version=4)
+    except (AddrFormatError, ValueError):
+        names = ", ".join(h.name for h in sector.hosts) or "none declared"
+        raise ValueError(
+            f"{text!r}: {host!r} is neither a host of Sector {sector.name!r} ({names}) "
+            "nor an IPv4 address"
+        ) from None
+    if not any(address in subnet for subnet in sector.subnets):
+        raise ValueError(
+            f"{text!r}: {address} is outside Sector {sector.name!r} "
+            f"({', '.join(str(s) for s in sector.subnets)}); backends must be in the Sector"
+        )
+    return Endpoint(None, address, port)
+
+
+def _duplicates(values: list) -> list:
+    seen: set = set()
+    repeated = []
+    for value in values:
+        if value in seen and value not in repeated:
+            repeated.append(value)
+        seen.add(value)
+    return repeated
+
+
+def check_backplane(backplane: BackplaneSettings) -> Iterator[str]:
+    prefix = "orbitlab:backplane"
+    names = [node.name for node in backplane.nodes]
+    for name in _duplicates(names):
+        yield f"{prefix}.nodes: node name {name!r} appears more than once; names must be unique"
+    for address in _duplicates([node.address for node in backplane.nodes]):
+        yield f"{prefix}.nodes: address {address} appears more than once; each node has its own"
+    for index, node in enumerate(backplane.nodes):
+        if node.address in backplane.cidr:
+            yield (
+                f"{prefix}.nodes[{index}].address: {node.address} lies inside the Backplane "
+                f"{backplane.cidr}; node addresses are their vmbr0 (LAN) addresses, outside it"
+            )
+    if backplane.primary_exit_node is not None and backplane.primary_exit_node not in names:
+        yield (
+            f"{prefix}.primary_exit_node: {backplane.primary_exit_node!r} is not a node; "
+            f"allowed: {', '.join(names)}"
+        )
+    ceiling = min(node.mtu for node in backplane.nodes) - VXLAN_OVERHEAD
+    if backplane.mtu is not None and backplane.mtu > ceiling:
+        yield (
+            f"{prefix}.mtu: {backplane.mtu} is larger than the smallest vmbr0 MTU minus the "
+            f"VXLAN overhead ({ceiling}); allowed: {MIN_MTU}-{ceiling}"
+        )
+
+
+def _check_subnets(prefix: str, sector: SectorSettings, backplane_cidr: IPNetwork) -> Iterator[str]:
+    for index, subnet in enumerate(sector.subnets):
+        field = f"{prefix}.subnets[{index}]"
+        limit = FIRST_SUBNET_MAX_PREFIX if index == 0 else OTHER_SUBNET_MAX_PREFIX
+        if subnet.prefixlen > limit:
+            what = "gateway, DNS and load balancer" if index == 0 else "gateway and one host"
+            yield (
+                f"{field}: {subnet} is too small for the {what}; "
+                f"allowed: a /{limit} or larger"
+            )
+        if subnet in backplane_cidr or backplane_cidr in subnet:
+            yield (
+                f"{field}: {subnet} overlaps the Backplane {backplane_cidr}; Sector subnets "
+                "may overlap other Sectors' but never the Backplane"
+            )
+        for other_index in range(index):
+            other = sector.subnets[other_index]
+            if subnet in other or other in subnet:
+                yield (
+                    f"{field}: {subnet} overlaps {prefix}.subnets[{other_index}] ({other}); "
+                    "subnets within one Sector must not overlap"
+                )
+
+
+def _reserved_addresses(sector: SectorSettings) -> dict[IPAddress, str]:
+    reserved = {IPAddress(subnet.first + 1): "the gateway" for subnet in sector.subnets}
+    first = sector.subnets[0]
+    for role in ("dns", "lb"):
+        reserved[IPAddress(first.first + SECTOR_INFRA_OFFSET[role])] = f"the Sector {role.upper()}"
+    return reserved
+
+
+def _check_hosts(prefix: str, sector: SectorSettings) -> Iterator[str]:
+    reserved = _reserved_addresses(sector)
+    for name in _duplicates([host.name for host in sector.hosts]):
+        yield f"{prefix}.hosts: host name {name!r} appears more than once"
+    for address in _duplicates([host.address for host in sector.hosts]):
+        yield f"{prefix}.hosts: address {address} is given to more than one host"
+    for index, host in enumerate(sector.hosts):
+        field = f"{prefix}.hosts[{index}]"
+        if host.name in RESERVED_HOST_NAMES:
+            yield (
+                f"{field}.name: {host.name!r} is reserved for an appliance; "
+                f"not allowed: {', '.join(sorted(RESERVED_HOST_NAMES))}"
+            )
+        subnet = next((s for s in sector.subnets if host.address in s), None)
+        if subnet is None:
+            yield (
+                f"{field}.address: {host.address} is in none of the Sector's subnets "
+                f"({', '.join(str(s) for s in sector.subnets)})"
+            )
+        elif host.address in (subnet.network, subnet.broadcast):
+            yield f"{field}.address: {host.address} is the network or broadcast address of {subnet}"
+        elif host.address in reserved:
+            yield f"{field}.address: {host.address} is reserved for {reserved[host.address]}"
+
+
+def _check_endpoint(field: str, text: str, sector: SectorSettings) -> Iterator[str]:
+    try:
+        parse_endpoint(text, sector)
+    except ValueError as error:
+        yield f"{field}: {error}"
+
+
+def _check_load_balancer(prefix: str, sector: SectorSettings) -> Iterator[str]:
+    if sector.load_balancer is None:
+        return
+    listeners = sector.load_balancer.listeners
+    for port in _duplicates([listener.port for listener in listeners]):
+        yield f"{prefix}.load_balancer.listeners: port {port} is used by more than one listener"
+    for index, listener in enumerate(listeners):
+        field = f"{prefix}.load_balancer.listeners[{index}]"
+        for backend_index, backend in enumerate(listener.backends):
+            yield from _check_endpoint(f"{field}.backends[{backend_index}]", backend, sector)
+        for backend in _duplicates(list(listener.backends)):
+            yield f"{field}.backends: {backend!r} is listed more than once"
+
+
+def _check_port_forwards(prefix: str, sector: SectorSettings) -> Iterator[str]:
+    keys = [(forward.protocol, forward.port) for forward in sector.port_forwards]
+    for protocol, port in _duplicates(keys):
+        yield f"{prefix}.port_forwards: {protocol} port {port} is forwarded more than once"
+    for index, forward in enumerate(sector.port_forwards):
+        field = f"{prefix}.port_forwards[{index}]"
+        if (forward.protocol, forward.port) == ("tcp", GATEWAY_SSH_PORT):
+            yield (
+                f"{field}.port: tcp {GATEWAY_SSH_PORT} is the gateway's own SSH port on the "
+                "Backplane; choose another port"
+            )
+        yield from _check_endpoint(f"{field}.to", forward.to, sector)
+
+
+def _check_egress(prefix: str, sector: SectorSettings, backplane_cidr: IPNetwork) -> Iterator[str]:
+    egress = sector.egress
+    if egress.default == "allow" and egress.allow:
+        yield (
+            f"{prefix}.egress.allow: only used with default: deny (everything is already "
+            "allowed); set default: deny or list what to block under deny"
+        )
+    for index, cidr in enumerate(egress.allow):
+        if cidr in backplane_cidr or backplane_cidr in cidr:
+            yield (
+                f"{prefix}.egress.allow[{index}]: {cidr} overlaps the Backplane {backplane_cidr}, "
+                "which a Sector never reaches"
+            )
+
+
+def check_sector(index: int, sector: SectorSettings, settings: StackSettings) -> Iterator[str]:
+    prefix = f"orbitlab:sectors[{index}]"
+    node_names = [node.name for node in settings.backplane.nodes]
+    if sector.node is not None and sector.node not in node_names:
+        yield f"{prefix}.node: {sector.node!r} is not a node; allowed: {', '.join(node_names)}"
+    yield from _check_subnets(prefix, sector, settings.backplane.cidr)
+    for node in settings.backplane.nodes:
+        for subnet_index, subnet in enumerate(sector.subnets):
+            if node.address in subnet:
+                yield (
+                    f"{prefix}.subnets[{subnet_index}]: {subnet} contains node {node.name!r}'s "
+                    f"address {node.address}; Sectors must not overlap node addresses"
+                )
+    yield from _check_hosts(prefix, sector)
+    yield from _check_load_balancer(prefix, sector)
+    yield from _check_port_forwards(prefix, sector)
+    yield from _check_egress(prefix, sector, settings.backplane.cidr)
+
+
+def cross_check(settings: StackSettings) -> list[str]:
+    """Every relational problem in the settings, each naming its field."""
+    problems = list(check_backplane(settings.backplane))
+    for name in _duplicates([sector.name for sector in settings.sectors]):
+        problems.append(f"orbitlab:sectors: Sector name {name!r} appears more than once")
+    explicit = [sector.tag for sector in settings.sectors if sector.tag is not None]
+    for tag in _duplicates(explicit):
+        problems.append(f"orbitlab:sectors: tag {tag} is given to more than one Sector")
+    for index, sector in enumerate(settings.sectors):
+        problems.extend(check_sector(index, sector, settings))
+    return problems

@@ -1,0 +1,282 @@
+"""The plan: validated settings plus allocation, resolved into plain values.
+
+A plan is what rendering, the Pulumi components and the twin all work from: every tag,
+ID, address and placement is decided here, once, before anything is declared.
+
+>>> from orbitlab.settings import parse_settings
+>>> settings = parse_settings({
+...     "backplane": {"nodes": [{"name": "pve1", "address": "192.0.2.11"}]},
+...     "sectors": [{"name": "web", "subnets": ["172.16.0.0/24"]}],
+... })
+>>> plan = plan_stack("dev", settings)
+>>> sector = plan.sectors[0]
+>>> sector.tag, sector.vnet_id, str(sector.gateway_backplane), str(sector.dns_address)
+(1001, 'olvn1001', '10.200.0.10', '172.16.0.2')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from netaddr import IPAddress, IPNetwork
+
+from orbitlab import allocation
+from orbitlab.checks import Endpoint, parse_endpoint
+from orbitlab.errors import AllocationError, SettingsError
+from orbitlab.settings import (
+    ApplianceSettings,
+    EgressSettings,
+    HealthCheckSettings,
+    StackSettings,
+)
+
+BACKPLANE_CONTROLLER_ID = "olevpn"
+BACKPLANE_ZONE_ID = "olbpz"
+BACKPLANE_VNET_ID = "olbpvn"
+BACKPLANE_ALIAS_PREFIX = "orbitlab backplane"
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str
+    address: IPAddress
+    mtu: int
+    host_key: str | None = None
+
+
+@dataclass(frozen=True)
+class BackplanePlan:
+    """The Backplane's facts: what Sectors (also in other stacks) need to attach."""
+
+    cidr: IPNetwork
+    gateway: IPAddress
+    mtu: int
+    asn: int
+    nodes: tuple[NodePlan, ...]
+    primary_exit_node: str
+    controller_id: str = BACKPLANE_CONTROLLER_ID
+    zone_id: str = BACKPLANE_ZONE_ID
+    vnet_id: str = BACKPLANE_VNET_ID
+    vrf_tag: int = allocation.BACKPLANE_VRF_TAG
+    vnet_tag: int = allocation.BACKPLANE_VNET_TAG
+
+    @property
+    def alias(self) -> str:
+        """The VNet alias records the CIDR, so it can be read back from the cluster."""
+        return f"{BACKPLANE_ALIAS_PREFIX} {self.cidr}"
+
+    @property
+    def peers(self) -> tuple[IPAddress, ...]:
+        return tuple(node.address for node in self.nodes)
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return tuple(node.name for node in self.nodes)
+
+
+@dataclass(frozen=True)
+class SubnetPlan:
+    cidr: IPNetwork
+    gateway: IPAddress
+
+    @property
+    def gateway_interface(self) -> str:
+        """The gateway's address with the subnet's prefix, e.g. ``172.16.0.1/24``."""
+        return f"{self.gateway}/{self.cidr.prefixlen}"
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    name: str
+    address: IPAddress
+
+
+@dataclass(frozen=True)
+class ListenerPlan:
+    port: int
+    mode: str
+    proxy_protocol: bool
+    health_check: HealthCheckSettings
+    backends: tuple[Endpoint, ...]
+
+
+@dataclass(frozen=True)
+class PortForwardPlan:
+    protocol: str
+    port: int
+    to: Endpoint
+
+
+@dataclass(frozen=True)
+class LoadBalancerPlan:
+    backplane_address: IPAddress
+    sector_address: IPAddress
+    hostname: str
+    vmid: int
+    listeners: tuple[ListenerPlan, ...]
+
+
+@dataclass(frozen=True)
+class SectorPlan:
+    """One Sector, fully resolved."""
+
+    stack: str
+    name: str
+    tag: int
+    node: str
+    subnets: tuple[SubnetPlan, ...]
+    hosts: tuple[HostPlan, ...]
+    domain: str
+    forwarders: tuple[IPAddress, ...]
+    gateway_backplane: IPAddress
+    dns_address: IPAddress
+    load_balancer: LoadBalancerPlan | None
+    port_forwards: tuple[PortForwardPlan, ...]
+    egress: EgressSettings
+    mtu: int
+
+    @property
+    def zone_id(self) -> str:
+        return allocation.zone_id(self.tag)
+
+    @property
+    def vnet_id(self) -> str:
+        return allocation.vnet_id(self.tag)
+
+    @property
+    def alias(self) -> str:
+        """Stack-scoped VNet alias: how an existing Sector is found again on the cluster."""
+        return sector_alias(self.stack, self.name)
+
+    @property
+    def gateway_hostname(self) -> str:
+        return f"olvn{self.tag}-router"
+
+    @property
+    def dns_hostname(self) -> str:
+        return f"olvn{self.tag}-dns"
+
+    @property
+    def first_subnet(self) -> SubnetPlan:
+        return self.subnets[0]
+
+    @property
+    def gateway_address(self) -> IPAddress:
+        """The gateway's address in the first subnet (.1): hosts' default gateway."""
+        return self.first_subnet.gateway
+
+    def vmid(self, role: allocation.Role) -> int:
+        return allocation.vmid(self.tag, role)
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    stack: str
+    backplane: BackplanePlan
+    sectors: tuple[SectorPlan, ...]
+    appliances: ApplianceSettings = field(default_factory=ApplianceSettings)
+
+    def sector(self, name: str) -> SectorPlan:
+        for sector in self.sectors:
+            if sector.name == name:
+                return sector
+        raise KeyError(name)
+
+
+def sector_alias(stack: str, sector: str) -> str:
+    return f"ol {stack} {sector}"
+
+
+def plan_backplane(settings: StackSettings) -> BackplanePlan:
+    backplane = settings.backplane
+    nodes = tuple(NodePlan(n.name, n.address, n.mtu, n.host_key) for n in backplane.nodes)
+    return BackplanePlan(
+        cidr=backplane.cidr,
+        gateway=allocation.backplane_gateway(backplane.cidr),
+        mtu=allocation.backplane_mtu((n.mtu for n in nodes), backplane.mtu),
+        asn=backplane.asn,
+        nodes=nodes,
+        primary_exit_node=backplane.primary_exit_node or nodes[0].name,
+    )
+
+
+def _sector_index(settings: StackSettings, name: str | None) -> str:
+    for index, sector in enumerate(settings.sectors):
+        if sector.name == name:
+            return f"orbitlab:sectors[{index}]"
+    return "orbitlab:sectors"
+
+
+def plan_stack(
+    stack: str,
+    settings: StackSettings,
+    in_use_tags: Iterable[int] = (),
+    existing_tags: Mapping[str, int] | None = None,
+) -> StackPlan:
+    """Resolve validated settings against the tags in use on the cluster.
+
+    ``in_use_tags``: every VXLAN/EVPN VNet tag and EVPN VRF tag on the cluster.
+    ``existing_tags``: tags of this stack's Sectors that already exist (found by alias).
+    Raises :class:`SettingsError` naming the Sector's field when allocation fails.
+    """
+    backplane = plan_backplane(settings)
+    requests = [(sector.name, sector.tag) for sector in settings.sectors]
+    try:
+        tags = allocation.allocate_tags(requests, in_use_tags, existing_tags or {})
+    except AllocationError as error:
+        raise SettingsError([f"{_sector_index(settings, error.sector)}.tag: {error}"]) from None
+    problems: list[str] = []
+    sectors = []
+    for index, sector in enumerate(settings.sectors):
+        tag = tags[sector.name]
+        try:
+            gateway_bp, lb_bp = allocation.appliance_backplane_addresses(backplane.cidr, tag)
+        except AllocationError as error:
+            problems.append(f"orbitlab:sectors[{index}] ({sector.name}): {error}")
+            continue
+        first = sector.subnets[0]
+        load_balancer = None
+        if sector.load_balancer is not None:
+            load_balancer = LoadBalancerPlan(
+                backplane_address=lb_bp,
+                sector_address=allocation.sector_infra_address(first, "lb"),
+                hostname=f"olvn{tag}-lb",
+                vmid=allocation.vmid(tag, "lb"),
+                listeners=tuple(
+                    ListenerPlan(
+                        port=listener.port,
+                        mode=listener.mode,
+                        proxy_protocol=listener.proxy_protocol,
+                        health_check=listener.health_check,
+                        backends=tuple(parse_endpoint(b, sector) for b in listener.backends),
+                    )
+                    for listener in sector.load_balancer.listeners
+                ),
+            )
+        sectors.append(
+            SectorPlan(
+                stack=stack,
+                name=sector.name,
+                tag=tag,
+                node=sector.node or allocation.place(sector.name, backplane.node_names),
+                subnets=tuple(
+                    SubnetPlan(cidr, allocation.subnet_gateway(cidr)) for cidr in sector.subnets
+                ),
+                hosts=tuple(HostPlan(h.name, h.address) for h in sector.hosts),
+                domain=sector.domain,
+                forwarders=tuple(sector.dns.forwarders or settings.appliances.nameservers),
+                gateway_backplane=gateway_bp,
+                dns_address=allocation.sector_infra_address(first, "dns"),
+                load_balancer=load_balancer,
+                port_forwards=tuple(
+                    PortForwardPlan(f.protocol, f.port, parse_endpoint(f.to, sector))
+                    for f in sector.port_forwards
+                ),
+                egress=sector.egress,
+                mtu=backplane.mtu,
+            )
+        )
+    if problems:
+        raise SettingsError(problems)
+    return StackPlan(stack, backplane, tuple(sectors), settings.appliances)

@@ -1,0 +1,371 @@
+"""The settings model: what a stack declares, validated before anything is declared.
+
+The same keys are read from a stack file (``Pulumi.<stack>.yaml``, under ``config:``) and
+from Pulumi config at run time::
+
+    config:
+      orbitlab:backplane:
+        nodes:
+          - {name: pve1, address: 192.0.2.11}
+      orbitlab:sectors:
+        - name: web
+          subnets: [172.16.0.0/24]
+
+Field-level rules (types, ranges, formats, unknown keys) live on the pydantic models;
+rules that relate several fields (overlaps, membership, collisions) live in
+:mod:`orbitlab.checks`, so that every message can name its exact field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from netaddr import AddrFormatError, IPAddress, IPNetwork
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from orbitlab.errors import SettingsError
+
+CONFIG_NAMESPACE = "orbitlab"
+MIN_MTU = 1280
+VXLAN_OVERHEAD = 50
+DEFAULT_TEMPLATE_URL = (
+    "http://download.proxmox.com/images/system/alpine-3.22-default_20250617_amd64.tar.xz"
+)
+RESERVED_HOST_NAMES = frozenset({"gateway", "dns", "lb"})
+DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+DOMAIN = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _parse_cidr(value: Any) -> IPNetwork:
+    if isinstance(value, IPNetwork):
+        return value
+    if not isinstance(value, str) or "/" not in value:
+        raise ValueError(f"{value!r} is not a CIDR; expected an IPv4 network like 10.200.0.0/16")
+    try:
+        network = IPNetwork(value, version=4)
+    except (AddrFormatError, ValueError, TypeError):
+        raise ValueError(
+            f"{value!r} is not a valid IPv4 CIDR; expected e.g. 10.200.0.0/16"
+        ) from None
+    if network.ip != network.network:
+        raise ValueError(
+            f"{value!r} has host bits set; use {network.cidr} (the network address)"
+        )
+    return network
+
+
+def _parse_address(value: Any) -> IPAddress:
+    if isinstance(value, IPAddress):
+        return value
+    if not isinstance(value, str) or "/" in value:
+        raise ValueError(f"{value!r} is not an IPv4 address; expected e.g. 192.0.2.10")
+    try:
+        return IPAddress(value, version=4)
+    except (AddrFormatError, ValueError, TypeError):
+        raise ValueError(f"{value!r} is not a valid IPv4 address; expected e.g. 192.0.2.10") from None
+
+
+def _parse_label(value: Any) -> str:
+    if not isinstance(value, str) or not DNS_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid name; use a DNS label: lowercase letters, digits and "
+            "'-', starting with a letter, not ending with '-', at most 63 characters"
+        )
+    return value
+
+
+def _parse_domain(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 253 or not DOMAIN.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid DNS domain; use dot-separated lowercase labels, "
+            "e.g. web.internal"
+        )
+    return value
+
+
+Cidr = Annotated[IPNetwork, BeforeValidator(_parse_cidr)]
+Address = Annotated[IPAddress, BeforeValidator(_parse_address)]
+Label = Annotated[str, BeforeValidator(_parse_label)]
+Domain = Annotated[str, BeforeValidator(_parse_domain)]
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+
+
+class Model(BaseModel):
+    """Base of every settings model: frozen, and unknown keys are errors with a hint."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a mapping of keys, got {type(data).__name__} {data!r}")
+        allowed = sorted(cls.model_fields)
+        for key in data:
+            if key not in cls.model_fields:
+                hint = difflib.get_close_matches(str(key), allowed, n=1)
+                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+                raise ValueError(
+                    f"unknown key {key!r} (allowed: {', '.join(allowed)}){suggestion}"
+                )
+        return data
+
+
+class NodeSettings(Model):
+    """A Proxmox node: its name, its ``vmbr0`` address and MTU, optionally its SSH host key."""
+
+    name: Label
+    address: Address
+    mtu: int = Field(default=1500, ge=MIN_MTU + VXLAN_OVERHEAD, le=65535, strict=True)
+    host_key: str | None = None
+
+    @field_validator("host_key")
+    @classmethod
+    def _host_key_shape(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(ssh-|ecdsa-)[a-z0-9-]+ [A-Za-z0-9+/=]+$", value):
+            raise ValueError(
+                f"{value!r} is not an SSH public host key; expected e.g. 'ssh-ed25519 AAAA...'"
+            )
+        return value
+
+
+class BackplaneSettings(Model):
+    """The cluster-wide Backplane. ``cidr`` is immutable once the Backplane exists."""
+
+    cidr: Cidr = Field(default_factory=lambda: IPNetwork("10.200.0.0/16"))
+    asn: int = Field(default=65001, ge=1, le=4294967294, strict=True)
+    nodes: list[NodeSettings] = Field(min_length=1)
+    primary_exit_node: Label | None = None
+    mtu: int | None = Field(default=None, ge=MIN_MTU, le=65535, strict=True)
+
+    @field_validator("cidr")
+    @classmethod
+    def _room_for_infrastructure(cls, value: IPNetwork) -> IPNetwork:
+        if value.prefixlen > 27:
+            raise ValueError(
+                f"{value} is too small for a Backplane (gateway and Sector addresses start at "
+                "network + 10); use a /27 or larger, e.g. 10.200.0.0/16"
+            )
+        return value
+
+
+class HostSettings(Model):
+    """A host living in the Sector (a VM or LXC the user attaches), for DNS and backends."""
+
+    name: Label
+    address: Address
+
+
+class DnsSettings(Model):
+    """The Sector DNS: its domain and the upstream resolvers it forwards the rest to."""
+
+    domain: Domain | None = None
+    forwarders: list[Address] = Field(default_factory=list)
+
+
+class HealthCheckSettings(Model):
+    """How the load balancer checks a backend: TCP connect, or an HTTP request."""
+
+    path: str | None = None
+    interval_s: int = Field(default=5, ge=1, le=3600, strict=True)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("/") or re.search(r"\s", value)):
+            raise ValueError(f"{value!r} is not an HTTP path; expected e.g. /healthz")
+        return value
+
+
+class ListenerSettings(Model):
+    """A load-balancer listener: a Backplane port mapped to Sector backends."""
+
+    port: Port
+    backends: list[str] = Field(min_length=1)
+    mode: Literal["tcp", "http"] = "tcp"
+    proxy_protocol: bool = False
+    health_check: HealthCheckSettings = Field(default_factory=HealthCheckSettings)
+
+
+class LoadBalancerSettings(Model):
+    """The optional Sector Load Balancer (HAProxy) and its listeners."""
+
+    listeners: list[ListenerSettings] = Field(min_length=1)
+
+
+class PortForwardSettings(Model):
+    """A Backplane port on the Sector Gateway forwarded (DNAT) to ``host:port`` in the Sector."""
+
+    port: Port
+    to: str
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+
+class EgressSettings(Model):
+    """What the Sector may reach beyond the Backplane.
+
+    ``default: allow`` (the default) lets everything out but ``deny``; ``default: deny`` lets
+    out only ``allow``. The Backplane and the nodes are never reachable, whatever is listed.
+    """
+
+    default: Literal["allow", "deny"] = "allow"
+    allow: list[Cidr] = Field(default_factory=list)
+    deny: list[Cidr] = Field(default_factory=list)
+
+
+class SectorSettings(Model):
+    """An isolated Sector: its subnets, hosts and appliances."""
+
+    name: Label
+    subnets: list[Cidr] = Field(min_length=1)
+    tag: int | None = Field(default=None, ge=1001, le=9999, strict=True)
+    node: Label | None = None
+    hosts: list[HostSettings] = Field(default_factory=list)
+    dns: DnsSettings = Field(default_factory=DnsSettings)
+    load_balancer: LoadBalancerSettings | None = None
+    port_forwards: list[PortForwardSettings] = Field(default_factory=list)
+    egress: EgressSettings = Field(default_factory=EgressSettings)
+
+    @property
+    def domain(self) -> str:
+        return self.dns.domain or f"{self.name}.internal"
+
+
+class ApplianceSettings(Model):
+    """How appliance containers are built: template, storage, size, resolvers, SSH."""
+
+    os: Literal["alpine"] = "alpine"
+    template_url: str = DEFAULT_TEMPLATE_URL
+    template_file_id: str | None = None
+    template_storage: str = "local"
+    storage: str = "local-lvm"
+    disk_gib: int = Field(default=1, ge=1, le=64, strict=True)
+    memory_mib: int = Field(default=128, ge=64, le=4096, strict=True)
+    cores: int = Field(default=1, ge=1, le=8, strict=True)
+    nameservers: list[Address] = Field(default_factory=list)
+    ssh_user: str = "root"
+
+    @field_validator("template_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://\S+\.tar\.(xz|gz|zst)$", value):
+            raise ValueError(
+                f"{value!r} is not a container template URL; expected http(s)://...tar.xz|gz|zst"
+            )
+        return value
+
+    @field_validator("template_file_id")
+    @classmethod
+    def _volume_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[a-zA-Z][\w.-]*:vztmpl/\S+$", value):
+            raise ValueError(
+                f"{value!r} is not a template volume ID; expected e.g. "
+                "local:vztmpl/alpine-3.22-default_20250617_amd64.tar.xz"
+            )
+        return value
+
+
+class StackSettings(Model):
+    """Everything under ``orbitlab:*`` in one stack."""
+
+    backplane: BackplaneSettings
+    sectors: list[SectorSettings] = Field(default_factory=list)
+    appliances: ApplianceSettings = Field(default_factory=ApplianceSettings)
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif index == 0:
+            path = f"{CONFIG_NAMESPACE}:{part}"
+        else:
+            path += f".{part}"
+    return path or CONFIG_NAMESPACE
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return f"{_field_path(loc)}: required key is missing"
+    if error["type"] == "value_error":
+        return f"{_field_path(loc)}: {message}"
+    return f"{_field_path(loc)}: {error['input']!r} is invalid: {message}"
+
+
+def parse_settings(raw: dict[str, Any]) -> StackSettings:
+    """Validate the ``orbitlab:*`` values (keys without the namespace) into settings.
+
+    Raises :class:`SettingsError` listing every problem, each naming its field.
+    """
+    from orbitlab.checks import cross_check
+
+    try:
+        settings = StackSettings.model_validate(raw)
+    except ValidationError as error:
+        raise SettingsError([_describe(e) for e in error.errors()]) from None
+    problems = cross_check(settings)
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def settings_from_config(config: dict[str, Any]) -> StackSettings:
+    """Take the ``config:`` mapping of a stack file; ignore other namespaces, reject typos."""
+    raw: dict[str, Any] = {}
+    problems = []
+    known = sorted(StackSettings.model_fields)
+    for key, value in config.items():
+        namespace, _, name = str(key).partition(":")
+        if namespace != CONFIG_NAMESPACE:
+            continue
+        if name not in StackSettings.model_fields:
+            hint = difflib.get_close_matches(name, known, n=1)
+            suggestion = f"; did you mean '{CONFIG_NAMESPACE}:{hint[0]}'?" if hint else ""
+            problems.append(
+                f"{key}: unknown key (allowed: "
+                f"{', '.join(f'{CONFIG_NAMESPACE}:{k}' for k in known)}){suggestion}"
+            )
+            continue
+        raw[name] = value
+    if problems:
+        raise SettingsError(problems)
+    if "backplane" not in raw:
+        raise SettingsError([f"{CONFIG_NAMESPACE}:backplane: required key is missing"])
+    return parse_settings(raw)
+
+
+def stack_name_from_path(path: Path) -> str:
+    """``Pulumi.example.yaml`` → ``example``."""
+    name = path.name
+    if name.startswith("Pulumi.") and name.endswith((".yaml", ".yml")):
+        return name.removeprefix("Pulumi.").rsplit(".", 1)[0]
+    return path.stem
+
+
+def load_stack_file(path: str | Path) -> tuple[str, StackSettings]:
+    """Read ``Pulumi.<stack>.yaml`` and return ``(stack name, settings)``."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise SettingsError([f"{path}: cannot read the stack file: {error.strerror}"]) from None
+    except yaml.YAMLError as error:
+        raise SettingsError([f"{path}: not valid YAML: {error}"]) from None
+    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+        raise SettingsError([f"{path}: expected a stack file with a 'config:' mapping"])
+    return stack_name_from_path(path), settings_from_config(document["config"])

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install everything OrbitLab's CLI, tests and twin need, from nothing, on Debian 12 (as root):
+# the Debian packages of the real daemons and checkers, CoreDNS (built with `go install`),
+# and a Python virtualenv in .venv with the pinned requirements and orbitlab itself.
+# Safe to run again: every step is skipped or a no-op when already done.
+set -euo pipefail
+
+COREDNS_VERSION="v1.11.3"
+DEBIAN_PACKAGES=(
+  nftables frr haproxy iproute2 dnsutils iperf3 conntrack hping3 iputils-ping
+  procps util-linux python3-venv ca-certificates
+)
+
+cd "$(dirname "$0")/.."
+say() { printf '==> %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh installs Debian packages and must run as root (try: sudo $0)" >&2
+  exit 1
+fi
+
+missing=()
+for package in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# The distribution's FRR service is not used: the twin runs its own daemons per namespace.
+systemctl disable --now frr >/dev/null 2>&1 || true
+
+if ! command -v coredns >/dev/null 2>&1 || ! coredns -version | grep -q "CoreDNS-${COREDNS_VERSION#v}"; then
+  export PATH="$PATH:/usr/local/go/bin"
+  command -v go >/dev/null 2>&1 || { echo "Go is needed to build CoreDNS (go install)" >&2; exit 1; }
+  say "building CoreDNS ${COREDNS_VERSION} with go install"
+  GOBIN=/usr/local/bin GOFLAGS=-mod=mod go install "github.com/coredns/coredns@${COREDNS_VERSION}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  say "creating the Python virtualenv in .venv"
+  python3 -m venv .venv
+fi
+say "installing Python packages (requirements.txt) and orbitlab"
+.venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+.venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
+say "setup done"
