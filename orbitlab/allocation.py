@@ -51,7 +51,7 @@ def max_sector_tag(cidr: IPNetwork) -> int:
 
 
 def appliance_backplane_addresses(cidr: IPNetwork, tag: int) -> tuple[IPAddress, IPAddress]:
-    """(Sector Gateway, Load Balancer) Backplane addresses of a tag: network + 10 + 2·(tag − 1001).
+    """(Sector Gateway, Load Balancer) Backplane addresses of a tag: network + 10 + 2*(tag - 1001).
 
     Raises :class:`AllocationError` when they do not fit the Backplane.
     """

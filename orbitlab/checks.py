@@ -104,10 +104,7 @@ def _check_subnets(prefix: str, sector: SectorSettings, backplane_cidr: IPNetwor
         limit = FIRST_SUBNET_MAX_PREFIX if index == 0 else OTHER_SUBNET_MAX_PREFIX
         if subnet.prefixlen > limit:
             what = "gateway, DNS and load balancer" if index == 0 else "gateway and one host"
-            yield (
-                f"{field}: {subnet} is too small for the {what}; "
-                f"allowed: a /{limit} or larger"
-            )
+            yield (f"{field}: {subnet} is too small for the {what}; allowed: a /{limit} or larger")
         if subnet in backplane_cidr or backplane_cidr in subnet:
             yield (
                 f"{field}: {subnet} overlaps the Backplane {backplane_cidr}; Sector subnets "

@@ -1,7 +1,7 @@
 """The ``orbitlab`` command line.
 
-    orbitlab validate stacks/Pulumi.example.yaml
-    orbitlab render stacks/Pulumi.example.yaml --out out/
+orbitlab validate stacks/Pulumi.example.yaml
+orbitlab render stacks/Pulumi.example.yaml --out out/
 """
 
 from __future__ import annotations

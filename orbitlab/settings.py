@@ -60,9 +60,7 @@ def _parse_cidr(value: Any) -> IPNetwork:
             f"{value!r} is not a valid IPv4 CIDR; expected e.g. 10.200.0.0/16"
         ) from None
     if network.ip != network.network:
-        raise ValueError(
-            f"{value!r} has host bits set; use {network.cidr} (the network address)"
-        )
+        raise ValueError(f"{value!r} has host bits set; use {network.cidr} (the network address)")
     return network
 
 
@@ -74,7 +72,9 @@ def _parse_address(value: Any) -> IPAddress:
     try:
         return IPAddress(value, version=4)
     except (AddrFormatError, ValueError, TypeError):
-        raise ValueError(f"{value!r} is not a valid IPv4 address; expected e.g. 192.0.2.10") from None
+        raise ValueError(
+            f"{value!r} is not a valid IPv4 address; expected e.g. 192.0.2.10"
+        ) from None
 
 
 def _parse_label(value: Any) -> str:
@@ -117,9 +117,7 @@ class Model(BaseModel):
             if key not in cls.model_fields:
                 hint = difflib.get_close_matches(str(key), allowed, n=1)
                 suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-                raise ValueError(
-                    f"unknown key {key!r} (allowed: {', '.join(allowed)}){suggestion}"
-                )
+                raise ValueError(f"unknown key {key!r} (allowed: {', '.join(allowed)}){suggestion}")
         return data
 
 

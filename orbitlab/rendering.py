@@ -1,0 +1,352 @@
+"""Rendering: appliance configs from jinja2 templates, and the provisioning bundle.
+
+Every appliance gets a :class:`Bundle` — files (path, mode, content) plus the commands that
+install, enable and reload its services, in the shape of cloud-init's ``write_files`` and
+``runcmd``. :func:`provisioning_script` turns a bundle into one POSIX ``sh`` script. Output
+is deterministic to the byte: same plan, same files, same script.
+
+>>> from orbitlab.cli import load_plan
+>>> plan = load_plan("stacks/Pulumi.example.yaml")
+>>> bundles = sector_bundles(plan, plan.sector("web"))
+>>> sorted(bundles), bundles["gateway"].file("/etc/frr/frr.conf").mode
+(['dns', 'gateway', 'lb'], 420)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import jinja2
+from netaddr import IPAddress, IPNetwork
+
+from orbitlab.checks import Endpoint
+from orbitlab.plan import BackplanePlan, SectorPlan, StackPlan
+
+ApplianceRole = Literal["gateway", "dns", "lb"]
+ROLES: tuple[ApplianceRole, ...] = ("gateway", "dns", "lb")
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file of a bundle, at its absolute path inside the appliance."""
+
+    path: str
+    content: str
+    mode: int = 0o644
+
+    def __post_init__(self) -> None:
+        if not self.path.startswith("/") or ".." in self.path.split("/"):
+            raise ValueError(f"bundle paths are absolute and plain, got {self.path!r}")
+        if not self.content.endswith("\n"):
+            raise ValueError(f"{self.path}: content must end with a newline")
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service the bundle manages: reloaded when one of its files changed, or not running.
+
+    ``check`` validates the new config before it is applied; ``reload`` applies it to the
+    running service without a restart where the daemon allows.
+    """
+
+    name: str
+    files: tuple[str, ...]
+    reload: str
+    check: str | None = None
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """What provisions one appliance: files, packages, services and extra commands."""
+
+    role: ApplianceRole
+    hostname: str
+    sector: str
+    tag: int
+    files: tuple[FileSpec, ...]
+    packages: tuple[str, ...]
+    services: tuple[Service, ...]
+    commands: tuple[str, ...] = field(default=())
+
+    def file(self, path: str) -> FileSpec:
+        for spec in self.files:
+            if spec.path == path:
+                return spec
+        raise KeyError(path)
+
+
+@dataclass(frozen=True)
+class OsProfile:
+    """Paths and package commands of the appliance OS (Alpine: OpenRC, apk)."""
+
+    nftables_path: str
+    frr_dir: str
+    packages: dict[str, tuple[str, ...]]
+    mirror_host: str
+    prepare: tuple[str, ...]
+    install: str
+    enable: str
+    is_running: str
+    start: str
+
+
+ALPINE = OsProfile(
+    nftables_path="/etc/nftables.nft",
+    frr_dir="/etc/frr",
+    packages={
+        "gateway": ("frr", "nftables", "iproute2"),
+        "dns": ("coredns",),
+        "lb": ("haproxy", "iproute2"),
+    },
+    mirror_host="dl-cdn.alpinelinux.org",
+    prepare=(
+        # frr and coredns live in Alpine's community repository; enable it if the template
+        # lists only main.
+        "grep -q '/community$' /etc/apk/repositories || "
+        "sed -n 's#/main$#/community#p' /etc/apk/repositories >> /etc/apk/repositories",
+        "apk update --quiet",
+    ),
+    install="apk add --quiet --no-progress",
+    enable="[ -e /etc/runlevels/default/{service} ] || rc-update add {service} default",
+    is_running="rc-service {service} status",
+    start="rc-service {service} start",
+)
+OS_PROFILES = {"alpine": ALPINE}
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("orbitlab", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def render_template(name: str, **context: object) -> str:
+    return _environment().get_template(name).render(**context)
+
+
+@dataclass(frozen=True)
+class Record:
+    owner: str
+    type: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Zone:
+    name: str
+    path: str
+    records: tuple[Record, ...]
+
+    @property
+    def serial(self) -> int:
+        """Changes whenever the records change (CoreDNS reloads a zone on a new serial)."""
+        digest = hashlib.sha256(repr(self.records).encode()).hexdigest()
+        return int(digest[:8], 16) % 2_000_000_000 + 1
+
+
+def reverse_zone(subnet: IPNetwork) -> str:
+    """The octet-aligned in-addr.arpa zone covering a subnet (``172.16.0.0/24`` → ``0.16.172``)."""
+    octets = str(subnet.network).split(".")[: max(1, subnet.prefixlen // 8)]
+    return ".".join(reversed(octets)) + ".in-addr.arpa"
+
+
+def _reverse_zones(subnets: Iterable[IPNetwork]) -> list[str]:
+    zones = sorted({reverse_zone(subnet) for subnet in subnets}, key=lambda z: (len(z), z))
+    kept: list[str] = []
+    for zone in zones:
+        if not any(zone.endswith("." + outer) for outer in kept):
+            kept.append(zone)
+    return sorted(kept)
+
+
+def sector_names(sector: SectorPlan) -> list[tuple[str, IPAddress]]:
+    """Every name the Sector DNS answers: appliances first, then the declared hosts."""
+    names = [("gateway", sector.gateway_address), ("dns", sector.dns_address)]
+    if sector.load_balancer is not None:
+        names.append(("lb", sector.load_balancer.sector_address))
+    names.extend((host.name, host.address) for host in sector.hosts)
+    return names
+
+
+def dns_zones(sector: SectorPlan) -> list[Zone]:
+    """The forward zone of the Sector's domain and the reverse zones of its subnets."""
+    names = sector_names(sector)
+    forward = Zone(
+        name=sector.domain,
+        path=f"/etc/coredns/db.{sector.domain}",
+        records=tuple(Record(name, "A", str(address)) for name, address in names),
+    )
+    reverse = []
+    for zone_name in _reverse_zones(subnet.cidr for subnet in sector.subnets):
+        records = []
+        for name, address in sorted(names, key=lambda item: int(item[1])):
+            ptr = address.reverse_dns
+            if ptr.endswith(zone_name + "."):
+                records.append(Record(ptr, "PTR", f"{name}.{sector.domain}."))
+        reverse.append(Zone(zone_name, f"/etc/coredns/db.{zone_name}", tuple(records)))
+    return [forward, *reverse]
+
+
+def _backend_name(endpoint: Endpoint) -> str:
+    host = endpoint.host or str(endpoint.address).replace(".", "-")
+    return f"{host}-{endpoint.port}"
+
+
+def gateway_bundle(backplane: BackplanePlan, sector: SectorPlan, os: OsProfile) -> Bundle:
+    nft = os.nftables_path
+    frr_conf = f"{os.frr_dir}/frr.conf"
+    return Bundle(
+        role="gateway",
+        hostname=sector.gateway_hostname,
+        sector=sector.name,
+        tag=sector.tag,
+        files=(
+            FileSpec(f"{os.frr_dir}/daemons", render_template("frr-daemons.j2")),
+            FileSpec(frr_conf, render_template("frr.conf.j2", sector=sector, backplane=backplane)),
+            FileSpec(
+                nft,
+                render_template("nftables.nft.j2", sector=sector, backplane=backplane),
+                0o755,
+            ),
+            FileSpec("/etc/sysctl.d/90-orbitlab.conf", render_template("gateway-sysctl.conf.j2")),
+        ),
+        packages=os.packages["gateway"],
+        services=(
+            Service(
+                "nftables",
+                (nft,),
+                reload="rc-service nftables reload",
+                check=f"nft -c -f {nft}",
+            ),
+            Service(
+                "frr",
+                (frr_conf, f"{os.frr_dir}/daemons"),
+                # frr-reload.py (frr-pythontools) applies a diff; without it, restart.
+                reload="if [ -x /usr/lib/frr/frr-reload.py ] && command -v python3 >/dev/null; "
+                "then rc-service frr reload; else rc-service frr restart; fi",
+                check=f"vtysh -C -f {frr_conf}",
+            ),
+        ),
+        commands=("sysctl -q -p /etc/sysctl.d/90-orbitlab.conf",),
+    )
+
+
+def dns_bundle(sector: SectorPlan, os: OsProfile) -> Bundle:
+    zones = dns_zones(sector)
+    forwarders = " ".join(str(a) for a in sector.forwarders) or "/etc/resolv.conf"
+    corefile = render_template("Corefile.j2", sector=sector, zones=zones, forwarders=forwarders)
+    zone_files = tuple(
+        FileSpec(zone.path, render_template("zone.j2", sector=sector, zone=zone)) for zone in zones
+    )
+    return Bundle(
+        role="dns",
+        hostname=sector.dns_hostname,
+        sector=sector.name,
+        tag=sector.tag,
+        files=(FileSpec("/etc/coredns/Corefile", corefile), *zone_files),
+        packages=os.packages["dns"],
+        services=(
+            Service(
+                "coredns",
+                ("/etc/coredns/Corefile", *(zone.path for zone in zones)),
+                reload="rc-service coredns restart",
+            ),
+        ),
+    )
+
+
+def lb_bundle(sector: SectorPlan, os: OsProfile) -> Bundle:
+    lb = sector.load_balancer
+    if lb is None:
+        raise ValueError(f"Sector {sector.name!r} declares no load balancer")
+    config = "/etc/haproxy/haproxy.cfg"
+    return Bundle(
+        role="lb",
+        hostname=lb.hostname,
+        sector=sector.name,
+        tag=sector.tag,
+        files=(
+            FileSpec(
+                config,
+                render_template("haproxy.cfg.j2", sector=sector, lb=lb, backend_name=_backend_name),
+            ),
+            FileSpec("/etc/sysctl.d/90-orbitlab.conf", render_template("lb-sysctl.conf.j2")),
+            FileSpec(
+                "/etc/local.d/orbitlab-routes.start",
+                render_template("lb-routes.start.j2", sector=sector, lb=lb),
+                0o755,
+            ),
+        ),
+        packages=os.packages["lb"],
+        services=(
+            Service(
+                "haproxy",
+                (config,),
+                reload="rc-service haproxy reload",
+                check=f"haproxy -c -q -f {config}",
+            ),
+        ),
+        commands=(
+            "sysctl -q -p /etc/sysctl.d/90-orbitlab.conf",
+            os.enable.format(service="local"),
+            "/etc/local.d/orbitlab-routes.start",
+        ),
+    )
+
+
+def sector_bundles(plan: StackPlan, sector: SectorPlan) -> dict[str, Bundle]:
+    """The bundles of a Sector's appliances: ``gateway``, ``dns`` and, if declared, ``lb``."""
+    os = OS_PROFILES[plan.appliances.os]
+    bundles = {
+        "gateway": gateway_bundle(plan.backplane, sector, os),
+        "dns": dns_bundle(sector, os),
+    }
+    if sector.load_balancer is not None:
+        bundles["lb"] = lb_bundle(sector, os)
+    return bundles
+
+
+def _heredoc_marker(content: str) -> str:
+    return "ORBITLAB_EOF_" + hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
+def provisioning_script(bundle: Bundle, os: OsProfile = ALPINE) -> str:
+    """The bundle as one POSIX ``sh`` script (see ``templates/provision.sh.j2`` for usage)."""
+    files = [(spec, _heredoc_marker(spec.content), f"{spec.mode:o}") for spec in bundle.files]
+    return render_template("provision.sh.j2", bundle=bundle, files=files, os=os)
+
+
+def script_digest(script: str) -> str:
+    """The script's SHA-256: a trigger, so a changed config re-runs provisioning."""
+    return hashlib.sha256(script.encode()).hexdigest()
+
+
+def write_rendered_tree(plan: StackPlan, out: Path) -> list[Path]:
+    """Write every appliance's files under ``out/<sector>/<role>/<path>`` and its script
+    as ``out/<sector>/provision-<role>.sh``; return the paths written."""
+    written = []
+    for sector in plan.sectors:
+        for role, bundle in sector_bundles(plan, sector).items():
+            root = out / sector.name / role
+            for spec in bundle.files:
+                target = root / spec.path.lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(spec.content)
+                target.chmod(spec.mode)
+                written.append(target)
+            script = out / sector.name / f"provision-{role}.sh"
+            script.write_text(provisioning_script(bundle, OS_PROFILES[plan.appliances.os]))
+            script.chmod(0o755)
+            written.append(script)
+    return written
