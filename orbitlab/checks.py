@@ -212,8 +212,8 @@ def check_sector(index: int, sector: SectorSettings, settings: StackSettings) ->
         for subnet_index, subnet in enumerate(sector.subnets):
             if node.address in subnet:
                 yield (
-                    f"{prefix}.subnets[{subnet_index}]: {subnet} contains node {node.name!r}'s "
-                    f"address {node.address}; Sectors must not overlap node addresses"
+                    f"{prefix}.subnets[{subnet_index}]: {subnet} contains the address of node "
+                    f"{node.name!r} ({node.address}); Sectors must not overlap node addresses"
                 )
     yield from _check_hosts(prefix, sector)
     yield from _check_load_balancer(prefix, sector)

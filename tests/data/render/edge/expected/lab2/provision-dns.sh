@@ -1,0 +1,157 @@
+#!/bin/sh
+# OrbitLab provisioning of olvn1002-dns: the dns of Sector lab2 (tag 1002).
+# Rendered by OrbitLab; holds no secret. Idempotent: a second run changes nothing.
+#
+#   sh provision.sh              in the appliance (pct exec VMID -- /bin/sh -s < provision.sh):
+#                                install packages, write the files, enable and reload services
+#   sh provision.sh --root DIR   write only the files, under DIR; runs no command (tests, twin)
+set -eu
+umask 022
+
+ROOT=""
+FILES_ONLY=0
+case "${1:-}" in
+	"") ;;
+	--root)
+		[ -n "${2:-}" ] || { echo "usage: provision.sh [--root DIR]" >&2; exit 64; }
+		ROOT="${2%/}"
+		FILES_ONLY=1
+		;;
+	*) echo "usage: provision.sh [--root DIR]" >&2; exit 64 ;;
+esac
+
+CHANGED=""
+say() { echo "orbitlab[olvn1002-dns]: $*" >&2; }
+
+# put_file PATH MODE < CONTENT: replace PATH only when its content differs.
+put_file() {
+	target="$ROOT$1"
+	mkdir -p "$(dirname "$target")"
+	cat > "$target.orbitlab-new"
+	if [ -f "$target" ] && cmp -s "$target.orbitlab-new" "$target"; then
+		rm -f "$target.orbitlab-new"
+	else
+		chmod "$2" "$target.orbitlab-new"
+		mv -f "$target.orbitlab-new" "$target"
+		CHANGED="$CHANGED $1"
+		say "wrote $1"
+	fi
+	[ "$(stat -c %a "$target")" = "$2" ] || chmod "$2" "$target"
+}
+
+# wait_for WHAT SECONDS COMMAND...: bounded wait, fails loudly.
+wait_for() {
+	what=$1
+	limit=$2
+	shift 2
+	waited=0
+	until "$@" >/dev/null 2>&1; do
+		if [ "$waited" -ge "$limit" ]; then
+			say "gave up after ${limit}s waiting for $what"
+			exit 1
+		fi
+		sleep 2
+		waited=$((waited + 2))
+	done
+}
+has_default_route() { ip route show default | grep -q via; }
+
+# --- files ---------------------------------------------------------------------------
+write_files() {
+	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_0a167b9ecd8eaaaf'
+# OrbitLab Sector DNS olvn1002-dns: Sector lab2 (tag 1002).
+# Rendered by OrbitLab; local changes are overwritten. Answers the Sector's own names
+# (NXDOMAIN for unknown ones, never forwarded) and forwards the rest; only the Sector's
+# subnets may query.
+lab2.internal {
+	bind 10.10.0.2
+	acl {
+		allow net 10.10.0.0/24
+		block
+	}
+	file /etc/coredns/db.lab2.internal lab2.internal
+	errors
+}
+
+0.10.10.in-addr.arpa {
+	bind 10.10.0.2
+	acl {
+		allow net 10.10.0.0/24
+		block
+	}
+	file /etc/coredns/db.0.10.10.in-addr.arpa 0.10.10.in-addr.arpa
+	errors
+}
+
+. {
+	bind 10.10.0.2
+	acl {
+		allow net 10.10.0.0/24
+		block
+	}
+	forward . /etc/resolv.conf
+	cache 300
+	loop
+	errors
+}
+ORBITLAB_EOF_0a167b9ecd8eaaaf
+	put_file /etc/coredns/db.lab2.internal 644 <<'ORBITLAB_EOF_2e02f2d87690f0f5'
+; OrbitLab Sector DNS zone lab2.internal: Sector lab2 (tag 1002).
+; Rendered by OrbitLab; local changes are overwritten.
+$ORIGIN lab2.internal.
+$TTL 300
+@ IN SOA dns.lab2.internal. hostmaster.lab2.internal. ( 72510823 3600 600 86400 60 )
+@ IN NS dns.lab2.internal.
+gateway IN A 10.10.0.1
+dns IN A 10.10.0.2
+box IN A 10.10.0.9
+ORBITLAB_EOF_2e02f2d87690f0f5
+	put_file /etc/coredns/db.0.10.10.in-addr.arpa 644 <<'ORBITLAB_EOF_d6381fefe32cc678'
+; OrbitLab Sector DNS zone 0.10.10.in-addr.arpa: Sector lab2 (tag 1002).
+; Rendered by OrbitLab; local changes are overwritten.
+$ORIGIN 0.10.10.in-addr.arpa.
+$TTL 300
+@ IN SOA dns.lab2.internal. hostmaster.lab2.internal. ( 266502732 3600 600 86400 60 )
+@ IN NS dns.lab2.internal.
+1.0.10.10.in-addr.arpa. IN PTR gateway.lab2.internal.
+2.0.10.10.in-addr.arpa. IN PTR dns.lab2.internal.
+9.0.10.10.in-addr.arpa. IN PTR box.lab2.internal.
+ORBITLAB_EOF_d6381fefe32cc678
+}
+
+# --- commands ------------------------------------------------------------------------
+prepare() {
+	export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+	wait_for "a default route" 120 has_default_route
+	wait_for "DNS (dl-cdn.alpinelinux.org)" 120 nslookup dl-cdn.alpinelinux.org
+	grep -q '/community$' /etc/apk/repositories || sed -n 's#/main$#/community#p' /etc/apk/repositories >> /etc/apk/repositories
+	apk update --quiet
+	say "installing coredns"
+	apk add --quiet --no-progress coredns
+}
+
+# A service is reloaded when one of its files changed in this run or in an earlier run
+# that failed before reloading (kept in $PENDING), or when it is not running.
+PENDING=/run/orbitlab-pending
+activate() {
+	mkdir -p "$(dirname "$PENDING")"
+	for path in $CHANGED; do echo "$path" >> "$PENDING"; done
+	[ -e /etc/runlevels/default/coredns ] || rc-update add coredns default
+	if ! rc-service coredns status >/dev/null 2>&1; then
+		say "starting coredns"
+		rc-service coredns start
+	elif grep -qxF -e /etc/coredns/Corefile -e /etc/coredns/db.lab2.internal -e /etc/coredns/db.0.10.10.in-addr.arpa "$PENDING" 2>/dev/null; then
+		say "reloading coredns"
+		rc-service coredns restart
+	fi
+	rm -f "$PENDING"
+}
+
+if [ "$FILES_ONLY" = 1 ]; then
+	write_files
+	exit 0
+fi
+prepare
+write_files
+activate
+say "provisioned"

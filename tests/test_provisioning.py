@@ -1,0 +1,240 @@
+"""The provisioning script: files part against a root directory, commands part in a sandbox.
+
+The files part runs as it will for the twin (``--root DIR``). The commands part runs in a
+private mount namespace whose /etc, /run and /usr/local are fresh tmpfs mounts and whose
+package and service tools are stubs that log their calls, so the host is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orbitlab.cli import load_plan
+from orbitlab.plan import PortForwardPlan
+from orbitlab.rendering import Bundle, provisioning_script, sector_bundles
+
+EXAMPLE = Path(__file__).parent.parent / "stacks" / "Pulumi.example.yaml"
+
+
+@pytest.fixture(scope="module")
+def bundles() -> dict[str, Bundle]:
+    plan = load_plan(str(EXAMPLE))
+    return sector_bundles(plan, plan.sector("web"))
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, int, bytes]]:
+    """Every file under root: (mode, inode, mtime_ns, content), keyed by in-container path."""
+    result = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            key = "/" + str(path.relative_to(root))
+            result[key] = (stat.st_mode & 0o7777, stat.st_ino, stat.st_mtime_ns, path.read_bytes())
+    return result
+
+
+def run_files_part(script: str, root: Path, env: dict[str, str] | None = None):
+    return subprocess.run(
+        ["sh", "-s", "--", "--root", str(root)],
+        input=script,
+        text=True,
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("role", ["gateway", "dns", "lb"])
+def test_files_part_writes_exactly_the_bundle_and_is_idempotent(bundles, tmp_path, role):
+    bundle = bundles[role]
+    script = provisioning_script(bundle)
+    first = run_files_part(script, tmp_path)
+    assert first.returncode == 0, first.stderr
+    files = snapshot(tmp_path)
+    assert set(files) == {spec.path for spec in bundle.files}
+    for spec in bundle.files:
+        mode, _, _, content = files[spec.path]
+        assert content == spec.content.encode()
+        assert mode == spec.mode
+    assert first.stderr.count("wrote ") == len(bundle.files)
+
+    second = run_files_part(script, tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert snapshot(tmp_path) == files  # same inodes, mtimes, modes and contents
+    assert "wrote" not in second.stderr
+
+
+def test_files_part_repairs_a_changed_file_and_mode(bundles, tmp_path):
+    script = provisioning_script(bundles["gateway"])
+    run_files_part(script, tmp_path)
+    nft = tmp_path / "etc/nftables.nft"
+    nft.write_text("flush ruleset\n")
+    nft.chmod(0o600)
+    result = run_files_part(script, tmp_path)
+    assert result.returncode == 0
+    assert result.stderr.count("wrote ") == 1
+    assert nft.read_text() == bundles["gateway"].file("/etc/nftables.nft").content
+    assert nft.stat().st_mode & 0o777 == 0o755
+
+
+def test_files_part_runs_no_command(bundles, tmp_path):
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    calls = tmp_path / "calls.log"
+    for tool in ("apk", "rc-service", "rc-update", "nft", "vtysh", "haproxy", "sysctl", "ip"):
+        stub = stubs / tool
+        stub.write_text(f'#!/bin/sh\necho {tool} "$@" >> {calls}\n')
+        stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"}
+    for role, bundle in bundles.items():
+        result = run_files_part(provisioning_script(bundle), tmp_path / role, env)
+        assert result.returncode == 0, result.stderr
+    assert not calls.exists()
+
+
+def test_usage_error_on_unknown_argument(bundles):
+    result = subprocess.run(
+        ["sh", "-s", "--", "--rot", "/tmp/x"],
+        input=provisioning_script(bundles["dns"]),
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 64
+    assert "usage: provision.sh [--root DIR]" in result.stderr
+
+
+def test_script_holds_the_files_and_commands_apart(bundles):
+    script = provisioning_script(bundles["gateway"])
+    files_at = script.index("write_files() {")
+    commands_at = script.index("prepare() {")
+    assert files_at < commands_at
+    assert "apk add" not in script[files_at:commands_at]
+    assert "put_file" not in script[commands_at : script.index('if [ "$FILES_ONLY" = 1 ]')]
+
+
+STUB_RC_SERVICE = """#!/bin/sh
+echo "rc-service $*" >> /run/calls.log
+case "$2" in
+  status) [ -e "/run/running-$1" ] ;;
+  start) : > "/run/running-$1" ;;
+  *) : ;;
+esac
+"""
+STUB_CHECK = """#!/bin/sh
+echo "{tool} $*" >> /run/calls.log
+case "$*" in *-c*|*-C*) [ ! -e /run/fail-check ] || exit 1 ;; esac
+"""
+STUB_IP = """#!/bin/sh
+echo "ip $*" >> /run/calls.log
+case "$*" in "route show default") echo "default via 10.200.0.1 dev eth1" ;; esac
+"""
+
+
+def sandbox_run(stubs: Path, steps: str) -> subprocess.CompletedProcess:
+    """Run shell steps with /etc, /run and /usr/local private (tmpfs) and stubs on PATH."""
+    prelude = f"""
+set -u
+mount -t tmpfs orbitlab-test /etc
+mount -t tmpfs orbitlab-test /run
+mount -t tmpfs orbitlab-test /usr/local
+mkdir -p /usr/local/sbin /etc/apk
+cp {stubs}/* /usr/local/sbin/
+echo 'https://mirror.invalid/alpine/v3.22/main' > /etc/apk/repositories
+"""
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", prelude + steps],
+        text=True,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root")
+def test_commands_part_installs_reloads_on_change_and_fails_loudly(bundles, tmp_path):
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    (stubs / "rc-service").write_text(STUB_RC_SERVICE)
+    (stubs / "ip").write_text(STUB_IP)
+    for tool in ("nft", "vtysh"):
+        (stubs / tool).write_text(STUB_CHECK.format(tool=tool))
+    for tool in ("apk", "sysctl", "nslookup", "rc-update"):
+        (stubs / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> /run/calls.log\n')
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+
+    bundle = bundles["gateway"]
+    extra = PortForwardPlan("udp", 5353, bundle_target(bundles))
+    changed = changed_gateway_bundle(extra)
+    scripts = {"v1": provisioning_script(bundle), "v2": provisioning_script(changed)}
+    for name, text in scripts.items():
+        (tmp_path / f"{name}.sh").write_text(text)
+    out = tmp_path / "out"
+    out.mkdir()
+    steps = f"""
+run() {{ : > /run/calls.log; sh {tmp_path}/$1.sh 2>/dev/null; echo "exit=$?" >> /run/calls.log;
+         cp /run/calls.log {out}/$2.log; }}
+run v1 first
+run v1 second
+run v2 changed
+: > /run/fail-check
+run v1 broken
+rm /run/fail-check
+run v1 retry
+cp /etc/nftables.nft {out}/nftables.nft
+"""
+    result = sandbox_run(stubs, steps)
+    assert result.returncode == 0, result.stderr
+    log = {
+        name: (out / f"{name}.log").read_text().splitlines()
+        for name in ("first", "second", "changed", "broken", "retry")
+    }
+
+    first = log["first"]
+    assert first[-1] == "exit=0"
+    assert first.index("apk update --quiet") < first.index(
+        "apk add --quiet --no-progress frr nftables iproute2"
+    )
+    assert "nft -c -f /etc/nftables.nft" in first
+    assert first.index("nft -c -f /etc/nftables.nft") < first.index("rc-service nftables start")
+    assert "vtysh -C -f /etc/frr/frr.conf" in first
+    assert "rc-service frr start" in first
+    assert "sysctl -q -p /etc/sysctl.d/90-orbitlab.conf" in first
+
+    second = log["second"]
+    assert second[-1] == "exit=0"
+    assert not [
+        line for line in second if "reload" in line or " start" in line or "restart" in line
+    ]
+
+    changed_log = log["changed"]
+    assert "rc-service nftables reload" in changed_log  # the ruleset changed...
+    assert not [line for line in changed_log if line.startswith("rc-service frr re")]  # FRR didn't
+
+    broken = log["broken"]  # the nftables check fails: the run fails, nothing is reloaded
+    assert broken[-1] != "exit=0"
+    assert "rc-service nftables reload" not in broken
+    retry = log["retry"]  # the next good run still reloads what the failed run left pending
+    assert retry[-1] == "exit=0"
+    assert "rc-service nftables reload" in retry
+    assert (out / "nftables.nft").read_text() == bundle.file("/etc/nftables.nft").content
+
+
+def bundle_target(bundles):
+    plan = load_plan(str(EXAMPLE))
+    return plan.sector("web").port_forwards[0].to
+
+
+def changed_gateway_bundle(extra: PortForwardPlan) -> Bundle:
+    import dataclasses
+
+    plan = load_plan(str(EXAMPLE))
+    web = plan.sector("web")
+    web = dataclasses.replace(web, port_forwards=(*web.port_forwards, extra))
+    return sector_bundles(plan, web)["gateway"]
