@@ -1,0 +1,202 @@
+"""Every rendered file is accepted by the real tool that will read it, and a deliberately
+broken copy is rejected by the same tool.
+
+- nftables: ``nft -c -f`` inside a throwaway network namespace (``unshare --net``), so the
+  check never sees the host's ruleset;
+- FRR: ``vtysh -C -f`` (exit 2 on error; never ``zebra -C``);
+- HAProxy: ``haproxy -c -f``;
+- CoreDNS: started for real on the rendered Corefile in a throwaway network and mount
+  namespace (the rendered /etc bind-mounted over /etc so absolute paths hold) and asked
+  forward, reverse, NXDOMAIN and an out-of-ACL query.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from netaddr import IPAddress
+
+from orbitlab.cli import load_plan
+from orbitlab.plan import SectorPlan
+from orbitlab.rendering import Bundle, sector_bundles
+from tests.golden import cases, stack_file
+
+pytestmark = [
+    pytest.mark.tools,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the checkers need root (network namespaces)"),
+]
+TOOLS = ("nft", "vtysh", "haproxy", "coredns", "dig", "unshare")
+MISSING = [tool for tool in TOOLS if shutil.which(tool) is None]
+if MISSING:
+    pytestmark.append(pytest.mark.skip(reason=f"missing tools (run scripts/setup.sh): {MISSING}"))
+
+
+def all_bundles() -> list[tuple[str, SectorPlan, dict[str, Bundle]]]:
+    found = []
+    for case in cases():
+        plan = load_plan(str(stack_file(case)))
+        for sector in plan.sectors:
+            found.append((f"{case.name}-{sector.name}", sector, sector_bundles(plan, sector)))
+    return found
+
+
+BUNDLES = all_bundles()
+IDS = [name for name, _, _ in BUNDLES]
+
+
+def run(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+
+
+def nft_check(path: Path) -> subprocess.CompletedProcess:
+    return run(["unshare", "--net", "nft", "-c", "-f", str(path)])
+
+
+def vtysh_check(path: Path) -> subprocess.CompletedProcess:
+    return run(["vtysh", "-C", "-f", str(path)])
+
+
+def haproxy_check(path: Path) -> subprocess.CompletedProcess:
+    return run(["haproxy", "-c", "-q", "-f", str(path)])
+
+
+def write(tmp_path: Path, bundle: Bundle, path: str, content: str | None = None) -> Path:
+    target = tmp_path / path.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(bundle.file(path).content if content is None else content)
+    return target
+
+
+@pytest.mark.parametrize(("name", "sector", "bundles"), BUNDLES, ids=IDS)
+def test_nftables_ruleset_is_accepted(name, sector, bundles, tmp_path):
+    result = nft_check(write(tmp_path, bundles["gateway"], "/etc/nftables.nft"))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("name", "sector", "bundles"), BUNDLES, ids=IDS)
+def test_frr_config_is_accepted(name, sector, bundles, tmp_path):
+    result = vtysh_check(write(tmp_path, bundles["gateway"], "/etc/frr/frr.conf"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "sector", "bundles"),
+    [b for b in BUNDLES if "lb" in b[2]],
+    ids=[b[0] for b in BUNDLES if "lb" in b[2]],
+)
+def test_haproxy_config_is_accepted(name, sector, bundles, tmp_path):
+    result = haproxy_check(write(tmp_path, bundles["lb"], "/etc/haproxy/haproxy.cfg"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_broken_files_are_rejected(tmp_path):
+    _, _, bundles = BUNDLES[0]
+    nft = bundles["gateway"].file("/etc/nftables.nft").content
+    frr = bundles["gateway"].file("/etc/frr/frr.conf").content
+    haproxy = bundles["lb"].file("/etc/haproxy/haproxy.cfg").content
+    broken_nft = write(
+        tmp_path, bundles["gateway"], "/etc/nftables.nft", nft.replace("masquerade", "masquerad")
+    )
+    broken_frr = write(
+        tmp_path,
+        bundles["gateway"],
+        "/etc/frr/frr.conf",
+        frr.replace(" ip address", " ip adress", 1),
+    )
+    broken_haproxy = write(
+        tmp_path,
+        bundles["lb"],
+        "/etc/haproxy/haproxy.cfg",
+        haproxy.replace("balance roundrobin", "balance sometimes", 1),
+    )
+    assert nft_check(broken_nft).returncode != 0
+    assert vtysh_check(broken_frr).returncode == 2
+    assert haproxy_check(broken_haproxy).returncode != 0
+
+
+DNS_PROBE = """
+set -eu
+ip link set lo up
+ip link add dns0 type veth peer name client0
+ip addr add {dns}/{prefix} dev dns0
+ip addr add {client}/{prefix} dev dns0
+ip link set dns0 up
+ip link set client0 up
+mount --bind {root}/etc /etc
+coredns -conf /etc/coredns/Corefile > {log} 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null' EXIT
+for _ in $(seq 50); do
+  dig +time=1 +tries=1 @{dns} -b {client} dns.{domain} | grep -q "status: NOERROR" && break
+  sleep 0.1
+done
+q() {{ echo "=== $*"; dig +time=1 +tries=1 @{dns} "$@" || true; }}
+q -b {client} {host}.{domain} A
+q -b {client} -x {host_address}
+q -b {client} no-such-host.{domain} A
+q -b 127.0.0.1 {host}.{domain} A
+"""
+
+
+@pytest.mark.parametrize(("name", "sector", "bundles"), BUNDLES, ids=IDS)
+def test_coredns_serves_the_rendered_corefile(name, sector, bundles, tmp_path):
+    for spec in bundles["dns"].files:
+        write(tmp_path, bundles["dns"], spec.path)
+    # What Proxmox gives the container: its resolver is the upstream, not itself.
+    (tmp_path / "etc" / "resolv.conf").write_text("nameserver 192.0.2.53\n")
+    first = sector.subnets[0].cidr
+    host_name, host_address = ("gateway", sector.gateway_address)
+    if sector.hosts:
+        host_name, host_address = sector.hosts[0].name, sector.hosts[0].address
+    script = DNS_PROBE.format(
+        dns=sector.dns_address,
+        client=sector.hosts[-1].address if sector.hosts else IPAddress(first.first + 9),
+        prefix=first.prefixlen,
+        root=tmp_path,
+        log=tmp_path / "coredns.log",
+        domain=sector.domain,
+        host=host_name,
+        host_address=host_address,
+    )
+    result = subprocess.run(
+        ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr + (tmp_path / "coredns.log").read_text()
+    forward, reverse, missing, outsider = parse_answers(result.stdout)
+    assert forward == ["NOERROR", str(host_address)], result.stdout
+    assert reverse == ["NOERROR", f"{host_name}.{sector.domain}."]
+    assert missing == ["NXDOMAIN"]
+    assert outsider == ["REFUSED"]
+
+
+def parse_answers(output: str) -> list[list[str]]:
+    """Per ``dig`` call: its status, then the data of each A/PTR answer."""
+    answers = []
+    for block in output.split("=== ")[1:]:
+        status = re.search(r"status: (\w+)", block)
+        records = re.findall(r"^\S+\s+\d+\s+IN\s+(?:A|PTR)\s+(\S+)$", block, re.MULTILINE)
+        answers.append(([status.group(1)] if status else ["NO-ANSWER"]) + records)
+    return answers
+
+
+def test_broken_corefile_is_rejected(tmp_path):
+    _, _, bundles = BUNDLES[0]
+    corefile = bundles["dns"].file("/etc/coredns/Corefile").content
+    broken = write(
+        tmp_path,
+        bundles["dns"],
+        "/etc/coredns/Corefile",
+        corefile.replace("forward .", "forwrd .", 1),
+    )
+    result = run(["timeout", "10", "coredns", "-conf", str(broken)])
+    assert result.returncode == 1
+    assert "Unknown directive 'forwrd'" in result.stdout + result.stderr
