@@ -89,6 +89,7 @@ class OsProfile:
     packages: dict[str, tuple[str, ...]]
     mirror_host: str
     prepare: tuple[str, ...]
+    installed: str
     install: str
     enable: str
     is_running: str
@@ -111,6 +112,7 @@ ALPINE = OsProfile(
         "sed -n 's#/main$#/community#p' /etc/apk/repositories >> /etc/apk/repositories",
         "apk update --quiet",
     ),
+    installed="apk info -e",
     install="apk add --quiet --no-progress",
     enable="[ -e /etc/runlevels/default/{service} ] || rc-update add {service} default",
     is_running="rc-service {service} status",

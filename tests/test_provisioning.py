@@ -130,6 +130,13 @@ STUB_CHECK = """#!/bin/sh
 echo "{tool} $*" >> /run/calls.log
 case "$*" in *-c*|*-C*) [ ! -e /run/fail-check ] || exit 1 ;; esac
 """
+STUB_APK = """#!/bin/sh
+echo "apk $*" >> /run/calls.log
+case "$1" in
+  info) [ -e /run/apk-installed ] ;;
+  add) : > /run/apk-installed ;;
+esac
+"""
 STUB_IP = """#!/bin/sh
 echo "ip $*" >> /run/calls.log
 case "$*" in "route show default") echo "default via 10.200.0.1 dev eth1" ;; esac
@@ -164,7 +171,8 @@ def test_commands_part_installs_reloads_on_change_and_fails_loudly(bundles, tmp_
     (stubs / "ip").write_text(STUB_IP)
     for tool in ("nft", "vtysh"):
         (stubs / tool).write_text(STUB_CHECK.format(tool=tool))
-    for tool in ("apk", "sysctl", "nslookup", "rc-update"):
+    (stubs / "apk").write_text(STUB_APK)
+    for tool in ("sysctl", "nslookup", "rc-update"):
         (stubs / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> /run/calls.log\n')
     for stub in stubs.iterdir():
         stub.chmod(0o755)
@@ -209,6 +217,7 @@ cp /etc/nftables.nft {out}/nftables.nft
 
     second = log["second"]
     assert second[-1] == "exit=0"
+    assert not [line for line in second if line.startswith(("apk update", "apk add", "nslookup"))]
     assert not [
         line for line in second if "reload" in line or " start" in line or "restart" in line
     ]

@@ -120,6 +120,9 @@ ORBITLAB_EOF_03543733481789c7
 # --- commands ------------------------------------------------------------------------
 prepare() {
 	export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+	if apk info -e coredns >/dev/null 2>&1; then
+		return 0
+	fi
 	wait_for "a default route" 120 has_default_route
 	wait_for "DNS (dl-cdn.alpinelinux.org)" 120 nslookup dl-cdn.alpinelinux.org
 	grep -q '/community$' /etc/apk/repositories || sed -n 's#/main$#/community#p' /etc/apk/repositories >> /etc/apk/repositories
