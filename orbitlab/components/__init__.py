@@ -1,0 +1,37 @@
+"""Pulumi components of OrbitLab: the Backplane, Sectors and their appliances.
+
+>>> from orbitlab.components import Backplane, Sector
+>>> Backplane.__name__, Sector.__name__
+('Backplane', 'Sector')
+"""
+
+from orbitlab.components.appliance import (
+    Appliance,
+    ApplianceArgs,
+    ApplianceTemplates,
+    ApplianceTemplatesArgs,
+    Nic,
+    SshCredentials,
+)
+from orbitlab.components.backplane import (
+    Backplane,
+    BackplaneArgs,
+    backplane_facts,
+    backplane_from_facts,
+)
+from orbitlab.components.sector import Sector, SectorArgs
+
+__all__ = [
+    "Appliance",
+    "ApplianceArgs",
+    "ApplianceTemplates",
+    "ApplianceTemplatesArgs",
+    "Backplane",
+    "BackplaneArgs",
+    "Nic",
+    "Sector",
+    "SectorArgs",
+    "SshCredentials",
+    "backplane_facts",
+    "backplane_from_facts",
+]

@@ -1,0 +1,268 @@
+"""Appliance containers (``ContainerLegacy``) provisioned over SSH by their rendered script.
+
+An :class:`Appliance` is one unprivileged LXC plus the ``pulumi_command.remote.Command``
+that runs its provisioning script on the node hosting it (``pct exec <vmid> -- /bin/sh -s``,
+script on stdin). The command's triggers hold the script's hash and the container, so a
+changed config shows in ``pulumi preview`` and reaches the running appliance on ``pulumi
+up`` without a restart; a replaced container is provisioned again.
+
+Example (inside a Pulumi program)::
+
+    templates = ApplianceTemplates("templates", ApplianceTemplatesArgs(
+        appliances=plan.appliances, nodes=["pve1"]))
+    gateway = Appliance("web-gateway", ApplianceArgs(
+        node=plan.backplane.nodes[0], vmid=10011, hostname="olvn1001-router",
+        nics=(Nic("eth0", "olvn1001", "172.16.0.1/24", mtu=1450),),
+        script="...", template_file_id=templates.file_id("pve1"),
+        appliances=plan.appliances))
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+import pulumi
+import pulumi_command as command
+import pulumi_proxmoxve as proxmoxve
+
+from orbitlab.plan import NodePlan
+from orbitlab.rendering import script_digest
+from orbitlab.settings import DNS_LABEL, ApplianceSettings
+
+NIC_NAME = re.compile(r"^eth[0-9]$")
+PROXMOX_TAG = re.compile(r"^[a-z0-9_][a-z0-9_+.-]*$")
+
+
+@dataclass(frozen=True)
+class SshCredentials:
+    """How provisioning reaches the nodes: user, and a private key (secret) or the agent.
+
+    ``private_key`` left out means the SSH agent (``SSH_AUTH_SOCK``) is used.
+    """
+
+    user: str = "root"
+    private_key: pulumi.Input[str] | None = None
+    port: int = 22
+
+
+def node_connection(node: NodePlan, ssh: SshCredentials) -> command.remote.ConnectionArgs:
+    """SSH to the node itself (``pct exec`` works only there), its host key pinned if known."""
+    return command.remote.ConnectionArgs(
+        host=str(node.address),
+        user=ssh.user,
+        port=ssh.port,
+        private_key=pulumi.Output.secret(ssh.private_key) if ssh.private_key is not None else None,
+        host_key=node.host_key,
+    )
+
+
+def pct_exec(vmid: int) -> str:
+    """The node-side command that runs a script read from stdin inside container ``vmid``."""
+    return f"pct exec {vmid} -- /bin/sh -s"
+
+
+@dataclass(frozen=True)
+class Nic:
+    """A container NIC: bridge (VNet ID), IPv4 address with prefix, optional gateway, MTU."""
+
+    name: str
+    bridge: str
+    address: str
+    mtu: int
+    gateway: str | None = None
+
+
+def nic_inputs(nics: Sequence[Nic]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``network_interfaces`` and the matching ``initialization.ip_configs`` (same order)."""
+    interfaces = [
+        {"name": nic.name, "bridge": nic.bridge, "mtu": nic.mtu, "firewall": False} for nic in nics
+    ]
+    ip_configs = [
+        {"ipv4": {"address": nic.address, **({"gateway": nic.gateway} if nic.gateway else {})}}
+        for nic in nics
+    ]
+    return interfaces, ip_configs
+
+
+@dataclass(frozen=True)
+class ApplianceArgs:
+    """Everything one appliance container needs; all plain values from the plan."""
+
+    node: NodePlan
+    vmid: int
+    hostname: str
+    nics: tuple[Nic, ...]
+    script: str
+    template_file_id: pulumi.Input[str]
+    appliances: ApplianceSettings = field(default_factory=ApplianceSettings)
+    ssh: SshCredentials = field(default_factory=SshCredentials)
+    nameservers: tuple[str, ...] = ()
+    domain: str | None = None
+    description: str = ""
+    tags: tuple[str, ...] = ("orbitlab",)
+    #: Resources the container waits for before it is created (e.g. the bridge wait).
+    start_after: tuple[pulumi.Resource, ...] = ()
+    #: Resources the provisioning waits for (e.g. the Sector Gateway's provisioning).
+    provision_after: tuple[pulumi.Resource, ...] = ()
+
+    def problems(self) -> list[str]:
+        """Every invalid field, named; empty when the args are valid."""
+        problems = []
+        if not 100 <= self.vmid <= 999_999_999:
+            problems.append(f"vmid: {self.vmid} is outside 100-999999999")
+        if not DNS_LABEL.match(self.hostname):
+            problems.append(f"hostname: {self.hostname!r} is not a DNS label")
+        if not self.nics:
+            problems.append("nics: an appliance needs at least one NIC")
+        names = [nic.name for nic in self.nics]
+        for nic in self.nics:
+            if not NIC_NAME.match(nic.name) or names.count(nic.name) > 1:
+                problems.append(f"nics: {nic.name!r} must be a unique eth0-eth9")
+            if "/" not in nic.address:
+                problems.append(f"nics[{nic.name}].address: {nic.address!r} needs a /prefix")
+        for tag in self.tags:
+            if not PROXMOX_TAG.match(tag):
+                problems.append(f"tags: {tag!r} is not a Proxmox tag (a-z 0-9 _ + . -)")
+        if not self.script.startswith("#!"):
+            problems.append("script: expected a provisioning script starting with '#!'")
+        return problems
+
+
+class Appliance(pulumi.ComponentResource):
+    """One appliance LXC and its provisioning (``orbitlab:index:Appliance``).
+
+    Children: ``<name>-ct`` (``ContainerLegacy``) and ``<name>-provision``
+    (``remote.Command``). The container has a fixed VMID and fixed addresses, so it is
+    deleted before it is replaced.
+    """
+
+    container: proxmoxve.ContainerLegacy
+    provisioning: command.remote.Command
+    vmid: int
+    hostname: str
+    node: str
+    script_sha256: str
+
+    def __init__(
+        self, name: str, args: ApplianceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        problems = args.problems()
+        if problems:
+            raise ValueError(f"Appliance {name!r}: " + "; ".join(problems))
+        super().__init__("orbitlab:index:Appliance", name, None, opts)
+        self.vmid, self.hostname, self.node = args.vmid, args.hostname, args.node.name
+        self.script_sha256 = script_digest(args.script)
+        settings = args.appliances
+        interfaces, ip_configs = nic_inputs(args.nics)
+        initialization: dict[str, Any] = {"hostname": args.hostname, "ip_configs": ip_configs}
+        if args.nameservers or args.domain:
+            initialization["dns"] = {
+                **({"domain": args.domain} if args.domain else {}),
+                **({"servers": list(args.nameservers)} if args.nameservers else {}),
+            }
+        self.container = proxmoxve.ContainerLegacy(
+            f"{name}-ct",
+            node_name=args.node.name,
+            vm_id=args.vmid,
+            description=args.description,
+            tags=sorted(args.tags),
+            unprivileged=True,
+            started=True,
+            start_on_boot=True,
+            features={"nesting": True},
+            cpu={"cores": settings.cores},
+            memory={"dedicated": settings.memory_mib, "swap": 0},
+            disk={"datastore_id": settings.storage, "size": settings.disk_gib},
+            operating_system={"template_file_id": args.template_file_id, "type": settings.os},
+            network_interfaces=interfaces,
+            initialization=initialization,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=list(args.start_after), delete_before_replace=True
+            ),
+        )
+        run = pct_exec(args.vmid)
+        self.provisioning = command.remote.Command(
+            f"{name}-provision",
+            connection=node_connection(args.node, args.ssh),
+            create=run,
+            update=run,
+            stdin=args.script,
+            triggers=[self.script_sha256, self.container.id],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.container, *args.provision_after],
+                # Replaced (so re-run) whenever the container is replaced.
+                deleted_with=self.container,
+            ),
+        )
+        self.register_outputs(
+            {
+                "vmid": self.vmid,
+                "hostname": self.hostname,
+                "node": self.node,
+                "scriptSha256": self.script_sha256,
+            }
+        )
+
+
+def template_file_name(url: str) -> str:
+    """The file name a template URL is stored under (``.../alpine-3.22.tar.xz`` → that name)."""
+    return PurePosixPath(url.split("?", 1)[0]).name
+
+
+@dataclass(frozen=True)
+class ApplianceTemplatesArgs:
+    """Which nodes need the appliance template, and where it comes from."""
+
+    appliances: ApplianceSettings
+    nodes: tuple[str, ...]
+
+
+class ApplianceTemplates(pulumi.ComponentResource):
+    """The appliance template on each node that hosts appliances.
+
+    Type ``orbitlab:index:ApplianceTemplates``.
+
+    With ``template_file_id`` set, that volume is used as is and nothing is downloaded;
+    otherwise ``template_url`` is downloaded once per node (``download.File``, vztmpl).
+    """
+
+    file_ids: Mapping[str, pulumi.Output[str]]
+
+    def __init__(
+        self, name: str, args: ApplianceTemplatesArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        if len(set(args.nodes)) != len(args.nodes):
+            raise ValueError(f"ApplianceTemplates {name!r}: nodes repeat: {list(args.nodes)}")
+        super().__init__("orbitlab:index:ApplianceTemplates", name, None, opts)
+        settings = args.appliances
+        file_ids: dict[str, pulumi.Output[str]] = {}
+        for node in args.nodes:
+            if settings.template_file_id is not None:
+                file_ids[node] = pulumi.Output.from_input(settings.template_file_id)
+                continue
+            download = proxmoxve.download.File(
+                f"{name}-{node}",
+                content_type="vztmpl",
+                datastore_id=settings.template_storage,
+                node_name=node,
+                url=settings.template_url,
+                file_name=template_file_name(settings.template_url),
+                overwrite_unmanaged=True,
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            )
+            file_ids[node] = download.id
+        self.file_ids = file_ids
+        self.register_outputs({"fileIds": file_ids})
+
+    def file_id(self, node: str) -> pulumi.Output[str]:
+        try:
+            return self.file_ids[node]
+        except KeyError:
+            raise KeyError(
+                f"no appliance template for node {node!r}; nodes: {', '.join(self.file_ids)}"
+            ) from None

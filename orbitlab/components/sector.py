@@ -1,0 +1,389 @@
+"""The Sector component: an isolated VXLAN network with its gateway, DNS and load balancer.
+
+Everything a Sector is (tag, IDs, addresses, node) comes from its :class:`SectorPlan`; the
+component only declares it. The Backplane comes either as a :class:`Backplane` from the same
+program or as its exported facts (e.g. ``StackReference.require_output("backplane")``).
+
+Example (inside a Pulumi program)::
+
+    plan = plan_stack(pulumi.get_stack(), settings, **plan_inputs(stack, read_cluster()))
+    backplane = Backplane("backplane", BackplaneArgs(plan=plan.backplane))
+    templates = ApplianceTemplates("templates", ApplianceTemplatesArgs(
+        appliances=plan.appliances, nodes=tuple(sorted({s.node for s in plan.sectors}))))
+    for sector in plan.sectors:
+        Sector(sector.name, SectorArgs(
+            sector=sector, stack=plan, backplane=backplane,
+            template_file_id=templates.file_id(sector.node)))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_proxmoxve as proxmoxve
+
+from orbitlab.components import sdn
+from orbitlab.components.appliance import (
+    Appliance,
+    ApplianceArgs,
+    Nic,
+    SshCredentials,
+    node_connection,
+)
+from orbitlab.components.backplane import SDN_ID_MAX, Backplane, backplane_from_facts
+from orbitlab.plan import BackplanePlan, SectorPlan, StackPlan, SubnetPlan
+from orbitlab.rendering import OS_PROFILES, Bundle, provisioning_script, sector_bundles
+
+BackplaneSource = Backplane | pulumi.Input[Mapping[str, Any]]
+
+
+def subnet_slug(subnet: SubnetPlan) -> str:
+    """A resource-name-safe key of a subnet, stable when subnets are reordered."""
+    return str(subnet.cidr).replace(".", "-").replace("/", "-")
+
+
+def sector_sdn_inputs(sector: SectorPlan, backplane: BackplanePlan) -> dict[str, Any]:
+    """The inputs of the Sector's SDN objects, as plain values (also the digest's input)."""
+    return {
+        "zone": {
+            "resource_id": sector.zone_id,
+            "peers": [str(address) for address in backplane.peers],
+            "mtu": sector.mtu,
+            "nodes": list(backplane.node_names),
+        },
+        "vnet": {
+            "resource_id": sector.vnet_id,
+            "zone": sector.zone_id,
+            "tag": sector.tag,
+            "alias": sector.alias,
+        },
+        "subnets": {
+            subnet_slug(subnet): {
+                "cidr": str(subnet.cidr),
+                "vnet": sector.vnet_id,
+                "gateway": str(subnet.gateway),
+                "snat": False,
+            }
+            for subnet in sector.subnets
+        },
+    }
+
+
+def backplane_mismatches(expected: BackplanePlan, actual: BackplanePlan) -> list[str]:
+    """What differs between the Backplane a Sector was planned against and the one given."""
+    fields = {
+        "cidr": (str(expected.cidr), str(actual.cidr)),
+        "gateway": (str(expected.gateway), str(actual.gateway)),
+        "mtu": (expected.mtu, actual.mtu),
+        "vnet": (expected.vnet_id, actual.vnet_id),
+        "nodes": (
+            [(n.name, str(n.address)) for n in expected.nodes],
+            [(n.name, str(n.address)) for n in actual.nodes],
+        ),
+    }
+    return [
+        f"{key}: planned {want}, the Backplane has {got}"
+        for key, (want, got) in fields.items()
+        if want != got
+    ]
+
+
+def appliance_nics(sector: SectorPlan, backplane: BackplanePlan) -> dict[str, tuple[Nic, ...]]:
+    """Each appliance's NICs: bridges, addresses with prefixes, gateways, MTU (from the plan)."""
+    first = sector.first_subnet
+    sector_prefix = first.cidr.prefixlen
+    backplane_prefix = backplane.cidr.prefixlen
+    mtu = backplane.mtu
+    nics = {
+        "gateway": (
+            Nic("eth0", sector.vnet_id, first.gateway_interface, mtu),
+            Nic(
+                "eth1",
+                backplane.vnet_id,
+                f"{sector.gateway_backplane}/{backplane_prefix}",
+                mtu,
+                gateway=str(backplane.gateway),
+            ),
+        ),
+        "dns": (
+            Nic(
+                "eth0",
+                sector.vnet_id,
+                f"{sector.dns_address}/{sector_prefix}",
+                mtu,
+                gateway=str(first.gateway),
+            ),
+        ),
+    }
+    lb = sector.load_balancer
+    if lb is not None:
+        nics["lb"] = (
+            Nic(
+                "eth0",
+                backplane.vnet_id,
+                f"{lb.backplane_address}/{backplane_prefix}",
+                mtu,
+                gateway=str(backplane.gateway),
+            ),
+            Nic("eth1", sector.vnet_id, f"{lb.sector_address}/{sector_prefix}", mtu),
+        )
+    return nics
+
+
+@dataclass(frozen=True)
+class SectorArgs:
+    """A Sector's plan, the stack plan it belongs to, its Backplane and its template.
+
+    ``backplane``: a :class:`Backplane` declared in the same program, or the Backplane's
+    facts (``StackReference.require_output("backplane")``), which must match
+    ``stack.backplane``. ``bundles`` default to the ones rendered from the plan.
+    """
+
+    sector: SectorPlan
+    stack: StackPlan
+    backplane: BackplaneSource
+    template_file_id: pulumi.Input[str]
+    ssh: SshCredentials = field(default_factory=SshCredentials)
+    bundles: Mapping[str, Bundle] | None = None
+
+    def problems(self) -> list[str]:
+        sector, backplane = self.sector, self.stack.backplane
+        problems = []
+        if sector.node not in backplane.node_names:
+            problems.append(
+                f"sector.node: {sector.node!r} is not a Backplane node "
+                f"({', '.join(backplane.node_names)})"
+            )
+        for key, value in (("zone_id", sector.zone_id), ("vnet_id", sector.vnet_id)):
+            if not 2 <= len(value) <= SDN_ID_MAX or not value.isalnum() or not value[0].isalpha():
+                problems.append(f"sector.{key}: {value!r} is not a Proxmox SDN ID (2-8 alnum)")
+        if sector.mtu != backplane.mtu:
+            problems.append(
+                f"sector.mtu: {sector.mtu} differs from the Backplane's {backplane.mtu}"
+            )
+        if sector.gateway_backplane not in backplane.cidr:
+            problems.append(
+                f"sector.gateway_backplane: {sector.gateway_backplane} is outside the "
+                f"Backplane {backplane.cidr}"
+            )
+        if isinstance(self.backplane, Backplane):
+            for mismatch in backplane_mismatches(backplane, self.backplane.plan):
+                problems.append(f"backplane: {mismatch}")
+        if self.bundles is not None:
+            expected = {"gateway", "dns"} | ({"lb"} if sector.load_balancer else set())
+            if set(self.bundles) != expected:
+                problems.append(f"bundles: got {sorted(self.bundles)}, expected {sorted(expected)}")
+        return problems
+
+
+class Sector(pulumi.ComponentResource):
+    """VXLAN zone, VNet, subnets, SDN apply and the appliances (``orbitlab:index:Sector``).
+
+    Children: ``<name>-finalizer``, ``<name>-zone``, ``<name>-vnet``, per subnet
+    ``<name>-subnet-<cidr>`` and its ``-finalizer``, ``<name>-apply``, ``<name>-bridges``
+    (the bridge wait), and the ``<name>-gateway``, ``<name>-dns`` and optional
+    ``<name>-lb`` :class:`Appliance` components.
+    """
+
+    plan: SectorPlan
+    tag: int
+    zone_id: str
+    node: str
+    mtu: int
+    subnets: tuple[str, ...]
+    gateway_address: str
+    gateway_backplane_address: str
+    dns_address: str
+    lb_address: str | None
+    peers: tuple[str, ...]
+    sdn_digest: str
+    zone: proxmoxve.sdn.zone.Vxlan
+    vnet: proxmoxve.sdn.Vnet
+    subnet_resources: tuple[proxmoxve.sdn.Subnet, ...]
+    applier: proxmoxve.sdn.Applier
+    bridge_wait: Any
+    appliances: dict[str, Appliance]
+    #: The VNet ID to join (``bridge=``), resolved once the bridge exists on the Sector's node.
+    vnet_id: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: SectorArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        problems = args.problems()
+        if problems:
+            raise ValueError(f"Sector {name!r}: " + "; ".join(problems))
+        sector, stack = args.sector, args.stack
+        backplane_plan = stack.backplane
+        bundles = args.bundles if args.bundles is not None else sector_bundles(stack, sector)
+        os_profile = OS_PROFILES[stack.appliances.os]
+        scripts = {role: provisioning_script(b, os_profile) for role, b in bundles.items()}
+        super().__init__("orbitlab:index:Sector", name, None, opts)
+
+        self.plan = sector
+        self.tag, self.zone_id, self.node, self.mtu = (
+            sector.tag,
+            sector.zone_id,
+            sector.node,
+            sector.mtu,
+        )
+        self.subnets = tuple(str(s.cidr) for s in sector.subnets)
+        self.gateway_address = str(sector.gateway_address)
+        self.gateway_backplane_address = str(sector.gateway_backplane)
+        self.dns_address = str(sector.dns_address)
+        lb = sector.load_balancer
+        self.lb_address = str(lb.backplane_address) if lb is not None else None
+        self.peers = tuple(str(a) for a in backplane_plan.peers)
+        inputs = sector_sdn_inputs(sector, backplane_plan)
+        self.sdn_digest = sdn.sdn_digest(inputs)
+
+        # The Backplane's peers and MTU come from the Backplane itself (same program: once it
+        # is applied; other stack: its exported facts, checked against this Sector's plan).
+        backplane_deps: list[pulumi.Resource] = []
+        if isinstance(args.backplane, Backplane):
+            backplane_deps.append(args.backplane)
+            facts = args.backplane.facts
+        else:
+            facts = pulumi.Output.from_input(args.backplane)
+        attached = facts.apply(lambda f: _attach(name, backplane_plan, f))
+
+        def child(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(
+                parent=self, delete_before_replace=True, depends_on=list(depends_on)
+            )
+
+        final = sdn.finalizer(f"{name}-finalizer", pulumi.ResourceOptions(parent=self))
+        zone = inputs["zone"]
+        self.zone = proxmoxve.sdn.zone.Vxlan(
+            f"{name}-zone",
+            resource_id=zone["resource_id"],
+            peers=attached.apply(lambda b: [str(a) for a in b.peers]),
+            mtu=attached.apply(lambda b: b.mtu),
+            nodes=zone["nodes"],
+            opts=child(final),
+        )
+        self.vnet = proxmoxve.sdn.Vnet(
+            f"{name}-vnet", **inputs["vnet"], opts=child(final, self.zone)
+        )
+        subnets = []
+        for slug, subnet_inputs in inputs["subnets"].items():
+            # Each subnet has its own finalizer: removing one subnet from a living Sector
+            # deletes it, then its finalizer applies that deletion.
+            subnet_final = sdn.finalizer(
+                f"{name}-subnet-{slug}-finalizer", pulumi.ResourceOptions(parent=self)
+            )
+            subnets.append(
+                proxmoxve.sdn.Subnet(
+                    f"{name}-subnet-{slug}",
+                    **subnet_inputs,
+                    opts=child(subnet_final, self.vnet),
+                )
+            )
+        self.subnet_resources = tuple(subnets)
+        self.applier = sdn.applier(
+            f"{name}-apply",
+            [self.zone, self.vnet, *subnets],
+            self.sdn_digest,
+            pulumi.ResourceOptions(parent=self),
+        )
+        node = next(n for n in backplane_plan.nodes if n.name == sector.node)
+        connection = node_connection(node, args.ssh)
+        self.bridge_wait = sdn.bridge_wait(
+            f"{name}-bridges",
+            connection=connection,
+            bridges=[sector.vnet_id, backplane_plan.vnet_id],
+            node=node.name,
+            digest=self.sdn_digest,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.applier, *backplane_deps]),
+        )
+
+        nics = appliance_nics(sector, backplane_plan)
+        nameservers = tuple(str(a) for a in stack.appliances.nameservers)
+        hostnames = {"gateway": sector.gateway_hostname, "dns": sector.dns_hostname}
+        if lb is not None:
+            hostnames["lb"] = lb.hostname
+        descriptions = {
+            "gateway": "Sector Gateway (FRR, nftables)",
+            "dns": "Sector DNS (CoreDNS)",
+            "lb": "Sector Load Balancer (HAProxy)",
+        }
+        self.appliances = {}
+        for role in ("gateway", "dns", "lb"):
+            if role not in scripts:
+                continue
+            # The DNS and LB install packages through the gateway: provision it first.
+            after = (self.appliances["gateway"].provisioning,) if role != "gateway" else ()
+            self.appliances[role] = Appliance(
+                f"{name}-{role}",
+                ApplianceArgs(
+                    node=node,
+                    vmid=sector.vmid(role),  # type: ignore[arg-type]
+                    hostname=hostnames[role],
+                    nics=nics[role],
+                    script=scripts[role],
+                    template_file_id=args.template_file_id,
+                    appliances=stack.appliances,
+                    ssh=args.ssh,
+                    nameservers=nameservers,
+                    domain=sector.domain,
+                    description=(
+                        f"OrbitLab {descriptions[role]} of Sector {sector.name} "
+                        f"(stack {sector.stack}, tag {sector.tag}); managed by Pulumi"
+                    ),
+                    tags=("orbitlab", f"sector-{sector.name}"),
+                    start_after=(self.bridge_wait, self.vnet),
+                    provision_after=after,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+        self.vnet_id = pulumi.Output.all(self.vnet.id, self.bridge_wait.id).apply(
+            lambda _: sector.vnet_id
+        )
+        self.register_outputs(
+            {
+                "tag": self.tag,
+                "zoneId": self.zone_id,
+                "vnetId": self.vnet_id,
+                "node": self.node,
+                "mtu": self.mtu,
+                "subnets": list(self.subnets),
+                "gatewayAddress": self.gateway_address,
+                "gatewayBackplaneAddress": self.gateway_backplane_address,
+                "dnsAddress": self.dns_address,
+                "lbAddress": self.lb_address,
+                "peers": list(self.peers),
+                "sdnDigest": self.sdn_digest,
+            }
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The Sector's facts as plain values, for stack outputs."""
+        return {
+            "tag": self.tag,
+            "vnet": self.plan.vnet_id,
+            "zone": self.zone_id,
+            "node": self.node,
+            "mtu": self.mtu,
+            "subnets": list(self.subnets),
+            "gateway": self.gateway_address,
+            "gatewayBackplane": self.gateway_backplane_address,
+            "dns": self.dns_address,
+            "domain": self.plan.domain,
+            "loadBalancer": self.lb_address,
+        }
+
+
+def _attach(name: str, planned: BackplanePlan, facts: Mapping[str, Any]) -> BackplanePlan:
+    """Check the Backplane a Sector is given against the one it was planned with."""
+    actual = backplane_from_facts(facts)
+    mismatches = backplane_mismatches(planned, actual)
+    if mismatches:
+        raise ValueError(
+            f"Sector {name!r} was planned for another Backplane than the one it is attached "
+            f"to ({'; '.join(mismatches)}); make orbitlab:backplane in this stack match the "
+            "Backplane stack (orbitlab discover fills in the nodes)"
+        )
+    return actual

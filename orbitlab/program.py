@@ -1,0 +1,133 @@
+"""The stack program: ``orbitlab:*`` config → settings → cluster facts → plan → components.
+
+``__main__.py`` calls :func:`main`. Everything is validated and planned — against the tags
+and the Backplane already on the cluster — before the first resource is declared; a bad
+stack stops ``pulumi preview`` with a message naming the field.
+
+The provider comes from the usual ``proxmoxve:*`` config or ``PROXMOX_VE_*`` environment
+(endpoint, API token as a secret); provisioning SSH uses ``orbitlab:sshPrivateKey``
+(secret) or the SSH agent.
+
+Example (what ``__main__.py`` does)::
+
+    from orbitlab.program import main
+    main()
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from orbitlab.cluster import ClusterFacts, check_backplane, plan_inputs, read_cluster
+from orbitlab.components import (
+    ApplianceTemplates,
+    ApplianceTemplatesArgs,
+    Backplane,
+    BackplaneArgs,
+    Sector,
+    SectorArgs,
+    SshCredentials,
+)
+from orbitlab.errors import OrbitLabError
+from orbitlab.plan import StackPlan, plan_backplane, plan_stack
+from orbitlab.settings import CONFIG_NAMESPACE, StackSettings, settings_from_config
+
+#: Program-level config (not a setting): the SSH key provisioning uses; set it as a secret.
+SSH_KEY_CONFIG = "sshPrivateKey"
+
+
+def _decode(value: Any) -> Any:
+    """Pulumi hands structured config over as JSON text; plain strings stay strings."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def stack_config() -> dict[str, Any]:
+    """Every ``orbitlab:*`` config value (decoded), keyed with the namespace.
+
+    Unknown keys are kept so that settings can reject typos; the SSH key is left out.
+    """
+    keys = {
+        key for key in pulumi.runtime.get_config_env() if key.startswith(CONFIG_NAMESPACE + ":")
+    }
+    keys |= {f"{CONFIG_NAMESPACE}:{name}" for name in StackSettings.model_fields}
+    keys.discard(f"{CONFIG_NAMESPACE}:{SSH_KEY_CONFIG}")
+    config = {}
+    for key in sorted(keys):
+        value = pulumi.runtime.get_config(key)
+        if value is not None:
+            config[key] = _decode(value)
+    return config
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What the program declared."""
+
+    plan: StackPlan
+    backplane: Backplane
+    templates: ApplianceTemplates
+    sectors: dict[str, Sector]
+
+    def outputs(self) -> dict[str, Any]:
+        return {
+            "backplane": self.backplane.facts,
+            "sectors": {name: sector.summary() for name, sector in self.sectors.items()},
+        }
+
+
+def plan_for_cluster(stack: str, settings: StackSettings, cluster: ClusterFacts) -> StackPlan:
+    """Check the Backplane against the cluster, then plan against the tags in use."""
+    check_backplane(plan_backplane(settings), cluster)
+    return plan_stack(stack, settings, **plan_inputs(stack, cluster))
+
+
+def deploy(
+    plan: StackPlan,
+    ssh: SshCredentials | None = None,
+    opts: pulumi.ResourceOptions | None = None,
+) -> Deployment:
+    """Declare the Backplane, the appliance templates and every Sector of a plan."""
+    ssh = ssh or SshCredentials(user=plan.appliances.ssh_user)
+    backplane = Backplane("backplane", BackplaneArgs(plan=plan.backplane), opts)
+    hosting = tuple(sorted({sector.node for sector in plan.sectors}))
+    templates = ApplianceTemplates(
+        "templates", ApplianceTemplatesArgs(appliances=plan.appliances, nodes=hosting), opts
+    )
+    sectors = {
+        sector.name: Sector(
+            sector.name,
+            SectorArgs(
+                sector=sector,
+                stack=plan,
+                backplane=backplane,
+                template_file_id=templates.file_id(sector.node),
+                ssh=ssh,
+            ),
+            opts,
+        )
+        for sector in plan.sectors
+    }
+    return Deployment(plan, backplane, templates, sectors)
+
+
+def main() -> Deployment:
+    """Run the stack program; errors a user can fix end it with a clean message."""
+    try:
+        settings = settings_from_config(stack_config())
+        plan = plan_for_cluster(pulumi.get_stack(), settings, read_cluster())
+    except OrbitLabError as error:
+        raise pulumi.RunError(f"invalid OrbitLab stack:\n{error}") from None
+    key = pulumi.Config(CONFIG_NAMESPACE).get_secret(SSH_KEY_CONFIG)
+    deployment = deploy(plan, SshCredentials(user=settings.appliances.ssh_user, private_key=key))
+    for name, value in deployment.outputs().items():
+        pulumi.export(name, value)
+    return deployment

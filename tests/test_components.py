@@ -1,0 +1,292 @@
+"""The resource graph of the example stack (stacks/Pulumi.example.yaml) under Pulumi mocks:
+types, counts, parents, dependencies, options, IDs, and the appliances' inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+
+import pytest
+
+from orbitlab.cli import load_plan
+from orbitlab.program import main
+from orbitlab.rendering import provisioning_script, sector_bundles
+from tests.pulumi_mocks import (
+    EXAMPLE_STACK,
+    FakeCluster,
+    Run,
+    is_secret,
+    reveal,
+    run_program,
+    stack_file_config,
+)
+
+SDN_ID = re.compile(r"^[a-zA-Z][a-zA-Z0-9]*[a-zA-Z0-9]$")
+CONTAINER = "proxmoxve:index/containerLegacy:ContainerLegacy"
+COMMAND = "command:remote:Command"
+APPLIER = "proxmoxve:sdn/applier:Applier"
+
+
+@pytest.fixture(scope="module")
+def run() -> Run:
+    return run_program(main, config=stack_file_config(), cluster=FakeCluster())
+
+
+def test_example_stack_declares_the_expected_resources(run: Run) -> None:
+    counts = Counter(r.type for r in run.registrations.values())
+    assert counts == {
+        "orbitlab:index:Backplane": 1,
+        "orbitlab:index:Sector": 2,
+        "orbitlab:index:Appliance": 5,  # web: gateway, dns, lb; lab: gateway, dns
+        "orbitlab:index:ApplianceTemplates": 1,
+        "proxmoxve:sdn/controller/evpn:Evpn": 1,
+        "proxmoxve:sdn/zone/evpn:Evpn": 1,
+        "proxmoxve:sdn/zone/vxlan:Vxlan": 2,
+        "proxmoxve:sdn/vnet:Vnet": 3,
+        "proxmoxve:sdn/subnet:Subnet": 4,  # Backplane, web x2, lab
+        # finalizer + applier per component, plus one finalizer per Sector subnet
+        APPLIER: 2 + (2 + 2) + (2 + 1),
+        CONTAINER: 5,
+        COMMAND: 5 + 2,  # provisioning per appliance, bridge wait per Sector
+        "proxmoxve:download/file:File": len(
+            {s.node for s in load_plan(str(EXAMPLE_STACK)).sectors}
+        ),
+    }
+
+
+def test_every_resource_has_its_component_as_parent(run: Run) -> None:
+    components = {r.urn: r for r in run.registrations.values() if not r.custom}
+    for registration in run.registrations.values():
+        if registration.type.startswith("orbitlab:index:") and registration.name in (
+            "backplane",
+            "templates",
+            "web",
+            "lab",
+        ):
+            assert registration.parent.endswith("orbitlab-example"), registration.name
+            continue
+        assert registration.parent in components, registration.name
+        owner = components[registration.parent].name
+        assert registration.name.startswith(f"{owner}-"), (registration.name, owner)
+
+
+def test_backplane_sdn_objects_are_ordered_protected_and_applied(run: Run) -> None:
+    controller = run.named("backplane-controller")
+    zone, vnet, subnet = (run.named(f"backplane-{n}") for n in ("zone", "vnet", "subnet"))
+    final, apply = run.named("backplane-finalizer"), run.named("backplane-apply")
+    assert run.depends_on(zone.urn, controller.urn)
+    assert run.depends_on(vnet.urn, zone.urn)
+    assert run.depends_on(subnet.urn, vnet.urn)
+    for obj in (controller, zone, vnet, subnet):
+        assert final.urn in obj.dependencies, obj.name  # deleted before the finalizer applies
+        assert obj.protect and obj.delete_before_replace, obj.name
+        assert obj.urn in apply.dependencies
+    assert final.protect and final.inputs == {"onCreate": False, "onDestroy": True}
+    # The applier must stay replaceable: protecting it would block every re-apply.
+    assert not apply.protect
+    assert apply.inputs == {"onCreate": True, "onDestroy": False}
+    assert re.fullmatch(r"[0-9a-f]{64}", apply.replacement_trigger)
+
+
+def test_backplane_inputs_follow_the_spec(run: Run) -> None:
+    assert run.named("backplane-controller").inputs == {
+        "sdnControllerEvpnId": "olevpn",
+        "asn": 65001.0,
+        "peers": ["192.0.2.11", "192.0.2.12"],
+    }
+    zone = run.named("backplane-zone").inputs
+    assert zone["vrfVxlan"] == 10 and zone["controller"] == "olevpn"
+    assert zone["exitNodes"] == zone["nodes"] == ["pve1", "pve2"]
+    assert zone["primaryExitNode"] == "pve1" and zone["advertiseSubnets"] is True
+    assert zone["mtu"] == 1450
+    vnet = run.named("backplane-vnet").inputs
+    assert (vnet["tag"], vnet["alias"]) == (100, "orbitlab backplane 10.200.0.0/16")
+    assert run.named("backplane-subnet").inputs == {
+        "cidr": "10.200.0.0/16",
+        "vnet": "olbpvn",
+        "gateway": "10.200.0.1",
+        "snat": True,
+    }
+
+
+def test_proxmox_ids_fit_eight_characters(run: Run) -> None:
+    ids = [
+        r.inputs.get("resourceId") or r.inputs.get("sdnControllerEvpnId")
+        for r in run.registrations.values()
+        if r.type.startswith(
+            ("proxmoxve:sdn/zone", "proxmoxve:sdn/vnet", "proxmoxve:sdn/controller")
+        )
+    ]
+    assert sorted(ids) == [
+        "olbpvn",
+        "olbpz",
+        "olevpn",
+        "olvn1001",
+        "olvn1002",
+        "olvz1001",
+        "olvz1002",
+    ]
+    assert all(2 <= len(i) <= 8 and SDN_ID.match(i) for i in ids)
+    hostnames = [r.inputs["initialization"]["hostname"] for r in run.of_type(CONTAINER)]
+    assert sorted(hostnames) == sorted(
+        ["olvn1001-router", "olvn1001-dns", "olvn1001-lb", "olvn1002-router", "olvn1002-dns"]
+    )
+
+
+def test_sector_sdn_ordering_and_apply(run: Run) -> None:
+    zone, vnet = run.named("web-zone"), run.named("web-vnet")
+    subnets = [run.named(f"web-subnet-172-16-{i}-0-24") for i in (0, 1)]
+    final, apply = run.named("web-finalizer"), run.named("web-apply")
+    assert zone.inputs == {
+        "resourceId": "olvz1001",
+        "peers": ["192.0.2.11", "192.0.2.12"],
+        "mtu": 1450.0,
+        "nodes": ["pve1", "pve2"],
+    }
+    assert vnet.inputs == {
+        "resourceId": "olvn1001",
+        "zone": "olvz1001",
+        "tag": 1001.0,
+        "alias": "ol example web",
+    }
+    assert [s.inputs["gateway"] for s in subnets] == ["172.16.0.1", "172.16.1.1"]
+    assert run.depends_on(vnet.urn, zone.urn)
+    assert all(run.depends_on(s.urn, vnet.urn) for s in subnets)
+    assert final.urn in zone.dependencies and final.urn in vnet.dependencies
+    for subnet in subnets:
+        # Its own finalizer applies the deletion of a subnet removed from a living Sector.
+        own = run.named(f"{subnet.name}-finalizer")
+        assert own.urn in subnet.dependencies and own.inputs["onCreate"] is False
+    assert {zone.urn, vnet.urn, *(s.urn for s in subnets)} <= apply.dependencies
+    assert all(r.delete_before_replace for r in (zone, vnet, *subnets))
+    assert not any(r.protect for r in (zone, vnet, *subnets, apply))
+    # The Sector's zone waits for the Backplane to be applied (its peers come from it).
+    assert run.depends_on(zone.urn, run.named("backplane-apply").urn)
+
+
+def test_containers_start_after_the_bridges_exist_and_go_before_their_vnet(run: Run) -> None:
+    for sector in ("web", "lab"):
+        wait = run.named(f"{sector}-bridges")
+        assert run.named(f"{sector}-apply").urn in wait.dependencies
+        assert run.depends_on(wait.urn, run.named("backplane-apply").urn)
+        script = wait.inputs["create"]
+        assert "/sys/class/net/$bridge" in script and "olbpvn" in script and "exit 1" in script
+        assert reveal(wait.inputs["connection"])["host"] in ("192.0.2.11", "192.0.2.12")
+        for container in run.of_type(CONTAINER):
+            if not container.name.startswith(f"{sector}-"):
+                continue
+            assert wait.urn in container.dependencies, container.name
+            # Depending on the VNet makes Pulumi delete the container before the VNet.
+            assert run.named(f"{sector}-vnet").urn in container.dependencies
+            assert container.delete_before_replace
+
+
+def test_gateway_is_provisioned_before_dns_and_lb(run: Run) -> None:
+    gateway = run.named("web-gateway-provision")
+    for role in ("dns", "lb"):
+        assert gateway.urn in run.named(f"web-{role}-provision").dependencies
+    assert not run.depends_on(gateway.urn, run.named("web-dns-provision").urn)
+
+
+def test_provisioning_runs_the_rendered_script_in_the_container_on_its_node(run: Run) -> None:
+    plan = load_plan(str(EXAMPLE_STACK))
+    node_addresses = {n.name: str(n.address) for n in plan.backplane.nodes}
+    for sector in plan.sectors:
+        for role, bundle in sector_bundles(plan, sector).items():
+            script = provisioning_script(bundle)
+            command = run.named(f"{sector.name}-{role}-provision")
+            container = run.named(f"{sector.name}-{role}-ct")
+            vmid = int(container.inputs["vmId"])
+            assert vmid == sector.vmid(role)
+            assert (
+                command.inputs["create"]
+                == command.inputs["update"]
+                == f"pct exec {vmid} -- /bin/sh -s"
+            )
+            assert command.inputs["stdin"] == script
+            assert command.inputs["triggers"] == [
+                hashlib.sha256(script.encode()).hexdigest(),
+                str(vmid),
+            ]
+            assert reveal(command.inputs["connection"])["host"] == node_addresses[sector.node]
+            assert container.inputs["nodeName"] == sector.node
+            # A replaced container takes its provisioning with it (so it runs again).
+            assert command.deleted_with == container.urn
+
+
+def test_appliance_containers_are_small_unprivileged_and_addressed_per_plan(run: Run) -> None:
+    def nics(name: str) -> list[tuple[str, str, str, str | None, float]]:
+        inputs = run.named(name).inputs
+        return [
+            (n["name"], n["bridge"], ip["ipv4"]["address"], ip["ipv4"].get("gateway"), n["mtu"])
+            for n, ip in zip(
+                inputs["networkInterfaces"], inputs["initialization"]["ipConfigs"], strict=True
+            )
+        ]
+
+    assert nics("web-gateway-ct") == [
+        ("eth0", "olvn1001", "172.16.0.1/24", None, 1450),
+        ("eth1", "olbpvn", "10.200.0.10/16", "10.200.0.1", 1450),
+    ]
+    assert nics("web-dns-ct") == [("eth0", "olvn1001", "172.16.0.2/24", "172.16.0.1", 1450)]
+    assert nics("web-lb-ct") == [
+        ("eth0", "olbpvn", "10.200.0.11/16", "10.200.0.1", 1450),
+        ("eth1", "olvn1001", "172.16.0.3/24", None, 1450),
+    ]
+    assert nics("lab-gateway-ct")[1][2] == "10.200.0.12/16"
+    for container in run.of_type(CONTAINER):
+        inputs = container.inputs
+        assert inputs["unprivileged"] is True and inputs["started"] is True
+        assert inputs["memory"]["dedicated"] == 128
+        assert inputs["operatingSystem"] == {
+            "templateFileId": "local:vztmpl/alpine-3.22-default_20250617_amd64.tar.xz",
+            "type": "alpine",
+        }
+        assert inputs["initialization"]["dns"]["servers"] == ["192.0.2.53"]
+
+
+def test_template_is_downloaded_once_per_node_hosting_appliances(run: Run) -> None:
+    downloads = run.of_type("proxmoxve:download/file:File")
+    hosting = {c.inputs["nodeName"] for c in run.of_type(CONTAINER)}
+    assert sorted(d.inputs["nodeName"] for d in downloads) == sorted(hosting)
+    assert all(d.inputs["contentType"] == "vztmpl" for d in downloads)
+    for container in run.of_type(CONTAINER):
+        download = next(
+            d for d in downloads if d.inputs["nodeName"] == container.inputs["nodeName"]
+        )
+        assert download.urn in container.dependencies
+
+
+def test_ssh_key_reaches_commands_only_inside_their_secret_connection() -> None:
+    key = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH KEY-----\n"
+    )
+    config = {**stack_file_config(), "orbitlab:sshPrivateKey": key}
+    run = run_program(
+        main, config=config, cluster=FakeCluster(), secret_keys=["orbitlab:sshPrivateKey"]
+    )
+    commands = run.of_type(COMMAND)
+    assert len(commands) == 7
+    for command in commands:
+        connection = command.inputs["connection"]
+        assert is_secret(connection) and reveal(connection)["privateKey"] == key, command.name
+        others = {k: v for k, v in command.inputs.items() if k != "connection"}
+        assert "b3BlbnNzaC1rZXktdjEAAAAA" not in str(others), command.name
+    assert "b3BlbnNzaC1rZXktdjEAAAAA" not in str([c.inputs for c in run.of_type(CONTAINER)])
+
+
+def test_without_a_key_provisioning_uses_the_ssh_agent(run: Run) -> None:
+    for command in run.of_type(COMMAND):
+        connection = reveal(command.inputs["connection"])
+        assert "privateKey" not in connection and connection["user"] == "root"
+
+
+def test_node_host_key_is_pinned_when_given() -> None:
+    config = stack_file_config()
+    host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOrbitLabTestKey"
+    for node in config["orbitlab:backplane"]["nodes"]:
+        node["host_key"] = host_key
+    run = run_program(main, config=config, cluster=FakeCluster())
+    assert {reveal(c.inputs["connection"])["hostKey"] for c in run.of_type(COMMAND)} == {host_key}

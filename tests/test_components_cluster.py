@@ -1,0 +1,150 @@
+"""What the program reads from the cluster: tags in use, existing Sectors, the Backplane.
+
+Invokes (``sdn.get_vnets()``, ``sdn.get_zones()``) are answered by a fake cluster.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from orbitlab.cluster import ClusterFacts, VnetFact, ZoneFact, check_backplane
+from orbitlab.components import Backplane, BackplaneArgs
+from orbitlab.errors import BackplaneImmutableError, SettingsError
+from orbitlab.plan import plan_stack
+from orbitlab.program import main
+from orbitlab.settings import settings_from_config
+from tests.pulumi_mocks import (
+    ClusterMocks,
+    FakeCluster,
+    RecordingMonitor,
+    Run,
+    run_program,
+    stack_file_config,
+)
+
+VNET = "proxmoxve:sdn/vnet:Vnet"
+CONTAINER = "proxmoxve:index/containerLegacy:ContainerLegacy"
+
+
+def sector_tags(run: Run) -> dict[str, int]:
+    return {
+        r.name.removesuffix("-vnet"): int(r.inputs["tag"])
+        for r in run.of_type(VNET)
+        if r.name != "backplane-vnet"
+    }
+
+
+def existing_backplane(cidr: str = "10.200.0.0/16") -> FakeCluster:
+    return FakeCluster().add_vnet(
+        "olbpvn", "olbpz", 100, f"orbitlab backplane {cidr}", zone_type="evpn", vrf=10
+    )
+
+
+def test_new_sectors_get_the_lowest_free_tags_on_the_cluster() -> None:
+    cluster = FakeCluster().add_vnet("other1", "otherz", 1001).add_vnet("other3", "otherz", 1003)
+    run = run_program(main, config=stack_file_config(), cluster=cluster)
+    assert sector_tags(run) == {"web": 1002, "lab": 1004}
+    assert run.named("web-zone").inputs["resourceId"] == "olvz1002"
+    gateway = run.named("lab-gateway-ct").inputs
+    assert gateway["vmId"] == 10041 and gateway["initialization"]["hostname"] == "olvn1004-router"
+
+
+def test_evpn_vrf_tags_count_as_taken_and_vlan_tags_do_not() -> None:
+    cluster = FakeCluster().add_vnet("vlan1001", "vlanz", 1001, zone_type="vlan")
+    cluster.zones.append({**cluster.zones[0], "id": "evz", "type": "evpn", "vrfVxlan": 1002.0})
+    run = run_program(main, config=stack_file_config(), cluster=cluster)
+    assert sector_tags(run) == {"web": 1001, "lab": 1003}
+
+
+def test_an_existing_sector_keeps_its_tag_found_by_its_stack_scoped_alias() -> None:
+    cluster = existing_backplane().add_vnet("olvn1007", "olvz1007", 1007, "ol example lab")
+    # Another stack's Sector of the same name is not adopted.
+    cluster.add_vnet("olvn1001", "olvz1001", 1001, "ol other web")
+    run = run_program(main, config=stack_file_config(), cluster=cluster)
+    assert sector_tags(run) == {"web": 1002, "lab": 1007}
+    assert run.named("lab-vnet").inputs["alias"] == "ol example lab"
+
+
+def test_a_sector_keeps_its_tag_when_sectors_are_added_before_it() -> None:
+    first = run_program(main, config=stack_file_config(), cluster=FakeCluster())
+    cluster = existing_backplane()
+    for name, tag in sector_tags(first).items():
+        cluster.add_vnet(f"olvn{tag}", f"olvz{tag}", tag, f"ol example {name}")
+    config = stack_file_config()
+    config["orbitlab:sectors"].insert(0, {"name": "new", "subnets": ["172.30.0.0/24"]})
+    second = run_program(main, config=config, cluster=cluster)
+    assert sector_tags(second) == {**sector_tags(first), "new": 1003}
+
+
+def test_a_backplane_cidr_change_is_refused_before_anything_is_declared() -> None:
+    cluster = existing_backplane("10.99.0.0/16")
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program(main, config=stack_file_config(), cluster=cluster)
+    message = str(caught.value)
+    assert "10.99.0.0/16" in message and "10.200.0.0/16" in message
+    assert "wipe and re-initialize" in message and "orbitlab:backplane.cidr" in message
+
+
+def test_refusal_declares_nothing() -> None:
+    monitor = RecordingMonitor(ClusterMocks(existing_backplane("10.99.0.0/16")))
+    with pytest.raises(pulumi.RunError):
+        run_program(main, config=stack_file_config(), monitor=monitor)
+    assert monitor.registrations == {}
+
+
+def test_the_same_backplane_is_accepted_although_its_tags_are_in_use() -> None:
+    run = run_program(main, config=stack_file_config(), cluster=existing_backplane())
+    assert run.named("backplane-vnet").inputs["alias"] == "orbitlab backplane 10.200.0.0/16"
+
+
+@pytest.mark.parametrize(
+    ("cluster", "taken"),
+    [
+        (FakeCluster().add_vnet("foreign", "fz", 100), "100 is"),
+        (FakeCluster().add_vnet("foreign", "fevpn", 4000, zone_type="evpn", vrf=10), "10 is"),
+    ],
+)
+def test_backplane_tags_taken_at_first_creation_are_refused(
+    cluster: FakeCluster, taken: str
+) -> None:
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program(main, config=stack_file_config(), cluster=cluster)
+    message = str(caught.value)
+    assert f"{taken} already in use" in message and "VRF-VXLAN tag 10 and VNet tag 100" in message
+
+
+def test_a_foreign_vnet_holding_the_backplane_id_is_refused() -> None:
+    cluster = FakeCluster().add_vnet("olbpvn", "somez", 100, "my own network")
+    with pytest.raises(
+        pulumi.RunError, match="'my own network' does not record an OrbitLab Backplane"
+    ):
+        run_program(main, config=stack_file_config(), cluster=cluster)
+
+
+def test_the_backplane_component_enforces_immutability_itself() -> None:
+    settings = settings_from_config(stack_file_config())
+    plan = plan_stack("example", settings)
+    facts = ClusterFacts(
+        vnets=(VnetFact("olbpvn", "olbpz", 100, "orbitlab backplane 172.31.0.0/16"),),
+        zones=(ZoneFact("olbpz", "evpn", 10),),
+    )
+    with pytest.raises(BackplaneImmutableError, match=r"172\.31\.0\.0/16 .* 10\.200\.0\.0/16"):
+        Backplane("backplane", BackplaneArgs(plan=plan.backplane, cluster=facts))
+    with pytest.raises(SettingsError):
+        check_backplane(plan.backplane, ClusterFacts(zones=(ZoneFact("z", "evpn", 10),)))
+
+
+def test_cluster_facts_from_invoke_shapes() -> None:
+    facts = ClusterFacts(
+        vnets=(
+            VnetFact("a", "vx", 1001, "ol home web"),
+            VnetFact("b", "vl", 1002),
+            VnetFact("c", "gone", 1003),  # zone unknown: counted, to be safe
+        ),
+        zones=(ZoneFact("vx", "vxlan"), ZoneFact("vl", "vlan"), ZoneFact("ev", "evpn", 20)),
+    )
+    assert facts.in_use_tags == {1001, 1003, 20}
+    assert facts.sector_tags("home") == {"web": 1001}
+    assert facts.sector_tags("hom") == {}
+    assert facts.backplane_cidr is None

@@ -1,0 +1,201 @@
+"""The preview story: same config, same inputs; one Sector changed, only its resources change.
+
+Pulumi's preview diffs each resource's inputs against its state, so comparing the inputs
+two runs register is what a user would see in ``pulumi preview``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import runpy
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from orbitlab.cli import load_plan
+from orbitlab.components import (
+    ApplianceTemplates,
+    ApplianceTemplatesArgs,
+    Sector,
+    SectorArgs,
+    backplane_facts,
+)
+from orbitlab.program import main
+from tests.pulumi_mocks import (
+    EXAMPLE_STACK,
+    ROOT,
+    FakeCluster,
+    Run,
+    run_program,
+    stack_file_config,
+)
+
+
+def snapshot(run: Run) -> dict[str, Any]:
+    return {
+        urn: (r.inputs, r.replacement_trigger, r.protect, r.delete_before_replace)
+        for urn, r in run.registrations.items()
+    }
+
+
+def changed(before: Run, after: Run) -> set[str]:
+    """Names of resources added, removed or with different inputs/options."""
+    old, new = snapshot(before), snapshot(after)
+    urns = set(old) | set(new)
+    return {urn.rsplit("::", 1)[1] for urn in urns if old.get(urn) != new.get(urn)}
+
+
+def run_with(edit: Any = None) -> Run:
+    config = stack_file_config()
+    if edit is not None:
+        edit(config)
+    return run_program(main, config=config, cluster=FakeCluster())
+
+
+@pytest.fixture(scope="module")
+def baseline() -> Run:
+    return run_with()
+
+
+def test_running_twice_registers_identical_resources(baseline: Run) -> None:
+    again = run_with()
+    assert snapshot(again) == snapshot(baseline)
+    assert changed(baseline, again) == set()
+
+
+def test_a_new_host_changes_only_that_sectors_dns_provisioning(baseline: Run) -> None:
+    def add_host(config: dict[str, Any]) -> None:
+        config["orbitlab:sectors"][1]["hosts"].append({"name": "box3", "address": "172.16.0.23"})
+
+    # The running DNS is re-provisioned in place: no container, no SDN object changes.
+    assert changed(baseline, run_with(add_host)) == {"lab-dns-provision"}
+
+
+def test_a_listener_change_reaches_only_the_load_balancer(baseline: Run) -> None:
+    def move_listener(config: dict[str, Any]) -> None:
+        config["orbitlab:sectors"][0]["load_balancer"]["listeners"][1]["port"] = 5433
+
+    assert changed(baseline, run_with(move_listener)) == {"web-lb-provision"}
+
+
+def test_a_new_subnet_changes_only_that_sector_and_reapplies_its_sdn(baseline: Run) -> None:
+    def add_subnet(config: dict[str, Any]) -> None:
+        config["orbitlab:sectors"][1]["subnets"].append("172.16.9.0/24")
+
+    after = run_with(add_subnet)
+    diff = changed(baseline, after)
+    assert all(name.startswith("lab-") for name in diff), diff
+    assert {
+        "lab-subnet-172-16-9-0-24",
+        "lab-subnet-172-16-9-0-24-finalizer",
+        "lab-apply",
+        "lab-bridges",
+        "lab-gateway-provision",
+    } <= diff
+    assert "lab-zone" not in diff and "lab-vnet" not in diff
+    assert (
+        after.named("lab-apply").replacement_trigger
+        != baseline.named("lab-apply").replacement_trigger
+    )
+    assert (
+        after.named("web-apply").replacement_trigger
+        == baseline.named("web-apply").replacement_trigger
+    )
+
+
+def test_a_node_mtu_change_reapplies_the_backplane_and_every_sector(baseline: Run) -> None:
+    def lower_mtu(config: dict[str, Any]) -> None:
+        config["orbitlab:backplane"]["nodes"][1]["mtu"] = 1400
+
+    after = run_with(lower_mtu)
+    for applier in ("backplane-apply", "web-apply", "lab-apply"):
+        assert (
+            after.named(applier).replacement_trigger != baseline.named(applier).replacement_trigger
+        )
+    assert after.named("backplane-zone").inputs["mtu"] == 1350
+    assert after.named("web-gateway-ct").inputs["networkInterfaces"][0]["mtu"] == 1350
+
+
+def _sector_program(backplane: Any, name: str = "lab") -> Any:
+    plan = load_plan(str(EXAMPLE_STACK))
+    sector = plan.sector(name)
+    templates = ApplianceTemplates(
+        "templates", ApplianceTemplatesArgs(appliances=plan.appliances, nodes=(sector.node,))
+    )
+    return Sector(
+        name,
+        SectorArgs(
+            sector=sector,
+            stack=plan,
+            backplane=backplane,
+            template_file_id=templates.file_id(sector.node),
+        ),
+    )
+
+
+def test_a_sector_attaches_to_a_backplane_from_a_stack_reference() -> None:
+    facts = backplane_facts(load_plan(str(EXAMPLE_STACK)).backplane)
+    facts["mtu"] = float(facts["mtu"])  # numbers come back as floats
+
+    def program() -> None:
+        reference = pulumi.StackReference("me/orbitlab/home")
+        _sector_program(reference.require_output("backplane"))
+
+    run = run_program(program, config={}, stack_outputs={"backplane": facts})
+    zone = run.named("lab-zone")
+    assert zone.inputs["peers"] == ["192.0.2.11", "192.0.2.12"] and zone.inputs["mtu"] == 1450
+    assert not any(r.type == "orbitlab:index:Backplane" for r in run.registrations.values())
+    gateway = run.named("lab-gateway-ct").inputs
+    assert gateway["networkInterfaces"][1]["bridge"] == "olbpvn"
+
+
+def test_a_sector_refuses_a_referenced_backplane_it_was_not_planned_for() -> None:
+    facts = backplane_facts(load_plan(str(EXAMPLE_STACK)).backplane)
+    facts["cidr"], facts["gateway"] = "10.99.0.0/16", "10.99.0.1"
+
+    def program() -> None:
+        _sector_program(pulumi.StackReference("me/orbitlab/home").require_output("backplane"))
+
+    with pytest.raises(
+        Exception, match=r"cidr: planned 10\.200\.0\.0/16, the Backplane has 10\.99\.0\.0/16"
+    ):
+        run_program(program, config={}, stack_outputs={"backplane": facts})
+
+
+def test_invalid_sector_args_fail_before_any_child_is_declared() -> None:
+    plan = load_plan(str(EXAMPLE_STACK))
+    stray = dataclasses.replace(plan.sector("lab"), node="pve9")
+
+    def program() -> None:
+        Sector("lab", SectorArgs(sector=stray, stack=plan, backplane={}, template_file_id="x"))
+
+    from tests.pulumi_mocks import ClusterMocks, RecordingMonitor
+
+    monitor = RecordingMonitor(ClusterMocks(FakeCluster()))
+    with pytest.raises(
+        ValueError, match=r"sector\.node: 'pve9' is not a Backplane node \(pve1, pve2\)"
+    ):
+        run_program(program, config={}, monitor=monitor)
+    assert monitor.registrations == {}
+
+
+def test_homelab_example_uses_the_components_next_to_its_own_resources(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    example = ROOT / "examples" / "homelab"
+    config = yaml.safe_load((example / "Pulumi.homelab.yaml").read_text())["config"]
+    monkeypatch.chdir(example)
+    run = run_program(lambda: runpy.run_path("__main__.py"), config=config, stack="homelab")
+    app = run.named("media-jellyfin")
+    assert "::pulumi:pulumi:Stack::" in app.parent  # the program's own, not a component's
+    assert app.inputs["networkInterfaces"][0] == {"name": "eth0", "bridge": "olvn1001", "mtu": 1450}
+    assert app.inputs["initialization"]["ipConfigs"][0]["ipv4"] == {
+        "address": "172.20.0.20/24",
+        "gateway": "172.20.0.1",
+    }
+    assert app.inputs["initialization"]["dns"]["servers"] == ["172.20.0.2"]
+    # The app waits for its Sector (bridge present, gateway provisioned).
+    assert run.depends_on(app.urn, run.named("media-bridges").urn)
+    assert run.depends_on(app.urn, run.named("media-gateway-provision").urn)
