@@ -1,0 +1,117 @@
+"""A home-lab program: the OrbitLab components next to resources of its own.
+
+It declares the OrbitLab network from the same ``orbitlab:*`` config as the stack program
+(or attaches its Sectors to a Backplane owned by another stack, by ``StackReference``),
+then one Debian app container for every host declared in a Sector, joined the way any VM or
+LXC joins a Sector: NIC on ``bridge=<sector VNet>``, its address, gateway ``.1``, the Sector
+DNS, MTU = Backplane MTU.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_proxmoxve as proxmoxve
+
+from orbitlab.cluster import read_cluster
+from orbitlab.components import (
+    ApplianceTemplates,
+    ApplianceTemplatesArgs,
+    Backplane,
+    BackplaneArgs,
+    Sector,
+    SectorArgs,
+    SshCredentials,
+)
+from orbitlab.plan import SectorPlan
+from orbitlab.program import SSH_KEY_CONFIG, plan_for_cluster, stack_config
+from orbitlab.settings import settings_from_config
+
+config = pulumi.Config("homelab")
+settings = settings_from_config(stack_config())
+plan = plan_for_cluster(pulumi.get_stack(), settings, read_cluster())
+ssh = SshCredentials(
+    user=settings.appliances.ssh_user,
+    private_key=pulumi.Config("orbitlab").get_secret(SSH_KEY_CONFIG),
+)
+
+backplane_stack = config.get("backplaneStack")
+if backplane_stack:
+    # Another stack owns the Backplane: attach to its exported facts.
+    backplane = pulumi.StackReference(backplane_stack).require_output("backplane")
+else:
+    backplane = Backplane("backplane", BackplaneArgs(plan=plan.backplane))
+    pulumi.export("backplane", backplane.facts)
+
+hosting = tuple(sorted({sector.node for sector in plan.sectors}))
+templates = ApplianceTemplates(
+    "templates", ApplianceTemplatesArgs(appliances=plan.appliances, nodes=hosting)
+)
+sectors = {
+    s.name: Sector(
+        s.name,
+        SectorArgs(
+            sector=s,
+            stack=plan,
+            backplane=backplane,
+            template_file_id=templates.file_id(s.node),
+            ssh=ssh,
+        ),
+    )
+    for s in plan.sectors
+}
+
+# This program's own resources: an app template and one app container per declared host.
+app_template_url = config.require("appTemplateUrl")
+app_templates = {
+    node: proxmoxve.download.File(
+        f"app-template-{node}",
+        content_type="vztmpl",
+        datastore_id=plan.appliances.template_storage,
+        node_name=node,
+        url=app_template_url,
+        file_name=app_template_url.rsplit("/", 1)[-1],
+        overwrite_unmanaged=True,
+    )
+    for node in hosting
+}
+
+
+def app_container(sector: SectorPlan, index: int) -> proxmoxve.ContainerLegacy:
+    host = sector.hosts[index]
+    subnet = next(s for s in sector.subnets if host.address in s.cidr)
+    joined = sectors[sector.name]
+    return proxmoxve.ContainerLegacy(
+        f"{sector.name}-{host.name}",
+        node_name=sector.node,
+        # Apps get VMIDs beside the Sector's appliances (tag*10 + 1..3): tag*100 + 50 + index.
+        vm_id=sector.tag * 100 + 50 + index,
+        unprivileged=True,
+        started=True,
+        memory={"dedicated": 512},
+        disk={"datastore_id": plan.appliances.storage, "size": 8},
+        operating_system={"template_file_id": app_templates[sector.node].id, "type": "debian"},
+        network_interfaces=[
+            # bridge=<sector VNet>: joined.vnet_id resolves once the bridge exists on the node.
+            {"name": "eth0", "bridge": joined.vnet_id, "mtu": sector.mtu},
+        ],
+        initialization={
+            "hostname": host.name,
+            "ip_configs": [
+                {
+                    "ipv4": {
+                        "address": f"{host.address}/{subnet.cidr.prefixlen}",
+                        "gateway": str(subnet.gateway),
+                    }
+                }
+            ],
+            "dns": {"domain": sector.domain, "servers": [str(sector.dns_address)]},
+        },
+        opts=pulumi.ResourceOptions(depends_on=[joined]),
+    )
+
+
+apps = [
+    app_container(sector, index) for sector in plan.sectors for index in range(len(sector.hosts))
+]
+pulumi.export("sectors", {name: sector.summary() for name, sector in sectors.items()})
+pulumi.export("apps", [app.initialization.hostname for app in apps])
