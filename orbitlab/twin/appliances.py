@@ -1,0 +1,219 @@
+"""Appliances in the twin: materialized roots, private mount namespaces, real daemons.
+
+Each appliance's files come from its provisioning script, run as ``sh provision.sh --root
+DIR`` (the files part only; no command runs on the host). A *holder* process keeps the
+namespace's mount and UTS namespaces alive: in it ``DIR/etc`` is overlaid on ``/etc``, so
+the absolute paths in the rendered configs hold (``/etc/frr/frr.conf``,
+``/etc/coredns/db.web.internal``), and ``/etc/resolv.conf`` is private. Daemons start
+inside the holder's namespaces::
+
+    gateway  sysctl -p /etc/sysctl.d/90-orbitlab.conf; nft -f /etc/nftables.nft;
+             zebra + staticd (frr user, state dir of their own); vtysh -b loads frr.conf
+    dns      coredns -conf /etc/coredns/Corefile
+    lb       sysctl -p ...; sh /etc/local.d/orbitlab-routes.start; haproxy -D -f ...
+    host     python -m orbitlab.twin.echo (answers '<name> <peer>' on its service ports)
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from orbitlab.rendering import provisioning_script, sector_bundles
+from orbitlab.twin import TwinError, system
+from orbitlab.twin.context import TwinContext
+from orbitlab.twin.system import FRR_DIR
+from orbitlab.twin.topology import HostTwin, Namespace, SectorTwin
+
+FRR_DAEMONS = ("zebra", "staticd")
+APPLIANCE_DAEMONS = {"gateway": FRR_DAEMONS, "dns": ("coredns",), "lb": ("haproxy",)}
+GATEWAY_SYSCTL = "/etc/sysctl.d/90-orbitlab.conf"
+LB_ROUTES = "/etc/local.d/orbitlab-routes.start"
+
+
+def materialize(twin: TwinContext, sector: SectorTwin) -> int:
+    """Write each appliance's root directory by running its provisioning script with
+    ``--root``; return how many files the bundles hold."""
+    files = 0
+    bundles = sector_bundles(twin.topology.plan, sector.plan)
+    for role, ns in sector.appliances().items():
+        bundle = bundles[role]
+        script = twin.ns_dir(ns.name) / "provision.sh"
+        script.write_text(provisioning_script(bundle))
+        root = twin.root_dir(ns.name)
+        system.run(["sh", str(script), "--root", str(root)])
+        missing = [
+            spec.path for spec in bundle.files if not (root / spec.path.lstrip("/")).is_file()
+        ]
+        if missing:
+            raise TwinError(f"{ns.label}: the provisioning script did not write {missing}")
+        files += len(bundle.files)
+    return files
+
+
+def holder_script(ns: Namespace, root: Path | None, resolv: Path | None) -> str:
+    """The shell run by a holder: hostname, /etc overlay, private resolv.conf, then sleep.
+
+    >>> print(holder_script(Namespace("olt-x.inet", "x", "internet"), None, None))
+    set -e
+    hostname internet
+    echo ready
+    exec sleep infinity
+    """
+    lines = ["set -e", f"hostname {shlex.quote(ns.hostname)}"]
+    if root is not None:
+        for top in sorted(p.name for p in root.iterdir() if p.is_dir()):
+            lower = f"{root / top}:/{top}"
+            lines.append(f"mount -t overlay olt-{top} -o lowerdir={shlex.quote(lower)} /{top}")
+    if resolv is not None:
+        lines.append(f"mount --bind {shlex.quote(str(resolv))} /etc/resolv.conf")
+    lines += ["echo ready", "exec sleep infinity"]
+    return "\n".join(lines)
+
+
+def start_holders(twin: TwinContext, namespaces: list[Namespace], roots: set[str]) -> None:
+    """Start one holder per namespace (all at once), wait until each has mounted its view."""
+    started: list[tuple[Namespace, subprocess.Popen[bytes]]] = []
+    for ns in namespaces:
+        directory = twin.ns_dir(ns.name)
+        resolv = None
+        if ns.resolver is not None:
+            resolv = directory / "resolv.conf"
+            resolv.write_text(f"nameserver {ns.resolver}\n")
+        root = twin.root_dir(ns.name) if ns.name in roots else None
+        script = holder_script(ns, root, resolv)
+        argv = [*system.in_netns(ns.name, ["unshare", "--mount", "--uts"]), "sh", "-c", script]
+        with (twin.run_dir(ns.name) / "holder.log").open("ab") as log:
+            process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                start_new_session=True,
+            )  # fmt: skip
+        started.append((ns, process))
+    for ns, process in started:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        process.stdout.close()
+        if line != b"ready":
+            log = (twin.run_dir(ns.name) / "holder.log").read_text().strip()
+            raise TwinError(f"{ns.label}: could not set up its mount namespace: {log}")
+        twin.state.holders[ns.name] = system.record(process.pid, ns.name, "holder")
+    twin.save()
+
+
+def start_gateway(twin: TwinContext, sector: SectorTwin) -> None:
+    """Apply the gateway's sysctls and nftables, start zebra + staticd, load frr.conf."""
+    ns = sector.gateway.name
+    state_dir = twin.run_dir(ns) / "frr"
+    state_dir.mkdir(exist_ok=True)
+    shutil.chown(state_dir, "frr", "frr")
+    twin.run(ns, ["sysctl", "-q", "-p", GATEWAY_SYSCTL])
+    twin.run(ns, ["nft", "-f", "/etc/nftables.nft"])
+    for daemon in FRR_DAEMONS:
+        pidfile = state_dir / f"{daemon}.pid"
+        pidfile.unlink(missing_ok=True)
+        twin.run(ns, [
+            str(FRR_DIR / daemon), "-d", "-f", "/dev/null", "-i", str(pidfile),
+            "-z", str(state_dir / "zserv.api"), "--vty_socket", str(state_dir), "-P", "0",
+        ])  # fmt: skip
+        twin.adopt(system.read_pidfile(pidfile), ns, daemon)
+    for daemon in FRR_DAEMONS:
+        socket = state_dir / f"{daemon}.vty"
+        system.wait_until(f"{sector.gateway.label}: {daemon}'s vty", socket.exists, 10)
+    twin.run(ns, ["vtysh", "--vty_socket", str(state_dir), "--config_dir", "/etc/frr", "-b"])
+
+
+def vtysh(twin: TwinContext, sector: SectorTwin, command: str) -> str:
+    """Ask the gateway's FRR (e.g. ``show ip route``)."""
+    state_dir = twin.run_dir(sector.gateway.name) / "frr"
+    argv = ["vtysh", "--vty_socket", str(state_dir), "-c", command]
+    return twin.run(sector.gateway.name, argv).stdout
+
+
+def gateway_routed(twin: TwinContext, sector: SectorTwin) -> bool:
+    """True once FRR has put the gateway's addresses and default route in the kernel."""
+    ns = sector.gateway.name
+    routes = system.run(["ip", "-n", ns, "route", "show", "default"], check=False).stdout
+    addresses = system.run(["ip", "-n", ns, "-4", "addr", "show", "dev", "eth0"], check=False)
+    wanted = [f"{s.gateway_interface} " for s in sector.plan.subnets]
+    has_all = all(w in addresses.stdout for w in wanted)
+    return f"via {twin.topology.plan.backplane.gateway}" in routes and has_all
+
+
+def stop_gateway(twin: TwinContext, sector: SectorTwin) -> None:
+    """Stop the gateway as a failed container would: daemons gone, rules gone, links down."""
+    ns = sector.gateway.name
+    system.stop_processes(twin.state.drop_processes(ns))
+    twin.save()
+    system.run(["ip", "netns", "exec", ns, "nft", "flush", "ruleset"])
+    system.ip_batch(ns, ["link set eth0 down", "link set eth1 down"])
+
+
+def restart_gateway(twin: TwinContext, sector: SectorTwin) -> None:
+    """Bring a stopped gateway back: links up, then the same start as at bring-up."""
+    system.ip_batch(sector.gateway.name, ["link set eth0 up", "link set eth1 up"])
+    start_gateway(twin, sector)
+    twin.save()
+    system.wait_until(f"{sector.gateway.label} routes", lambda: gateway_routed(twin, sector), 10)
+
+
+def start_dns(twin: TwinContext, sector: SectorTwin) -> None:
+    ns = sector.dns.name
+    pidfile = twin.run_dir(ns) / "coredns.pid"
+    argv = ["coredns", "-conf", "/etc/coredns/Corefile", "-pidfile", str(pidfile)]
+    twin.start(ns, argv, "coredns")
+
+
+def dns_answers(twin: TwinContext, sector: SectorTwin) -> bool:
+    """True once the Sector DNS answers its own name."""
+    plan = sector.plan
+    argv = ["dig", "+short", "+time=1", "+tries=1", f"@{plan.dns_address}", f"dns.{plan.domain}"]
+    result = twin.run(sector.dns.name, argv, check=False)
+    return result.stdout.strip() == str(plan.dns_address)
+
+
+def start_lb(twin: TwinContext, sector: SectorTwin) -> None:
+    if sector.lb is None:
+        return
+    ns = sector.lb.name
+    pidfile = twin.run_dir(ns) / "haproxy.pid"
+    twin.run(ns, ["sysctl", "-q", "-p", GATEWAY_SYSCTL])
+    twin.run(ns, ["sh", LB_ROUTES])
+    twin.run(ns, ["haproxy", "-D", "-f", "/etc/haproxy/haproxy.cfg", "-p", str(pidfile)])
+    twin.adopt(system.read_pidfile(pidfile), ns, "haproxy")
+
+
+def start_host(twin: TwinContext, host: HostTwin) -> None:
+    """A declared host runs the echo service on its LB-backend and port-forward ports."""
+    ready = twin.run_dir(host.ns.name) / "echo.ready"
+    argv = twin.python(
+        host.ns.name, "orbitlab.twin.echo", "--name", host.name,
+        "--tcp", ",".join(map(str, host.tcp_ports)),
+        "--udp", ",".join(map(str, host.udp_ports)), "--ready", str(ready),
+    )  # fmt: skip
+    log = twin.run_dir(host.ns.name) / "echo.log"
+    twin.adopt(system.spawn(argv, log).pid, host.ns.name, "echo")
+
+
+def start_echo(twin: TwinContext, ns: str, name: str, ports: tuple[int, ...]) -> Path:
+    """The echo service in a namespace of the external side or a node; returns its ready file."""
+    ready = twin.run_dir(ns) / "echo.ready"
+    argv = twin.python(
+        ns, "orbitlab.twin.echo", "--name", name,
+        "--tcp", ",".join(map(str, ports)), "--ready", str(ready),
+    )  # fmt: skip
+    twin.adopt(system.spawn(argv, twin.run_dir(ns) / "echo.log").pid, ns, "echo")
+    return ready
+
+
+def daemon_rss_kib(twin: TwinContext, ns: str) -> dict[str, int]:
+    """Resident memory (KiB) of each recorded daemon of a namespace, from /proc."""
+    found: dict[str, int] = {}
+    for proc in twin.state.processes_in(ns):
+        if not proc.alive():
+            continue
+        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                found[proc.what] = found.get(proc.what, 0) + int(line.split()[1])
+    return found

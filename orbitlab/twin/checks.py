@@ -1,0 +1,581 @@
+"""``twin test``: what the running twin proves, one row per check, printed as a table.
+
+Every check sends real traffic between namespaces and compares what came back with what
+the stack declares (SPEC §6, §7, §9):
+
+- egress: every Sector reaches the "internet"; the gateway masquerades to its Backplane
+  address (its conntrack shows it) and the primary exit node SNATs to its LAN address
+  (the internet host sees it);
+- overlap: Sectors with overlapping CIDRs reach out at the same time, each Sector's DNS
+  (same address) answering its own names;
+- isolation: no Sector reaches another Sector's gateway/LB/hosts, the Backplane gateway,
+  a node's address (GUI port), or the upstream resolver directly (only its DNS may);
+  SYN+FIN packets (conntrack-invalid) never reach a node or the Backplane;
+- egress policy: a home-LAN service is reachable unless the Sector's egress denies it;
+- routing: hosts in different subnets of one Sector reach each other un-NATed;
+- DNS: forward and reverse names of every host, NXDOMAIN for unknown names in the domain
+  (the upstream stand-in answers every name, so a forwarded query would be seen), and
+  forwarding of other names;
+- LB: every listener answers the home LAN client, spreading over its backends;
+- port forwards: each answers from the declared host with the client's address kept;
+  an undeclared port does not;
+- failover: a stopped gateway cuts only its own Sector; after a restart it works again.
+
+    >>> print(render_table([CheckResult("dns", "web/app1", "app1.web.internal", "A", "A", True)]))
+    CHECK  FROM      TO                 EXPECTED  GOT  RESULT
+    -----  --------  -----------------  --------  ---  ------
+    dns    web/app1  app1.web.internal  A         A    PASS
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from netaddr import IPAddress
+
+from orbitlab.twin import appliances, network, system
+from orbitlab.twin.context import TwinContext
+from orbitlab.twin.topology import (
+    GUI_PORT,
+    INTERNET_HOST,
+    INTERNET_NAME,
+    SERVICE_PORT,
+    Namespace,
+    SectorTwin,
+)
+
+PROBE_TIMEOUT_S = 2.0
+INVALID_PROBES = 3
+WORKERS = 8
+LB_SETTLE_S = 15
+NXDOMAIN_NAME = "no-such-host-twin"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    source: str
+    target: str
+    expected: str
+    got: str
+    ok: bool
+
+
+Check = Callable[[], list[CheckResult]]
+
+
+def render_table(results: list[CheckResult]) -> str:
+    """The results as an aligned text table."""
+    header = ("CHECK", "FROM", "TO", "EXPECTED", "GOT", "RESULT")
+    rows = [
+        (r.check, r.source, r.target, r.expected, r.got, "PASS" if r.ok else "FAIL")
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [header, tuple("-" * w for w in widths), *rows]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+                     for line in lines)  # fmt: skip
+
+
+# --- probes ---------------------------------------------------------------------------
+
+
+def probe(
+    twin: TwinContext, ns: Namespace, protocol: str, address: object, port: int
+) -> dict[str, str]:
+    """Run :mod:`orbitlab.twin.probe` in ``ns``; ``{"result": ..., "body": ...}``."""
+    argv = twin.python(
+        ns.name, "orbitlab.twin.probe", protocol, str(address), str(port),
+        "--timeout", str(PROBE_TIMEOUT_S),
+    )  # fmt: skip
+    result = system.run(argv, check=False, timeout=PROBE_TIMEOUT_S + 10)
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        return {"result": "error", "body": result.stderr.strip()[-80:]}
+
+
+def shown(found: dict[str, str]) -> str:
+    return found["body"] if found["result"] == "ok" else found["result"]
+
+
+@dataclass(frozen=True)
+class DigAnswer:
+    status: str
+    answers: tuple[str, ...]
+
+    def show(self) -> str:
+        return ", ".join(self.answers) if self.answers else self.status
+
+
+def dig(twin: TwinContext, ns: Namespace, *query: str) -> DigAnswer:
+    """Ask the namespace's resolver (its private resolv.conf) or ``@server`` in ``query``."""
+    argv = ["dig", "+time=2", "+tries=1", *query]
+    out = twin.run(ns.name, argv, check=False, timeout=15).stdout
+    status = re.search(r"status: (\w+)", out)
+    if status is None:
+        problem = re.search(r";; (communications error.*|connection timed out.*)", out)
+        return DigAnswer(problem.group(1).split(":")[-1].strip() if problem else "no reply", ())
+    section = out.split("ANSWER SECTION:", 1)
+    answers = ()
+    if len(section) == 2:
+        lines = section[1].strip().split("\n\n")[0].splitlines()
+        answers = tuple(line.split()[-1] for line in lines if line and not line.startswith(";"))
+    return DigAnswer(status.group(1), answers)
+
+
+def source_of(sector: SectorTwin) -> tuple[Namespace, IPAddress]:
+    """Where a Sector's traffic starts: its first host, or its DNS if it declares none."""
+    if sector.hosts:
+        return sector.hosts[0].ns, sector.hosts[0].address
+    return sector.dns, sector.plan.dns_address
+
+
+# --- checks ---------------------------------------------------------------------------
+
+
+def check_egress(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """From a host of every subnet that has one: the internet answers, seen from the
+    primary exit node's address; the gateway's conntrack shows its masquerade."""
+    primary = twin.topology.primary.address
+    gateway_bp = sector.plan.gateway_backplane
+    sources: list[tuple[Namespace, IPAddress]] = []
+    for subnet in sector.plan.subnets:
+        host = next((h for h in sector.hosts if h.subnet == subnet), None)
+        if host is not None:
+            sources.append((host.ns, host.address))
+    sources = sources or [source_of(sector)]
+    results = []
+    for ns, address in sources:
+        found = probe(twin, ns, "http", INTERNET_HOST, SERVICE_PORT)
+        seen = found["body"].split()[-1] if found["result"] == "ok" else found["result"]
+        conntrack = twin.run(
+            sector.gateway.name,
+            ["conntrack", "-L", "-p", "tcp", "-s", str(address), "-d", str(INTERNET_HOST)],
+            check=False,
+        ).stdout
+        masqueraded = f"dst={gateway_bp} " in conntrack
+        got = f"seen as {seen}; gateway NAT {'to ' + str(gateway_bp) if masqueraded else 'none'}"
+        results.append(
+            CheckResult(
+                "egress SNAT",
+                ns.label,
+                f"{INTERNET_HOST}:{SERVICE_PORT}",
+                f"seen as {primary}; gateway NAT to {gateway_bp}",
+                got,
+                seen == str(primary) and masqueraded,
+            )
+        )
+    return results
+
+
+def check_overlap(twin: TwinContext, a: SectorTwin, b: SectorTwin) -> list[CheckResult]:
+    """Two Sectors sharing address space: both egress at once, each DNS its own names."""
+    (ns_a, addr_a), (ns_b, addr_b) = source_of(a), source_of(b)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [
+            pool.submit(probe, twin, ns, "http", INTERNET_HOST, SERVICE_PORT) for ns in (ns_a, ns_b)
+        ]
+        egress = [future.result() for future in futures]
+    own = []
+    for sector, ns in ((a, ns_a), (b, ns_b)):
+        answer = dig(twin, ns, f"@{sector.plan.dns_address}", f"dns.{sector.plan.domain}")
+        own.append(answer.answers == (str(sector.plan.dns_address),))
+    overlap = sorted(str(x) for x, _ in _shared_subnets(a, b))
+    got = f"egress {shown(egress[0])} | {shown(egress[1])}; own DNS {own[0]} | {own[1]}"
+    return [
+        CheckResult(
+            "overlap",
+            f"{ns_a.label} ({addr_a}) + {ns_b.label} ({addr_b})",
+            f"internet at once; DNS {a.plan.dns_address} ({', '.join(overlap)})",
+            "both answered; each its own DNS",
+            got,
+            all(e["result"] == "ok" for e in egress) and all(own),
+        )
+    ]
+
+
+def _isolation_targets(
+    twin: TwinContext, sector: SectorTwin
+) -> Iterator[tuple[str, str, object, int]]:
+    """(kind, protocol, address, port) a Sector must never reach."""
+    topology = twin.topology
+    bp = topology.plan.backplane
+    yield "Backplane gateway (node)", "tcp", bp.gateway, GUI_PORT
+    for node in topology.nodes:
+        yield f"node {node.name} GUI", "tcp", node.address, GUI_PORT
+    for other in topology.sectors:
+        if other is sector:
+            continue
+        yield f"{other.name} gateway", "tcp", other.plan.gateway_backplane, 22
+        if other.plan.load_balancer is not None:
+            lb = other.plan.load_balancer
+            yield f"{other.name} LB", "tcp", lb.backplane_address, lb.listeners[0].port
+        own = [s.cidr for s in sector.plan.subnets]
+        for host in other.hosts:
+            if not any(host.address in cidr for cidr in own):
+                yield f"{other.name}/{host.name}", "tcp", host.address, host.tcp_ports[0]
+
+
+def check_isolation(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    ns, _ = source_of(sector)
+    results = []
+    for kind, protocol, address, port in _isolation_targets(twin, sector):
+        found = probe(twin, ns, protocol, address, port)
+        results.append(
+            CheckResult(
+                "isolation",
+                ns.label,
+                f"{kind} {address}:{port}",
+                "blocked",
+                found["result"],
+                found["result"] in ("blocked", "timeout"),
+            )
+        )
+    for resolver in twin.topology.external.resolver_addresses:
+        answer = dig(twin, ns, f"@{resolver}", INTERNET_NAME)
+        results.append(
+            CheckResult(
+                "isolation",
+                ns.label,
+                f"upstream resolver {resolver}:53 directly",
+                "no answer (only the DNS may)",
+                answer.show(),
+                not answer.answers,
+            )
+        )
+    return results
+
+
+def _invalid_targets(twin: TwinContext, sector: SectorTwin) -> list[object]:
+    topology = twin.topology
+    targets: list[object] = [topology.plan.backplane.gateway]
+    targets += [node.address for node in topology.nodes]
+    targets += [other.plan.gateway_backplane for other in topology.sectors if other is not sector]
+    return targets
+
+
+def _syn_fin(twin: TwinContext, ns: Namespace, targets: list[object]) -> int:
+    """Send SYN+FIN probes from ``ns``; return how many the nodes' counters saw."""
+    before = network.watch_count(twin.topology)
+    for target in targets:
+        argv = ["hping3", "-q", "-c", str(INVALID_PROBES), "-i", "u10000", "-S", "-F"]
+        twin.run(ns.name, [*argv, "-p", str(GUI_PORT), str(target)], check=False, timeout=20)
+    return network.watch_count(twin.topology) - before
+
+
+def check_invalid(twin: TwinContext) -> list[CheckResult]:
+    """SYN+FIN (conntrack-invalid) from each Sector: none reaches a node or the Backplane.
+    The control (from the home LAN client to a node) shows the counters do see them."""
+    client = twin.topology.external.client
+    primary = twin.topology.primary
+    seen = _syn_fin(twin, client, [primary.address])
+    results = [
+        CheckResult(
+            "invalid pkts",
+            client.label,
+            f"node {primary.name} {primary.address}:{GUI_PORT} (control)",
+            f"{INVALID_PROBES} SYN+FIN counted",
+            f"{seen} counted",
+            seen >= INVALID_PROBES,
+        )
+    ]
+    for sector in twin.topology.sectors:
+        ns, _ = source_of(sector)
+        targets = _invalid_targets(twin, sector)
+        seen = _syn_fin(twin, ns, targets)
+        results.append(
+            CheckResult(
+                "invalid pkts",
+                ns.label,
+                f"{len(targets)} node/Backplane addresses :{GUI_PORT}, SYN+FIN",
+                "0 reach a node or the Backplane",
+                f"{seen} reached",
+                seen == 0,
+            )
+        )
+    return results
+
+
+def _egress_allowed(sector: SectorTwin, address: IPAddress) -> bool:
+    egress = sector.plan.egress
+    if any(address in cidr for cidr in egress.deny):
+        return False
+    return egress.default == "allow" or any(address in cidr for cidr in egress.allow)
+
+
+def check_egress_policy(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """The home-LAN service: reachable unless the Sector's egress settings deny it."""
+    ns, _ = source_of(sector)
+    target = twin.topology.external.client_lan
+    allowed = _egress_allowed(sector, target)
+    found = probe(twin, ns, "http", target, SERVICE_PORT)
+    reached = found["result"] == "ok"
+    return [
+        CheckResult(
+            "egress policy",
+            ns.label,
+            f"home LAN service {target}:{SERVICE_PORT}",
+            "answers" if allowed else "blocked (egress settings)",
+            shown(found),
+            reached == allowed,
+        )
+    ]
+
+
+def check_routing(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """Hosts in different subnets of one Sector reach each other (un-NATed) and its DNS."""
+    results = []
+    hosts = sector.hosts
+    for a in hosts:
+        for b in hosts:
+            if a is b or a.subnet == b.subnet:
+                continue
+            found = probe(twin, a.ns, "tcp", b.address, b.tcp_ports[0])
+            results.append(
+                CheckResult(
+                    "subnet routing",
+                    a.ns.label,
+                    f"{b.ns.label} {b.address}:{b.tcp_ports[0]}",
+                    f"{b.name} {a.address}",
+                    shown(found),
+                    found.get("body") == f"{b.name} {a.address}",
+                )
+            )
+        if a.subnet != sector.plan.first_subnet:
+            answer = dig(twin, a.ns, f"dns.{sector.plan.domain}")
+            results.append(
+                CheckResult(
+                    "subnet routing",
+                    a.ns.label,
+                    f"Sector DNS {sector.plan.dns_address} (other subnet)",
+                    str(sector.plan.dns_address),
+                    answer.show(),
+                    answer.answers == (str(sector.plan.dns_address),),
+                )
+            )
+    return results
+
+
+def check_dns(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """Through the host's own resolver (the Sector DNS): forward, reverse, NXDOMAIN, upstream."""
+    ns, _ = source_of(sector)
+    domain = sector.plan.domain
+    results = []
+    names = [(host.name, host.address) for host in sector.hosts] or [
+        ("dns", sector.plan.dns_address)
+    ]
+    for name, address in names:
+        forward = dig(twin, ns, f"{name}.{domain}")
+        reverse = dig(twin, ns, "-x", str(address))
+        results += [
+            CheckResult("dns forward", ns.label, f"{name}.{domain}", str(address),
+                        forward.show(), forward.answers == (str(address),)),
+            CheckResult("dns reverse", ns.label, str(address), f"{name}.{domain}.",
+                        reverse.show(), reverse.answers == (f"{name}.{domain}.",)),
+        ]  # fmt: skip
+    unknown = dig(twin, ns, f"{NXDOMAIN_NAME}.{domain}")
+    upstream = dig(twin, ns, INTERNET_NAME)
+    results.append(
+        CheckResult(
+            "dns nxdomain",
+            ns.label,
+            f"{NXDOMAIN_NAME}.{domain}",
+            "NXDOMAIN (not forwarded)",
+            unknown.show(),
+            unknown.status == "NXDOMAIN" and not unknown.answers,
+        )
+    )
+    results.append(
+        CheckResult(
+            "dns forwarding",
+            ns.label,
+            INTERNET_NAME,
+            str(INTERNET_HOST),
+            upstream.show(),
+            upstream.answers == (str(INTERNET_HOST),),
+        )
+    )
+    return results
+
+
+def check_lb(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """Every listener answers the home LAN client; requests spread over all backends."""
+    lb = sector.plan.load_balancer
+    if lb is None:
+        return []
+    client = twin.topology.external.client
+    results = []
+    for listener in lb.listeners:
+        protocol = "http" if listener.mode == "http" else "tcp"
+        wanted = {b.host or str(b.address) for b in listener.backends}
+        answered = _lb_answers(twin, client, lb.backplane_address, listener.port, protocol, wanted)
+        results.append(
+            CheckResult(
+                "lb ingress",
+                client.label,
+                f"{sector.name} LB {lb.backplane_address}:{listener.port} ({listener.mode})",
+                "answered by " + ", ".join(sorted(wanted)),
+                ", ".join(sorted(answered)),
+                answered == wanted,
+            )
+        )
+    return results
+
+
+def _lb_answers(
+    twin: TwinContext, client: Namespace, address: object, port: int, protocol: str,
+    wanted: set[str],
+) -> set[str]:  # fmt: skip
+    """Who answers a listener, asking until every backend did or the time is up: a backend
+    HAProxy marked down (e.g. while its gateway was stopped) comes back after its checks."""
+    answered: set[str] = set()
+    deadline = time.monotonic() + LB_SETTLE_S
+    while True:
+        for _ in range(2 * len(wanted)):
+            found = probe(twin, client, protocol, address, port)
+            answered.add(found["body"].split()[0] if found["result"] == "ok" else found["result"])
+        if answered >= wanted or time.monotonic() > deadline:
+            return answered
+        time.sleep(1)
+
+
+def check_port_forwards(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """Declared forwards answer from their host with the client's address; others don't."""
+    client = twin.topology.external.client
+    address = sector.plan.gateway_backplane
+    results = []
+    for forward in sector.plan.port_forwards:
+        found = probe(twin, client, forward.protocol, address, forward.port)
+        name = forward.to.host or str(forward.to.address)
+        expected = f"{name} {twin.topology.external.client_lan}"
+        results.append(
+            CheckResult(
+                "port forward",
+                client.label,
+                f"{sector.name} {address}:{forward.port}/{forward.protocol} -> "
+                f"{forward.to.address}:{forward.to.port}",
+                expected,
+                shown(found),
+                found.get("body") == expected,
+            )
+        )
+    declared = {forward.port for forward in sector.plan.port_forwards}
+    undeclared = next(port for port in range(2223, 65535) if port not in declared)
+    found = probe(twin, client, "tcp", address, undeclared)
+    results.append(
+        CheckResult(
+            "port forward",
+            client.label,
+            f"{sector.name} {address}:{undeclared}/tcp (undeclared)",
+            "blocked",
+            found["result"],
+            found["result"] in ("blocked", "timeout"),
+        )
+    )
+    return results
+
+
+def _egress_ok(twin: TwinContext, sector: SectorTwin) -> dict[str, str]:
+    ns, _ = source_of(sector)
+    return probe(twin, ns, "http", INTERNET_HOST, SERVICE_PORT)
+
+
+def check_failover(twin: TwinContext) -> list[CheckResult]:
+    """Stop the first Sector's gateway: only that Sector loses egress; restart: it is back."""
+    sectors = twin.topology.sectors
+    failing = sectors[0]
+    results = []
+    appliances.stop_gateway(twin, failing)
+    try:
+        for sector in sectors:
+            found = _egress_ok(twin, sector)
+            down = sector is failing
+            results.append(
+                CheckResult(
+                    "failover",
+                    source_of(sector)[0].label,
+                    f"internet, {failing.name} gateway stopped",
+                    "fails" if down else "still answers",
+                    shown(found),
+                    (found["result"] != "ok") if down else (found["result"] == "ok"),
+                )
+            )
+        for sector in sectors[1:]:
+            results += [
+                CheckResult("failover", r.source, f"{r.target}, {failing.name} gateway stopped",
+                            r.expected, r.got, r.ok)
+                for r in check_lb(twin, sector)
+            ]  # fmt: skip
+    finally:
+        appliances.restart_gateway(twin, failing)
+    found = _egress_ok(twin, failing)
+    results.append(
+        CheckResult(
+            "failover",
+            source_of(failing)[0].label,
+            f"internet, {failing.name} gateway restarted",
+            "answers again",
+            shown(found),
+            found["result"] == "ok",
+        )
+    )
+    return results
+
+
+def _overlapping_pairs(twin: TwinContext) -> Iterator[tuple[SectorTwin, SectorTwin]]:
+    sectors = twin.topology.sectors
+    for i, a in enumerate(sectors):
+        for b in sectors[i + 1 :]:
+            if _shared_subnets(a, b):
+                yield a, b
+
+
+def _shared_subnets(a: SectorTwin, b: SectorTwin) -> list[tuple[object, object]]:
+    """Pairs of overlapping subnets of two Sectors."""
+    return [
+        (x.cidr, y.cidr)
+        for x in a.plan.subnets
+        for y in b.plan.subnets
+        if x.cidr in y.cidr or y.cidr in x.cidr
+    ]
+
+
+def parallel_checks(twin: TwinContext) -> list[Check]:
+    """Checks that do not disturb each other, in table order."""
+    checks: list[Check] = []
+    per_sector = (
+        check_egress, check_isolation, check_egress_policy, check_routing, check_dns, check_lb,
+        check_port_forwards,
+    )  # fmt: skip
+    for check in per_sector:
+        checks += [lambda c=check, s=sector: c(twin, s) for sector in twin.topology.sectors]
+        if check is check_egress:
+            checks += [
+                lambda a=a, b=b: check_overlap(twin, a, b) for a, b in _overlapping_pairs(twin)
+            ]
+    return checks
+
+
+def run_checks(
+    twin: TwinContext,
+    skip_failover: bool = False,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[CheckResult]:
+    """Run every check; the independent ones in parallel, then those that change the twin
+    (invalid-packet counters, gateway failure) one after the other."""
+    checks = parallel_checks(twin)
+    progress(f"running {len(checks)} check groups ({WORKERS} at a time)...")
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        results = [row for rows in pool.map(lambda check: check(), checks) for row in rows]
+    progress("sending invalid packets (SYN+FIN)...")
+    results += check_invalid(twin)
+    if not skip_failover and twin.topology.sectors:
+        progress(f"stopping and restarting the {twin.topology.sectors[0].name} gateway...")
+        results += check_failover(twin)
+    return results

@@ -1,0 +1,74 @@
+"""The running twin as one object: its topology, its state and per-namespace helpers.
+
+>>> from orbitlab.cli import load_plan
+>>> from orbitlab.twin.topology import build_topology
+>>> twin = TwinContext(build_topology(load_plan("stacks/Pulumi.example.yaml")),
+...                    TwinState(Path("/run/t"), Path("/run/t/Pulumi.example.yaml")))
+>>> str(twin.ns_dir("olt-s.web.gateway"))
+'/run/t/ns/olt-s.web.gateway'
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orbitlab.twin import system
+from orbitlab.twin.state import TwinState
+from orbitlab.twin.topology import Topology
+
+
+def _quiet(message: str) -> None:
+    del message
+
+
+@dataclass
+class TwinContext:
+    topology: Topology
+    state: TwinState
+    say: Callable[[str], None] = field(default=_quiet)
+
+    def ns_dir(self, ns: str) -> Path:
+        """The namespace's working directory: resolv.conf, logs, pid files, appliance root."""
+        return self.state.workdir / "ns" / ns
+
+    def run_dir(self, ns: str) -> Path:
+        return self.ns_dir(ns) / "run"
+
+    def root_dir(self, ns: str) -> Path:
+        """Where an appliance's provisioning script materialized its files."""
+        return self.ns_dir(ns) / "root"
+
+    def holder(self, ns: str) -> int:
+        return self.state.holder(ns).pid
+
+    def command(self, ns: str, argv: Sequence[str]) -> list[str]:
+        """``argv`` as run inside ``ns``: its network, its mount (private /etc) and UTS."""
+        return system.in_holder(self.holder(ns), argv)
+
+    def run(
+        self, ns: str, argv: Sequence[str], *, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
+        return system.run(self.command(ns, argv), check=check, timeout=timeout)
+
+    def python(self, ns: str, module: str, *args: str) -> list[str]:
+        """A twin helper module (echo, probe) run with this Python inside ``ns``."""
+        return self.command(ns, [sys.executable, "-m", module, *args])
+
+    def start(self, ns: str, argv: Sequence[str], what: str) -> system.Proc:
+        """Start a long-running process inside ``ns`` and record it."""
+        log = self.run_dir(ns) / f"{what}.log"
+        process = system.spawn(self.command(ns, argv), log)
+        return self.adopt(process.pid, ns, what)
+
+    def adopt(self, pid: int, ns: str, what: str) -> system.Proc:
+        """Record a process the twin started (e.g. a daemon found by its pid file)."""
+        proc = system.record(pid, ns, what)
+        self.state.add_process(proc)
+        return proc
+
+    def save(self) -> None:
+        self.state.save()

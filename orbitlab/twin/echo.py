@@ -1,0 +1,96 @@
+"""A tiny service run inside twin namespaces: it answers who it is and who asked.
+
+Every TCP connection gets an HTTP/1.0 response whose body is ``<name> <peer address>``, so
+an HTTP health check (HAProxy) and a raw TCP client both work, and a test can see both who
+answered and the source address the server saw (SNAT, DNAT, proxying). UDP datagrams get
+the same body back::
+
+    python -m orbitlab.twin.echo --name app1 --tcp 8080,22 --udp 53 --ready /run/x.ready
+
+Standard library only; it runs under the twin's Python inside the namespace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import socketserver
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+REQUEST_WAIT_S = 0.3
+
+
+def response(name: str, peer: str) -> bytes:
+    """The HTTP response carrying ``name peer``.
+
+    >>> response("app1", "10.0.0.1").split(b"\\r\\n\\r\\n")[1]
+    b'app1 10.0.0.1\\n'
+    """
+    body = f"{name} {peer}\n".encode()
+    head = f"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+def _read_request(connection: socket.socket) -> None:
+    """Read what the client sends first (an HTTP request, or nothing for raw TCP)."""
+    connection.settimeout(REQUEST_WAIT_S)
+    received = b""
+    try:
+        while b"\r\n\r\n" not in received and len(received) < 65536:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+    except TimeoutError:
+        pass
+
+
+def _tcp_server(name: str, port: int) -> socketserver.ThreadingTCPServer:
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            _read_request(self.request)
+            self.request.sendall(response(name, self.client_address[0]))
+
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    server = socketserver.ThreadingTCPServer(("0.0.0.0", port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def _udp_server(name: str, port: int) -> socketserver.ThreadingUDPServer:
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            _, sock = self.request
+            sock.sendto(f"{name} {self.client_address[0]}\n".encode(), self.client_address)
+
+    return socketserver.ThreadingUDPServer(("0.0.0.0", port), Handler)
+
+
+def _ports(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="answer '<name> <peer>' on TCP and UDP ports")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--tcp", default="", help="comma-separated TCP ports")
+    parser.add_argument("--udp", default="", help="comma-separated UDP ports")
+    parser.add_argument("--ready", help="file written once every port is bound")
+    args = parser.parse_args(argv)
+    servers: list[socketserver.BaseServer] = [
+        *(_tcp_server(args.name, port) for port in _ports(args.tcp)),
+        *(_udp_server(args.name, port) for port in _ports(args.udp)),
+    ]
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for thread in threads:
+        thread.start()
+    if args.ready:
+        Path(args.ready).write_text("ready\n")
+    threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
