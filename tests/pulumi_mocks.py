@@ -106,9 +106,16 @@ def zone_record(id: str, type: str, vrf: int | None = None) -> dict[str, Any]:
 class ClusterMocks(pulumi.runtime.Mocks):
     """Answers invokes from a :class:`FakeCluster`; gives resources provider-like IDs."""
 
-    def __init__(self, cluster: FakeCluster, stack_outputs: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        cluster: FakeCluster,
+        stack_outputs: Mapping[str, Any] | None = None,
+        first_preview: bool = False,
+    ):
         self.cluster = cluster
         self.stack_outputs = dict(stack_outputs or {})
+        #: As in the first ``pulumi preview``: nothing exists, so every new ID is unknown.
+        self.first_preview = first_preview
         self.calls: list[str] = []
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
@@ -123,6 +130,8 @@ class ClusterMocks(pulumi.runtime.Mocks):
         inputs = dict(args.inputs)
         if args.typ == "pulumi:pulumi:StackReference":
             return args.name, {"name": args.name, "outputs": self.stack_outputs}
+        if self.first_preview:
+            return "", inputs
         if args.typ == "proxmoxve:index/containerLegacy:ContainerLegacy":
             return str(int(inputs["vmId"])), inputs
         if args.typ == "proxmoxve:download/file:File":
@@ -253,6 +262,17 @@ def run_program(
 
     body()
     return Run(monitor.registrations, box.get("result"), mocks)
+
+
+def unknown_paths(value: Any, path: str = "") -> list[str]:
+    """Where a registered input is unknown (shown as ``output<...>`` in a preview)."""
+    if isinstance(value, pulumi.output.Unknown):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in unknown_paths(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in unknown_paths(v, f"{path}[{i}]")]
+    return []
 
 
 def is_secret(value: Any) -> bool:

@@ -26,11 +26,17 @@ from orbitlab.program import main
 from tests.pulumi_mocks import (
     EXAMPLE_STACK,
     ROOT,
+    ClusterMocks,
     FakeCluster,
+    RecordingMonitor,
     Run,
     run_program,
     stack_file_config,
+    unknown_paths,
 )
+
+CONTAINER = "proxmoxve:index/containerLegacy:ContainerLegacy"
+COMMAND = "command:remote:Command"
 
 
 def snapshot(run: Run) -> dict[str, Any]:
@@ -118,6 +124,25 @@ def test_a_node_mtu_change_reapplies_the_backplane_and_every_sector(baseline: Ru
     assert after.named("web-gateway-ct").inputs["networkInterfaces"][0]["mtu"] == 1350
 
 
+def test_the_first_preview_shows_every_sdn_and_container_input(baseline: Run) -> None:
+    monitor = RecordingMonitor(ClusterMocks(FakeCluster(), first_preview=True))
+    preview = run_program(main, config=stack_file_config(), preview=True, monitor=monitor)
+    unknown = {
+        r.name: paths for r in preview.registrations.values() if (paths := unknown_paths(r.inputs))
+    }
+    # Only what a new resource's ID feeds is unknown: the template volume and the
+    # container a provisioning run is bound to.
+    assert unknown == {
+        **{f"{c.name}": [".operatingSystem.templateFileId"] for c in baseline.of_type(CONTAINER)},
+        **{
+            f"{c.name}": [".triggers[1]"]
+            for c in baseline.of_type(COMMAND)
+            if c.name.endswith("-provision")
+        },
+    }
+    assert preview.named("web-zone").inputs["peers"] == ["192.0.2.11", "192.0.2.12"]
+
+
 def _sector_program(backplane: Any, name: str = "lab") -> Any:
     plan = load_plan(str(EXAMPLE_STACK))
     sector = plan.sector(name)
@@ -170,8 +195,6 @@ def test_invalid_sector_args_fail_before_any_child_is_declared() -> None:
 
     def program() -> None:
         Sector("lab", SectorArgs(sector=stray, stack=plan, backplane={}, template_file_id="x"))
-
-    from tests.pulumi_mocks import ClusterMocks, RecordingMonitor
 
     monitor = RecordingMonitor(ClusterMocks(FakeCluster()))
     with pytest.raises(

@@ -239,15 +239,20 @@ class Sector(pulumi.ComponentResource):
         inputs = sector_sdn_inputs(sector, backplane_plan)
         self.sdn_digest = sdn.sdn_digest(inputs)
 
-        # The Backplane's peers and MTU come from the Backplane itself (same program: once it
-        # is applied; other stack: its exported facts, checked against this Sector's plan).
+        # The zone's peers and MTU are the Backplane's. A Backplane of this program was checked
+        # against the plan above: its plain values keep the preview known, and the zone waits
+        # for it to be applied. Facts from another stack are checked once they resolve.
         backplane_deps: list[pulumi.Resource] = []
+        peers: pulumi.Input[list[str]] = list(self.peers)
+        mtu: pulumi.Input[int] = backplane_plan.mtu
         if isinstance(args.backplane, Backplane):
             backplane_deps.append(args.backplane)
-            facts = args.backplane.facts
         else:
-            facts = pulumi.Output.from_input(args.backplane)
-        attached = facts.apply(lambda f: _attach(name, backplane_plan, f))
+            attached = pulumi.Output.from_input(args.backplane).apply(
+                lambda facts: _attach(name, backplane_plan, facts)
+            )
+            peers = attached.apply(lambda b: [str(a) for a in b.peers])
+            mtu = attached.apply(lambda b: b.mtu)
 
         def child(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(
@@ -259,10 +264,10 @@ class Sector(pulumi.ComponentResource):
         self.zone = proxmoxve.sdn.zone.Vxlan(
             f"{name}-zone",
             resource_id=zone["resource_id"],
-            peers=attached.apply(lambda b: [str(a) for a in b.peers]),
-            mtu=attached.apply(lambda b: b.mtu),
+            peers=peers,
+            mtu=mtu,
             nodes=zone["nodes"],
-            opts=child(final),
+            opts=child(final, *backplane_deps),
         )
         self.vnet = proxmoxve.sdn.Vnet(
             f"{name}-vnet", **inputs["vnet"], opts=child(final, self.zone)
