@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+import pulumi_command as command
 import pulumi_proxmoxve as proxmoxve
 
 from orbitlab.components import sdn
@@ -35,7 +36,7 @@ from orbitlab.components.appliance import (
 )
 from orbitlab.components.backplane import SDN_ID_MAX, Backplane, backplane_from_facts
 from orbitlab.plan import BackplanePlan, SectorPlan, StackPlan, SubnetPlan
-from orbitlab.rendering import OS_PROFILES, Bundle, provisioning_script, sector_bundles
+from orbitlab.rendering import OS_PROFILES, ROLES, Bundle, provisioning_script, sector_bundles
 
 BackplaneSource = Backplane | pulumi.Input[Mapping[str, Any]]
 
@@ -204,7 +205,7 @@ class Sector(pulumi.ComponentResource):
     vnet: proxmoxve.sdn.Vnet
     subnet_resources: tuple[proxmoxve.sdn.Subnet, ...]
     applier: proxmoxve.sdn.Applier
-    bridge_wait: Any
+    bridge_wait: command.remote.Command
     appliances: dict[str, Appliance]
     #: The VNet ID to join (``bridge=``), resolved once the bridge exists on the Sector's node.
     vnet_id: pulumi.Output[str]
@@ -223,12 +224,10 @@ class Sector(pulumi.ComponentResource):
         super().__init__("orbitlab:index:Sector", name, None, opts)
 
         self.plan = sector
-        self.tag, self.zone_id, self.node, self.mtu = (
-            sector.tag,
-            sector.zone_id,
-            sector.node,
-            sector.mtu,
-        )
+        self.tag = sector.tag
+        self.zone_id = sector.zone_id
+        self.node = sector.node
+        self.mtu = sector.mtu
         self.subnets = tuple(str(s.cidr) for s in sector.subnets)
         self.gateway_address = str(sector.gateway_address)
         self.gateway_backplane_address = str(sector.gateway_backplane)
@@ -315,7 +314,7 @@ class Sector(pulumi.ComponentResource):
             "lb": "Sector Load Balancer (HAProxy)",
         }
         self.appliances = {}
-        for role in ("gateway", "dns", "lb"):
+        for role in ROLES:
             if role not in scripts:
                 continue
             # The DNS and LB install packages through the gateway: provision it first.
@@ -324,7 +323,7 @@ class Sector(pulumi.ComponentResource):
                 f"{name}-{role}",
                 ApplianceArgs(
                     node=node,
-                    vmid=sector.vmid(role),  # type: ignore[arg-type]
+                    vmid=sector.vmid(role),
                     hostname=hostnames[role],
                     nics=nics[role],
                     script=scripts[role],
