@@ -1,0 +1,381 @@
+"""The twin: the declared network running in namespaces, checked end to end.
+
+Layout tests (no root) check how a plan becomes namespaces and links. The end-to-end tests
+(``@pytest.mark.twin``, root) run the CLI as a user does: ``orbitlab twin up`` on the
+example stack and on a three-Sector stack, ``twin test`` (every check passes), ``twin
+exec`` / ``status``, a deliberately broken gateway that ``twin test`` must catch, and
+``twin down`` — after which nothing of the twin is left and the root namespace is as it
+was. Bring-up failures and interrupts must clean up too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from netaddr import IPAddress
+
+from orbitlab.cli import load_plan
+from orbitlab.plan import plan_stack
+from orbitlab.settings import parse_settings
+from orbitlab.twin import TwinError, system
+from orbitlab.twin.appliances import holder_script
+from orbitlab.twin.checks import CheckResult, render_table
+from orbitlab.twin.network import node_commands
+from orbitlab.twin.topology import Namespace, build_topology
+
+REPO = Path(__file__).parent.parent
+EXAMPLE = REPO / "stacks" / "Pulumi.example.yaml"
+THREE = REPO / "tests" / "data" / "twin" / "Pulumi.three.yaml"
+TWIN_DIR = Path("/run/orbitlab-twin")
+OUR_PREFIX = "olt-"
+
+
+# --- layout (no root) -------------------------------------------------------------------
+
+
+def test_example_topology_spreads_hosts_over_both_nodes():
+    topology = build_topology(load_plan(str(EXAMPLE)))
+    web = topology.sector("web")
+    assert web.node == "pve2"
+    assert {host.node for host in web.hosts} == {"pve1", "pve2"}
+    assert topology.primary.name == "pve1"
+    assert topology.external.resolver_addresses == (IPAddress("192.0.2.53"),)
+    names = [ns.name for ns in topology.namespaces()]
+    assert len(names) == len(set(names)) == 15
+    assert all(name.startswith(OUR_PREFIX) for name in names)
+
+
+def test_find_resolves_user_targets_and_explains_mistakes():
+    topology = build_topology(load_plan(str(EXAMPLE)))
+    assert topology.find("web/gateway").name == "olt-s.web.gateway"
+    assert topology.find("web/lb").name == "olt-s.web.lb"
+    assert topology.find("lab/box2").name == "olt-s.lab.box2"
+    assert topology.find("node:pve1").name == "olt-n.pve1"
+    assert topology.find("external:client").name == "olt-x.client"
+    with pytest.raises(TwinError, match="no 'lb' in Sector 'lab'; choose one of: gateway, dns"):
+        topology.find("lab/lb")
+    with pytest.raises(TwinError, match="no Sector 'db'; Sectors: web, lab"):
+        topology.find("db/app1")
+    with pytest.raises(TwinError, match="expected SECTOR/HOST"):
+        topology.find("web")
+
+
+def test_twin_needs_two_nodes(raw_stack):
+    raw_stack["backplane"]["nodes"] = raw_stack["backplane"]["nodes"][:1]
+    plan = plan_stack("one", parse_settings(raw_stack))
+    with pytest.raises(TwinError, match="at least two nodes"):
+        build_topology(plan)
+
+
+def test_interface_names_fit_the_kernel_limit_at_thirty_sectors(raw_stack):
+    raw_stack["sectors"] = [
+        {
+            "name": f"sector{index:02d}",
+            "subnets": ["172.16.0.0/24", "172.16.1.0/24"],
+            "hosts": [{"name": "h1", "address": "172.16.0.21"}],
+            "load_balancer": {"listeners": [{"port": 80, "backends": ["h1:8080"]}]},
+        }
+        for index in range(30)
+    ]
+    topology = build_topology(plan_stack("big", parse_settings(raw_stack)))
+    for node in topology.nodes:
+        for command in node_commands(topology, node):
+            for name in re.findall(r"(?:link add|name) (\S+)", command):
+                assert len(name) <= 15, command
+
+
+def test_every_node_routes_remote_appliances_over_the_l3_vni():
+    topology = build_topology(load_plan(str(EXAMPLE)))
+    pve1 = node_commands(topology, topology.node("pve1"))
+    pve2 = node_commands(topology, topology.node("pve2"))
+    # both Sectors' appliances live on pve2: pve1 reaches them through the L3 VNI
+    assert "route add 10.200.0.10/32 via 192.0.2.12 dev vrfvx_olbpz onlink" in pve1
+    assert "route add 10.200.0.11/32 via 192.0.2.12 dev vrfvx_olbpz onlink" in pve1
+    # pve2 is not the primary exit node: traffic leaving the Backplane goes to pve1
+    assert "route add default via 192.0.2.11 dev vrfvx_olbpz onlink table 100" in pve2
+    assert not any("table 100" in command for command in pve1)
+
+
+def test_holder_overlays_the_appliance_root_on_etc(tmp_path):
+    (tmp_path / "etc" / "frr").mkdir(parents=True)
+    script = holder_script(
+        Namespace("olt-s.web.gateway", "web/gateway", "olvn1001-router"),
+        tmp_path,
+        tmp_path / "resolv.conf",
+    )
+    assert f"mount -t overlay olt-etc -o lowerdir={tmp_path}/etc:/etc /etc" in script
+    assert f"mount --bind {tmp_path}/resolv.conf /etc/resolv.conf" in script
+    assert "hostname olvn1001-router" in script
+
+
+def test_preflight_refuses_when_not_root(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(TwinError, match="must run as root"):
+        system.preflight(system.CORE_TOOLS)
+
+
+def test_preflight_names_missing_tools(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(TwinError, match=r"missing tools: ip \(iproute2\).*coredns") as error:
+        system.preflight(system.CORE_TOOLS)
+    assert "scripts/setup.sh" in str(error.value)
+
+
+def test_table_marks_failures():
+    table = render_table(
+        [
+            CheckResult("egress SNAT", "web/app1", "203.0.113.10:80", "a", "a", True),
+            CheckResult("isolation", "lab/box1", "10.200.0.10:22", "blocked", "ok", False),
+        ]
+    )
+    lines = table.splitlines()
+    assert lines[0].split() == ["CHECK", "FROM", "TO", "EXPECTED", "GOT", "RESULT"]
+    assert lines[2].endswith("PASS") and lines[3].endswith("FAIL")
+
+
+# --- end to end (root) ------------------------------------------------------------------
+
+E2E_TOOLS = {**system.CORE_TOOLS, **system.TEST_TOOLS}
+e2e = [
+    pytest.mark.twin,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the twin needs root (network namespaces)"),
+    pytest.mark.skipif(
+        bool(system.missing_tools(E2E_TOOLS)),
+        reason=f"missing tools (run scripts/setup.sh): {system.missing_tools(E2E_TOOLS)}",
+    ),
+]
+CHECK_GROUPS = {
+    "egress SNAT", "overlap", "isolation", "invalid pkts", "egress policy", "subnet routing",
+    "dns forward", "dns reverse", "dns nxdomain", "dns forwarding", "lb ingress",
+    "port forward", "failover",
+}  # fmt: skip
+
+
+def orbitlab(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orbitlab.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def our_namespaces() -> list[str]:
+    return [name for name in system.netns_list() if name.startswith(OUR_PREFIX)]
+
+
+def twin_processes() -> list[str]:
+    """Command lines of processes that belong to a twin (its files or helper modules)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(TWIN_DIR) in cmdline or "orbitlab.twin.echo" in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def root_namespace_snapshot() -> dict[str, str]:
+    """What the twin must never change in the root namespace."""
+    commands = {
+        "links": ["ip", "-o", "link", "show"],
+        "addresses": ["ip", "-o", "addr", "show"],
+        "routes": ["ip", "route", "show", "table", "all"],
+        "rules": ["ip", "rule", "show"],
+        "nftables": ["nft", "list", "ruleset"],
+    }
+    snapshot = {key: system.run(argv).stdout for key, argv in commands.items()}
+    for key in ("ip_forward", "conf/all/rp_filter", "conf/default/rp_filter"):
+        snapshot[key] = Path(f"/proc/sys/net/ipv4/{key}").read_text()
+    return snapshot
+
+
+def assert_nothing_left(before: dict[str, str]) -> None:
+    assert our_namespaces() == []
+    assert twin_processes() == []
+    assert not TWIN_DIR.exists()
+    assert root_namespace_snapshot() == before
+
+
+def table_rows(output: str) -> list[tuple[str, str]]:
+    """(check, PASS|FAIL) of every row of the ``twin test`` table."""
+    rows = []
+    for line in output.splitlines():
+        match = re.match(r"^(\S+(?: \S+)?)\s{2,}.*\s(PASS|FAIL)$", line)
+        if match:
+            rows.append((match.group(1), match.group(2)))
+    return rows
+
+
+@pytest.fixture(scope="class")
+def twin_up(request) -> Iterator[tuple[subprocess.CompletedProcess[str], dict[str, str]]]:
+    """Bring up the twin of the class's ``stack``; yield the ``up`` result and the root
+    namespace as it was before. Always ``down`` at the end."""
+    if TWIN_DIR.exists() or our_namespaces():
+        pytest.fail("a twin is already up on this machine; run `orbitlab twin down` first")
+    before = root_namespace_snapshot()
+    result = orbitlab("twin", "up", str(request.cls.stack))
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        yield result, before
+    finally:
+        orbitlab("twin", "down")
+
+
+@pytest.mark.usefixtures("twin_up")
+class TestExampleStack:
+    stack = EXAMPLE
+    pytestmark = e2e
+
+    def test_up_reports_progress_and_builds_every_namespace(self, twin_up):
+        result, _ = twin_up
+        assert "[1/8] namespaces: 15 created" in result.stdout
+        assert "twin up in" in result.stdout
+        assert len(our_namespaces()) == 15
+
+    def test_every_check_passes(self):
+        result = orbitlab("twin", "test")
+        assert result.returncode == 0, result.stdout + result.stderr
+        rows = table_rows(result.stdout)
+        assert {check for check, _ in rows} == CHECK_GROUPS
+        assert all(outcome == "PASS" for _, outcome in rows)
+        assert re.search(r"^\d+ passed, 0 failed$", result.stdout, re.MULTILINE)
+
+    def test_appliances_run_the_rendered_files(self):
+        frr = orbitlab("twin", "exec", "web/gateway", "--", "cat", "/etc/frr/frr.conf")
+        assert "hostname olvn1001-router" in frr.stdout
+        nft = orbitlab("twin", "exec", "web/gateway", "--", "nft", "list", "ruleset")
+        assert "table inet orbitlab" in nft.stdout
+        assert "dnat ip to 172.16.0.21:22" in nft.stdout
+        routes = orbitlab("twin", "exec", "web/lb", "--", "ip", "route")
+        assert "172.16.1.0/24 via 172.16.0.1 dev eth1" in routes.stdout
+        forward = orbitlab("twin", "exec", "web/lb", "--", "sysctl", "net.ipv4.ip_forward")
+        assert forward.stdout.strip() == "net.ipv4.ip_forward = 0"
+
+    def test_exec_runs_in_a_host_with_the_sector_resolver(self):
+        result = orbitlab("twin", "exec", "web/app2", "--", "dig", "+short", "app1.web.internal")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "172.16.0.21"
+        missing = orbitlab("twin", "exec", "web/nope", "--", "true")
+        assert missing.returncode == 1
+        assert "no 'nope' in Sector 'web'" in missing.stderr
+
+    def test_status_shows_what_runs_and_where(self):
+        result = orbitlab("twin", "status")
+        assert result.returncode == 0, result.stderr
+        assert re.search(r"web/gateway .*eth0 172\.16\.0\.1/24, eth0 172\.16\.1\.1/24, "
+                         r"eth1 10\.200\.0\.10/16\s+zebra staticd", result.stdout)  # fmt: skip
+        assert re.search(r"web/lb .*haproxy", result.stdout)
+        assert re.search(r"lab/box1 @pve1 .*172\.16\.0\.21/24\s+echo", result.stdout)
+        assert "0 exited" in result.stdout
+
+    def test_a_gateway_without_its_rules_fails_the_checks(self):
+        flushed = orbitlab("twin", "exec", "lab/gateway", "--", "nft", "flush", "ruleset")
+        assert flushed.returncode == 0, flushed.stderr
+        try:
+            result = orbitlab("twin", "test", "--skip-failover")
+        finally:
+            restore = ["nft", "-f", "/etc/nftables.nft"]
+            assert orbitlab("twin", "exec", "lab/gateway", "--", *restore).returncode == 0
+        assert result.returncode == 1
+        failed = {check for check, outcome in table_rows(result.stdout) if outcome == "FAIL"}
+        assert {"egress SNAT", "isolation", "invalid pkts"} <= failed
+
+    def test_down_leaves_nothing(self, twin_up):
+        _, before = twin_up
+        result = orbitlab("twin", "down")
+        assert result.returncode == 0, result.stderr
+        assert "15 namespaces removed" in result.stdout
+        assert_nothing_left(before)
+        again = orbitlab("twin", "status")
+        assert again.returncode == 1
+        assert "no twin is up" in again.stderr
+
+
+@pytest.mark.usefixtures("twin_up")
+class TestThreeSectors:
+    """Three Sectors: one with three subnets, two sharing 172.20.0.0/24 (and a host
+    address); the primary exit node is the second node; resolvers on and off the LAN."""
+
+    stack = THREE
+    pytestmark = e2e
+
+    def test_every_check_passes(self):
+        result = orbitlab("twin", "test")
+        assert result.returncode == 0, result.stdout + result.stderr
+        rows = table_rows(result.stdout)
+        assert {check for check, _ in rows} == CHECK_GROUPS
+        assert all(outcome == "PASS" for _, outcome in rows)
+        # every pair of the three subnets routed, both ways
+        assert sum(1 for check, _ in rows if check == "subnet routing") == 8
+
+    def test_overlapping_sectors_are_distinct_hosts(self):
+        red = orbitlab("twin", "exec", "red/ci", "--", "hostname")
+        blue = orbitlab("twin", "exec", "blue/ci", "--", "hostname")
+        assert red.stdout == blue.stdout == "ci\n"
+        red_dns = orbitlab("twin", "exec", "red/ci", "--", "dig", "+short", "-x", "172.20.0.50")
+        blue_dns = orbitlab("twin", "exec", "blue/ci", "--", "dig", "+short", "-x", "172.20.0.50")
+        assert red_dns.stdout.strip() == "ci.red.internal."
+        assert blue_dns.stdout.strip() == "ci.blue.internal."
+
+    def test_down_leaves_nothing(self, twin_up):
+        _, before = twin_up
+        result = orbitlab("twin", "down")
+        assert result.returncode == 0, result.stderr
+        assert_nothing_left(before)
+
+
+class TestCleanupOnFailure:
+    pytestmark = e2e
+
+    def test_interrupted_up_removes_everything(self):
+        before = root_namespace_snapshot()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "orbitlab.cli", "twin", "up", str(THREE)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("[5/8]"):
+                process.send_signal(signal.SIGINT)
+                break
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 130, out + err
+        assert "bring-up interrupted; removing everything it built" in out
+        assert "interrupted: the twin was removed" in err
+        assert_nothing_left(before)
+
+    def test_failed_up_removes_everything(self, monkeypatch, capsys):
+        from orbitlab.twin import appliances, runner
+
+        def broken(twin, sector):
+            raise TwinError(f"{sector.name}: load balancer failed to start (test)")
+
+        before = root_namespace_snapshot()
+        monkeypatch.setattr(appliances, "start_lb", broken)
+        with pytest.raises(TwinError, match="load balancer failed to start"):
+            runner.up(str(EXAMPLE), print)
+        assert "bring-up failed; removing everything it built" in capsys.readouterr().out
+        assert_nothing_left(before)
+
+    def test_down_without_a_twin_is_harmless(self):
+        result = orbitlab("twin", "down")
+        assert result.returncode == 0, result.stderr
+        assert "0 namespaces removed" in result.stdout
