@@ -199,6 +199,9 @@ def root_namespace_snapshot() -> dict[str, str]:
         "nftables": ["nft", "list", "ruleset"],
     }
     snapshot = {key: system.run(argv).stdout for key, argv in commands.items()}
+    # address lifetimes and route expiry count down by themselves
+    for key in ("addresses", "routes"):
+        snapshot[key] = re.sub(r"(valid|preferred)_lft \S+|expires \S+", "", snapshot[key])
     for key in ("ip_forward", "conf/all/rp_filter", "conf/default/rp_filter"):
         snapshot[key] = Path(f"/proc/sys/net/ipv4/{key}").read_text()
     return snapshot

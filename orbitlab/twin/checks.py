@@ -54,6 +54,7 @@ INVALID_PROBES = 3
 WORKERS = 8
 LB_SETTLE_S = 15
 REJECT_RETRY_S = 1.5
+REJECT_WAIT_S = 1.0
 NXDOMAIN_NAME = "no-such-host-twin"
 
 
@@ -87,14 +88,17 @@ def render_table(results: list[CheckResult]) -> str:
 
 
 def probe(
-    twin: TwinContext, ns: Namespace, protocol: str, address: object, port: int
+    twin: TwinContext,
+    ns: Namespace,
+    protocol: str,
+    address: object,
+    port: int,
+    timeout: float = PROBE_TIMEOUT_S,
 ) -> dict[str, str]:
     """Run :mod:`orbitlab.twin.probe` in ``ns``; ``{"result": ..., "body": ...}``."""
-    argv = twin.python(
-        ns.name, "orbitlab.twin.probe", protocol, str(address), str(port),
-        "--timeout", str(PROBE_TIMEOUT_S),
-    )  # fmt: skip
-    result = system.run(argv, check=False, timeout=PROBE_TIMEOUT_S + 10)
+    target = [protocol, str(address), str(port), "--timeout", str(timeout)]
+    argv = twin.python(ns.name, "orbitlab.twin.probe", *target)
+    result = system.run(argv, check=False, timeout=timeout + 10)
     try:
         return json.loads(result.stdout)
     except ValueError:
@@ -241,7 +245,9 @@ def check_isolation(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     results = []
     for kind, must_reject, address, port in _isolation_targets(twin, sector):
         if must_reject:
-            outcome = _rejected(lambda a=address, p=port: probe(twin, ns, "tcp", a, p)["result"])
+            outcome = _rejected(
+                lambda a=address, p=port: probe(twin, ns, "tcp", a, p, REJECT_WAIT_S)["result"]
+            )
             ok = outcome == "blocked"
         else:
             outcome = probe(twin, ns, "tcp", address, port)["result"]

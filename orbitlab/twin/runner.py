@@ -15,9 +15,11 @@ import contextlib
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 from orbitlab.cli import load_plan
 from orbitlab.twin import TwinError, appliances, network, system
@@ -30,12 +32,16 @@ from orbitlab.twin.topology import (
     OUR_PREFIXES,
     SERVICE_PORT,
     WILDCARD_ANSWER,
+    SectorTwin,
     Topology,
     build_topology,
 )
 
 Say = Callable[[str], None]
 READY_TIMEOUT_S = 15
+PARALLEL = 4
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -101,6 +107,17 @@ class Steps:
         self.say(f"[{self.done}/{self.total}] {title}{detail} ({elapsed:.2f}s)")
 
 
+def each(work: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``work`` on every item, a few at a time (mostly waiting on commands); the first
+    error is raised once the running ones finished.
+
+    >>> each(lambda n: n * 2, [1, 2, 3])
+    [2, 4, 6]
+    """
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        return list(pool.map(work, items))
+
+
 def _prepare(stack_file: str) -> tuple[Topology, TwinState]:
     system.preflight(system.CORE_TOOLS)
     existing = load_state()
@@ -136,7 +153,7 @@ def _build(twin: TwinContext) -> None:
         network.set_sysctls(topology)
         notes.append(f"{len(state.namespaces)} created")
     with steps.step("appliance roots from the provisioning scripts (--root)") as notes:
-        files = sum(appliances.materialize(twin, sector) for sector in topology.sectors)
+        files = sum(each(lambda sector: appliances.materialize(twin, sector), topology.sectors))
         notes.append(f"{files} files")
     with steps.step("mount namespaces (appliance /etc, private resolv.conf)"):
         roots = {ns.name for s in topology.sectors for ns in s.appliances().values()}
@@ -173,10 +190,13 @@ def _start_services(twin: TwinContext) -> None:
         for host in sector.hosts:
             appliances.start_host(twin, host)
             ready.append(twin.run_dir(host.ns.name) / "echo.ready")
-    for sector in topology.sectors:
+
+    def start_routing(sector: SectorTwin) -> None:
         appliances.start_gateway(twin, sector)
         appliances.start_dns(twin, sector)
-        twin.save()
+
+    each(start_routing, topology.sectors)
+    twin.save()
     for sector in topology.sectors:
         system.wait_until(
             f"{sector.gateway.label} to have its addresses and default route (FRR)",
@@ -185,8 +205,7 @@ def _start_services(twin: TwinContext) -> None:
         )
     for path in ready:
         system.wait_until(f"the service behind {path}", path.exists, READY_TIMEOUT_S)
-    for sector in topology.sectors:
-        appliances.start_lb(twin, sector)
+    each(lambda sector: appliances.start_lb(twin, sector), topology.sectors)
     twin.save()
 
 
