@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--out", required=True, help="output directory")
     render.set_defaults(handler=cmd_render)
 
+    from orbitlab.discover import add_discover_parser
+
+    add_discover_parser(commands)
+
     from orbitlab.twin.cli import add_twin_parser
 
     add_twin_parser(commands)

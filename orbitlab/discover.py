@@ -1,0 +1,583 @@
+"""``orbitlab discover``: fill in the Backplane's nodes from a running Proxmox VE cluster.
+
+It reads two things through the Proxmox API, with an API token:
+
+- ``GET /api2/json/nodes``: the cluster's nodes and whether each is ``online``;
+- ``GET /api2/json/nodes/{node}/network/vmbr0``: each online node's ``vmbr0`` bridge as
+  configured in ``/etc/network/interfaces`` (``cidr`` or ``address``, and ``mtu``, which
+  the API returns as a string and leaves out when the file sets none: that means 1500).
+
+The Proxmox API does not expose a node's SSH host key, so ``host_key`` is never
+discovered; a ``host_key`` already in the stack file is kept.
+
+Offline nodes cannot be read. A node that is offline keeps its entry from the stack file
+unchanged (dropping it would silently take it out of the EVPN peers on the next
+``pulumi up``); an offline node the stack file does not list yet is skipped with a
+warning. Both are reported on stderr.
+
+The pure functions (token and endpoint parsing, turning API answers into node settings,
+merging them into a stack, splicing them into the stack file's text) are kept apart from
+:class:`ProxmoxClient`, the only part that talks HTTP (standard library ``urllib``).
+
+Example::
+
+    $ export PROXMOX_VE_ENDPOINT=https://192.0.2.11:8006/
+    $ export PROXMOX_VE_API_TOKEN='orbitlab@pve!discover=<secret>'
+    $ orbitlab discover --stack-file stacks/Pulumi.home.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import re
+import ssl
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from orbitlab.errors import OrbitLabError, SettingsError
+from orbitlab.settings import CONFIG_NAMESPACE, NodeSettings, load_stack_file
+
+TOKEN_ENV = "PROXMOX_VE_API_TOKEN"
+ENDPOINT_ENV = "PROXMOX_VE_ENDPOINT"
+INSECURE_ENV = "PROXMOX_VE_INSECURE"
+BRIDGE = "vmbr0"
+DEFAULT_MTU = 1500
+API_PREFIX = "/api2/json"
+BACKPLANE_KEY = f"{CONFIG_NAMESPACE}:backplane"
+TOKEN_SHAPE = re.compile(r"^[^\s@!=]+@[^\s@!=]+![A-Za-z][A-Za-z0-9._-]*=\S+$")
+PRIVILEGE_HINT = (
+    "the token needs Sys.Audit on /nodes, e.g. `pveum acl modify /nodes --tokens "
+    "'USER@REALM!TOKENID' --roles PVEAuditor` (with privilege separation the token's own "
+    "ACL counts, not only its user's)"
+)
+
+
+class DiscoverError(OrbitLabError):
+    """Discovery failed for a reason the user can fix (token, endpoint, cluster setup)."""
+
+
+class ApiError(DiscoverError):
+    """The Proxmox API answered with an HTTP error; ``errors`` holds its per-field errors."""
+
+    def __init__(self, message: str, status: int, errors: dict[str, str]) -> None:
+        self.status = status
+        self.errors = errors
+        super().__init__(message)
+
+
+# --- pure functions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A Proxmox API token; its secret never appears in ``repr`` or a message.
+
+    >>> token = parse_token("orbitlab@pve!discover=1234")
+    >>> token.token_id, token
+    ('orbitlab@pve!discover', ApiToken('orbitlab@pve!discover', secret=...))
+    """
+
+    token_id: str
+    secret: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"ApiToken({self.token_id!r}, secret=...)"
+
+    def header(self) -> str:
+        """The ``Authorization`` header value: ``PVEAPIToken=USER@REALM!TOKENID=SECRET``."""
+        return f"PVEAPIToken={self.token_id}={self.secret}"
+
+
+def parse_token(value: str | None) -> ApiToken:
+    """Read ``USER@REALM!TOKENID=SECRET`` (as ``PROXMOX_VE_API_TOKEN`` holds it).
+
+    A leading ``PVEAPIToken=`` is accepted. Messages never repeat the value.
+
+    >>> parse_token("PVEAPIToken=root@pam!ol=abc").token_id
+    'root@pam!ol'
+    """
+    if not value or not value.strip():
+        raise DiscoverError(
+            f"{TOKEN_ENV} is not set: create an API token (Datacenter > Permissions > "
+            f"API Tokens) and export {TOKEN_ENV}='USER@REALM!TOKENID=SECRET'; "
+            f"{PRIVILEGE_HINT}"
+        )
+    value = value.strip().removeprefix("PVEAPIToken=")
+    if not TOKEN_SHAPE.match(value):
+        raise DiscoverError(
+            f"{TOKEN_ENV} is not in the form USER@REALM!TOKENID=SECRET "
+            "(e.g. orbitlab@pve!discover=<uuid>); its value is not shown here"
+        )
+    token_id, _, secret = value.partition("=")
+    return ApiToken(token_id, secret)
+
+
+def api_base(endpoint: str | None) -> str:
+    """Turn an endpoint (as ``PROXMOX_VE_ENDPOINT`` holds it) into the API's base URL.
+
+    Plain ``http`` is refused except to a loopback address (an SSH tunnel, a test), so
+    the token is never sent in clear over a network.
+
+    >>> api_base("https://192.0.2.11:8006/")
+    'https://192.0.2.11:8006/api2/json'
+    """
+    if not endpoint or not endpoint.strip():
+        raise DiscoverError(
+            f"no Proxmox endpoint: pass --endpoint https://<node>:8006/ or set {ENDPOINT_ENV}"
+        )
+    url = urllib.parse.urlsplit(endpoint.strip())
+    if url.scheme not in ("https", "http") or not url.hostname:
+        raise DiscoverError(
+            f"{endpoint!r} is not a Proxmox endpoint URL; expected e.g. https://192.0.2.11:8006/"
+        )
+    if url.scheme == "http" and not _is_loopback(url.hostname):
+        raise DiscoverError(
+            f"refusing to send the API token over plain http to {url.hostname}; "
+            f"Proxmox serves its API on https://{url.hostname}:8006/"
+        )
+    path = url.path.rstrip("/").removesuffix(API_PREFIX)
+    return urllib.parse.urlunsplit((url.scheme, url.netloc, path + API_PREFIX, "", ""))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def split_by_status(listing: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Split ``GET /nodes`` into ``(online, not online)`` node names, each sorted.
+
+    Proxmox reports ``online``, ``offline`` or ``unknown`` (e.g. without quorum).
+
+    >>> split_by_status([{"node": "b", "status": "online"}, {"node": "a", "status": "offline"}])
+    (['b'], ['a'])
+    """
+    online = sorted(entry["node"] for entry in listing if entry.get("status") == "online")
+    other = sorted(entry["node"] for entry in listing if entry.get("status") != "online")
+    return online, other
+
+
+def node_from_bridge(node: str, bridge: dict[str, Any]) -> dict[str, Any]:
+    """Build a node entry from ``GET /nodes/{node}/network/vmbr0``, validated as NodeSettings.
+
+    >>> node_from_bridge("pve1", {"type": "bridge", "cidr": "192.0.2.11/24", "mtu": "9000"})
+    {'name': 'pve1', 'address': '192.0.2.11', 'mtu': 9000}
+    """
+    address = _bridge_ipv4(node, bridge)
+    entry = {"name": node, "address": address, "mtu": _bridge_mtu(node, bridge)}
+    try:
+        NodeSettings.model_validate(entry)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
+        raise DiscoverError(
+            f"node {node}: cannot be used as a Backplane node: {problems}"
+        ) from None
+    return entry
+
+
+def _bridge_ipv4(node: str, bridge: dict[str, Any]) -> str:
+    raw = bridge.get("cidr") or bridge.get("address")
+    if not raw:
+        method = bridge.get("method", "manual")
+        raise DiscoverError(
+            f"node {node}: {BRIDGE} has no static IPv4 address (method {method}); the Backplane "
+            f"peers over each node's {BRIDGE} IPv4 address: give {BRIDGE} one, or write the "
+            "node into the stack file by hand"
+        )
+    try:
+        return str(ipaddress.IPv4Interface(str(raw)).ip)
+    except ValueError:
+        raise DiscoverError(
+            f"node {node}: {BRIDGE} address {raw!r} is not an IPv4 address"
+        ) from None
+
+
+def _bridge_mtu(node: str, bridge: dict[str, Any]) -> int:
+    raw = bridge.get("mtu")
+    if raw is None or raw == "":
+        return DEFAULT_MTU
+    try:
+        return int(str(raw))
+    except ValueError:
+        raise DiscoverError(f"node {node}: {BRIDGE} mtu {raw!r} is not a number") from None
+
+
+@dataclass
+class Merge:
+    """The Backplane's new ``nodes`` list and what the user should be told about it."""
+
+    nodes: list[dict[str, Any]]
+    warnings: list[str]
+
+
+def merge_nodes(existing: list[Any], discovered: list[dict[str, Any]], offline: list[str]) -> Merge:
+    """Merge discovered nodes into the stack's current ``nodes`` list.
+
+    Nodes keep their place (the first node is the default primary exit node), new ones
+    are appended by name, a ``host_key`` is kept, offline nodes keep their old entry, and
+    nodes no longer in the cluster are dropped.
+
+    >>> merge_nodes([{"name": "b", "address": "192.0.2.2", "host_key": "ssh-ed25519 AA"}],
+    ...             [{"name": "a", "address": "192.0.2.1", "mtu": 1500},
+    ...              {"name": "b", "address": "192.0.2.9", "mtu": 1500}], []).nodes[0]
+    {'name': 'b', 'address': '192.0.2.9', 'mtu': 1500, 'host_key': 'ssh-ed25519 AA'}
+    """
+    found = {entry["name"]: entry for entry in discovered}
+    old = {e["name"]: e for e in existing if isinstance(e, dict) and isinstance(e.get("name"), str)}
+    nodes: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for name, entry in old.items():
+        if name in found:
+            host_key = entry.get("host_key")
+            nodes.append(found[name] | ({"host_key": host_key} if host_key else {}))
+        elif name in offline:
+            nodes.append(entry)
+            warnings.append(f"node {name} is offline: kept its entry from the stack file as is")
+        else:
+            warnings.append(f"node {name} is not in the cluster any more: removed from the stack")
+    nodes.extend(found[name] for name in sorted(found) if name not in old)
+    warnings.extend(
+        f"node {name} is offline and was skipped: run discover again when it is online, "
+        "or write it into the stack file by hand"
+        for name in offline
+        if name not in old
+    )
+    return Merge(nodes, warnings)
+
+
+def render_nodes(nodes: list[dict[str, Any]], indent: int = 0) -> str:
+    """Render a block sequence of nodes, every line but the first indented by ``indent``.
+
+    >>> print(render_nodes([{"name": "pve1", "address": "192.0.2.11", "mtu": 1500}]))
+    - name: pve1
+      address: 192.0.2.11
+      mtu: 1500
+    """
+    text = yaml.safe_dump(nodes, default_flow_style=False, sort_keys=False, width=10_000)
+    return ("\n" + " " * indent).join(text.rstrip("\n").split("\n"))
+
+
+def render_backplane(nodes: list[dict[str, Any]]) -> str:
+    """The YAML printed to stdout: paste it under ``config:`` in ``Pulumi.<stack>.yaml``."""
+    return (
+        "# orbitlab discover: paste under `config:` in Pulumi.<stack>.yaml\n"
+        f"{BACKPLANE_KEY}:\n  nodes:\n    {render_nodes(nodes, 4)}\n"
+    )
+
+
+def _mapping_value(node: yaml.Node | None, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+            return key_node, value_node
+    return None
+
+
+def _content_end(node: yaml.Node) -> int:
+    """Where a node's own text ends (a block collection's end mark runs past comments)."""
+    if isinstance(node, yaml.MappingNode) and not node.flow_style and node.value:
+        return _content_end(node.value[-1][1])
+    if isinstance(node, yaml.SequenceNode) and not node.flow_style and node.value:
+        return _content_end(node.value[-1])
+    return node.end_mark.index
+
+
+def splice_nodes(text: str, nodes: list[dict[str, Any]]) -> str | None:
+    """Replace ``config.orbitlab:backplane.nodes`` in a stack file's text, keeping the rest.
+
+    Comments outside the old ``nodes`` list are kept; comments inside it are lost. Returns
+    ``None`` when the file has no such list to replace (the caller then rewrites it whole).
+
+    >>> print(splice_nodes("config:\\n  orbitlab:backplane:  # mine\\n    nodes: []\\n",
+    ...                    [{"name": "a", "address": "192.0.2.1", "mtu": 1500}]), end="")
+    config:
+      orbitlab:backplane:  # mine
+        nodes:
+          - name: a
+            address: 192.0.2.1
+            mtu: 1500
+    """
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    config = _mapping_value(root, "config")
+    backplane = config and _mapping_value(config[1], BACKPLANE_KEY)
+    found = backplane and _mapping_value(backplane[1], "nodes")
+    if not found or not isinstance(found[1], yaml.SequenceNode):
+        return None
+    key_node, sequence = found
+    start, end = sequence.start_mark.index, _content_end(sequence)
+    line_end = text.find("\n", end)
+    end = len(text) if line_end < 0 else line_end
+    if sequence.flow_style:
+        indent = key_node.start_mark.column + 2
+        start = len(text[:start].rstrip(" \t"))
+        replacement = "\n" + " " * indent + render_nodes(nodes, indent)
+    else:
+        replacement = render_nodes(nodes, sequence.start_mark.column)
+    return text[:start] + replacement + text[end:]
+
+
+def rewrite_nodes(document: dict[str, Any], nodes: list[dict[str, Any]]) -> str:
+    """Set the nodes in a parsed stack file and dump it whole (its comments are lost)."""
+    config = document.setdefault("config", {})
+    backplane = config.get(BACKPLANE_KEY)
+    if not isinstance(backplane, dict):
+        backplane = config[BACKPLANE_KEY] = {}
+    backplane["nodes"] = nodes
+    return yaml.safe_dump(document, default_flow_style=False, sort_keys=False, width=10_000)
+
+
+def existing_nodes(document: Any) -> list[Any]:
+    """The ``orbitlab:backplane.nodes`` list of a parsed stack file, or ``[]``."""
+    config = document.get("config") if isinstance(document, dict) else None
+    backplane = config.get(BACKPLANE_KEY) if isinstance(config, dict) else None
+    nodes = backplane.get("nodes") if isinstance(backplane, dict) else None
+    return nodes if isinstance(nodes, list) else []
+
+
+# --- HTTP -----------------------------------------------------------------------------------
+
+
+def describe_http_error(path: str, status: int, reason: str, body: bytes) -> ApiError:
+    """Turn an HTTP error answer of the Proxmox API into a message a user can act on.
+
+    >>> str(describe_http_error("/nodes", 401, "authentication failure", b""))[:40]
+    'the Proxmox API refused the token (HTTP '
+    """
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        payload = {}
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+    errors = errors if isinstance(errors, dict) else {}
+    if status == 401:
+        message = (
+            f"the Proxmox API refused the token (HTTP 401 {reason}): check {TOKEN_ENV} "
+            "(USER@REALM!TOKENID=SECRET) and that the token exists and has not expired"
+        )
+    elif status == 403:
+        message = f"permission denied for GET {path} (HTTP 403 {reason}): {PRIVILEGE_HINT}"
+    else:
+        details = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()))
+        message = f"GET {path} failed (HTTP {status} {reason})" + (
+            f": {details}" if details else ""
+        )
+    return ApiError(message, status, {str(k): str(v) for k, v in errors.items()})
+
+
+def ssl_context(insecure: bool, ca_file: str | None) -> ssl.SSLContext:
+    """Verify the API's certificate unless ``insecure``; ``ca_file`` adds a trusted CA."""
+    if insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as error:
+        raise DiscoverError(f"cannot load the CA file {ca_file}: {error}") from None
+
+
+class ProxmoxClient:
+    """A read-only client of the Proxmox API: ``GET`` with an API token, JSON ``data`` back.
+
+    >>> client = ProxmoxClient("https://192.0.2.11:8006/api2/json", token)  # doctest: +SKIP
+    >>> client.get("/nodes")  # doctest: +SKIP
+    [{'node': 'pve1', 'status': 'online', ...}]
+    """
+
+    def __init__(
+        self,
+        base: str,
+        token: ApiToken,
+        context: ssl.SSLContext | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.base = base
+        self.token = token
+        self.timeout = timeout
+        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+
+    def get(self, path: str) -> Any:
+        """``GET {base}{path}`` and return the answer's ``data``."""
+        request = urllib.request.Request(
+            self.base + path,
+            headers={"Authorization": self.token.header(), "Accept": "application/json"},
+        )
+        try:
+            with self.opener.open(request, timeout=self.timeout) as answer:
+                body = answer.read()
+        except urllib.error.HTTPError as error:
+            raise describe_http_error(path, error.code, error.reason, error.read()) from None
+        except urllib.error.URLError as error:
+            raise self._unreachable(error.reason) from None
+        except (OSError, TimeoutError) as error:
+            raise self._unreachable(error) from None
+        try:
+            return json.loads(body)["data"]
+        except (ValueError, KeyError, TypeError):
+            raise DiscoverError(
+                f"GET {path}: the answer is not Proxmox API JSON; is {self.base} a Proxmox VE "
+                "endpoint?"
+            ) from None
+
+    def _unreachable(self, reason: Any) -> DiscoverError:
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            return DiscoverError(
+                f"the TLS certificate of {self.base} is not trusted ({reason.verify_message}): "
+                "Proxmox uses a self-signed certificate unless you installed one; pass "
+                f"--ca-file with the cluster CA (/etc/pve/pve-root-ca.pem on a node), or "
+                f"--insecure (or {INSECURE_ENV}=true) to skip verification"
+            )
+        detail = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+        return DiscoverError(f"cannot reach the Proxmox API at {self.base}: {detail}")
+
+
+def discover(client: ProxmoxClient) -> tuple[list[dict[str, Any]], list[str]]:
+    """Read every online node's ``vmbr0``; return ``(nodes, names of nodes not online)``."""
+    listing = client.get("/nodes")
+    if not isinstance(listing, list) or not listing:
+        raise DiscoverError("the Proxmox API lists no nodes; " + PRIVILEGE_HINT)
+    online, offline = split_by_status(listing)
+    if not online:
+        raise DiscoverError(f"no node is online (offline or unknown: {', '.join(offline)})")
+    return [node_from_bridge(name, read_bridge(client, name)) for name in online], offline
+
+
+def read_bridge(client: ProxmoxClient, node: str) -> dict[str, Any]:
+    """``GET /nodes/{node}/network/vmbr0``, with a clear message when there is no vmbr0."""
+    path = f"/nodes/{urllib.parse.quote(node, safe='')}/network/{BRIDGE}"
+    try:
+        bridge = client.get(path)
+    except ApiError as error:
+        if "does not exist" in error.errors.get("iface", ""):
+            raise DiscoverError(
+                f"node {node} has no {BRIDGE} bridge: OrbitLab peers the nodes over {BRIDGE}; "
+                f"create it (System > Network on {node}) or write the node in by hand"
+            ) from None
+        raise
+    if not isinstance(bridge, dict):
+        raise DiscoverError(f"GET {path}: expected an interface object, got {bridge!r}")
+    return bridge
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def add_discover_parser(commands: Any) -> argparse.ArgumentParser:
+    """Register ``orbitlab discover`` on the CLI's subcommands."""
+    parser = commands.add_parser(
+        "discover",
+        help="fill in the Backplane's nodes from a running Proxmox VE cluster",
+        description=(
+            f"Read each online node's {BRIDGE} address and MTU through the Proxmox API. "
+            f"Token from ${TOKEN_ENV} (USER@REALM!TOKENID=SECRET; needs Sys.Audit on /nodes)."
+        ),
+    )
+    parser.add_argument(
+        "--endpoint",
+        help=f"e.g. https://192.0.2.11:8006/ (default: ${ENDPOINT_ENV}, then the stack "
+        "file's proxmoxve:endpoint)",
+    )
+    parser.add_argument(
+        "--stack-file", help="update orbitlab:backplane.nodes in this Pulumi.<stack>.yaml"
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help=f"do not verify the API's TLS certificate (or set {INSECURE_ENV}=true)",
+    )
+    parser.add_argument("--ca-file", help="PEM file of the CA to trust (pve-root-ca.pem)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    parser.set_defaults(handler=cmd_discover)
+    return parser
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    """Run discovery and print the nodes, or write them into ``--stack-file``."""
+    token = parse_token(os.environ.get(TOKEN_ENV))
+    document, text = _read_stack(args.stack_file) if args.stack_file else (None, "")
+    endpoint = args.endpoint or os.environ.get(ENDPOINT_ENV) or _stack_endpoint(document)
+    insecure = args.insecure or os.environ.get(INSECURE_ENV, "").lower() in ("1", "true", "yes")
+    client = ProxmoxClient(
+        api_base(endpoint), token, ssl_context(insecure, args.ca_file), args.timeout
+    )
+    discovered, offline = discover(client)
+    merge = merge_nodes(existing_nodes(document), discovered, offline)
+    for warning in merge.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if not args.stack_file:
+        sys.stdout.write(render_backplane(merge.nodes))
+        return 0
+    _write_stack(Path(args.stack_file), text, document, merge.nodes)
+    return 0
+
+
+def _read_stack(path: str) -> tuple[dict[str, Any], str]:
+    try:
+        text = Path(path).read_text()
+        document = yaml.safe_load(text)
+    except OSError as error:
+        raise DiscoverError(f"{path}: cannot read the stack file: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise DiscoverError(f"{path}: not valid YAML: {error}") from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
+        raise DiscoverError(f"{path}: expected a stack file with a 'config:' mapping")
+    return document, text
+
+
+def _stack_endpoint(document: dict[str, Any] | None) -> str | None:
+    config = (document or {}).get("config") or {}
+    value = config.get("proxmoxve:endpoint")
+    return value if isinstance(value, str) else None
+
+
+def _write_stack(
+    path: Path, text: str, document: dict[str, Any], nodes: list[dict[str, Any]]
+) -> None:
+    updated = splice_nodes(text, nodes)
+    if updated is None or existing_nodes(yaml.safe_load(updated)) != nodes:
+        updated = rewrite_nodes(document, nodes)
+        print(
+            f"warning: {path} had no orbitlab:backplane.nodes list to update in place, so it "
+            "was rewritten whole: its comments were not kept",
+            file=sys.stderr,
+        )
+    temporary = path.with_name(f".{path.name}.discover")
+    temporary.write_text(updated)
+    temporary.chmod(path.stat().st_mode & 0o7777)
+    os.replace(temporary, path)
+    names = ", ".join(node["name"] for node in nodes)
+    print(f"{path}: orbitlab:backplane.nodes = {names}", file=sys.stderr)
+    _note_validity(path)
+
+
+def _note_validity(path: Path) -> None:
+    try:
+        load_stack_file(path)
+    except SettingsError as error:
+        print(
+            f"note: {path} is not a valid stack yet ({len(error.problems)} problem(s)); "
+            f"run `orbitlab validate {path}`",
+            file=sys.stderr,
+        )

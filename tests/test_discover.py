@@ -1,0 +1,455 @@
+"""``orbitlab discover`` against a small stand-in for the Proxmox API on 127.0.0.1.
+
+The stand-in answers the two calls discover makes, shaped as Proxmox VE answers them
+(``{"data": ...}``; errors as ``{"data": null, "errors": {...}, "message": ...}``; vmbr0's
+``mtu`` as a string, absent when ``/etc/network/interfaces`` sets none), and it checks
+the ``Authorization: PVEAPIToken=...`` header on every request.
+"""
+
+from __future__ import annotations
+
+import doctest
+import json
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import orbitlab.discover
+from orbitlab.cli import main
+from orbitlab.discover import node_from_bridge, splice_nodes
+from orbitlab.settings import NodeSettings, load_stack_file
+
+REPO = Path(__file__).parent.parent
+EXAMPLE = REPO / "stacks" / "Pulumi.example.yaml"
+SECRET = "5f0c1e2a-0000-4a4a-9b9b-c0ffee000001"
+TOKEN = f"orbitlab@pve!discover={SECRET}"
+
+
+def bridge(cidr: str | None, mtu: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A ``GET /nodes/{node}/network/vmbr0`` answer as Proxmox VE 8 gives it."""
+    data: dict[str, Any] = {
+        "iface": "vmbr0",
+        "type": "bridge",
+        "method": "static" if cidr else "manual",
+        "method6": "manual",
+        "families": ["inet"],
+        "bridge_ports": "eno1",
+        "bridge_stp": "off",
+        "bridge_fd": "0",
+        "autostart": 1,
+        "active": 1,
+        "priority": 5,
+    }
+    if cidr:
+        address, _, prefix = cidr.partition("/")
+        data |= {"cidr": cidr, "address": address, "netmask": prefix, "gateway": "192.0.2.1"}
+    if mtu is not None:
+        data["mtu"] = mtu
+    return data | extra
+
+
+def node_entry(name: str, status: str = "online") -> dict[str, Any]:
+    """A ``GET /nodes`` list entry as Proxmox VE gives it."""
+    entry: dict[str, Any] = {"node": name, "status": status, "id": f"node/{name}", "type": "node"}
+    if status == "online":
+        entry |= {"cpu": 0.02, "maxcpu": 8, "mem": 2 << 30, "maxmem": 32 << 30, "uptime": 86400}
+        entry |= {"level": "", "ssl_fingerprint": "AB:CD"}
+    return entry
+
+
+@dataclass
+class Cluster:
+    """What the stand-in serves, and what it saw."""
+
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    bridges: dict[str, dict[str, Any]] = field(default_factory=dict)
+    token: str = TOKEN
+    forbidden: bool = False
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+    def answer(self, path: str, authorization: str) -> tuple[int, str, Any]:
+        """``(status, reason, body)`` for a GET, as pveproxy would answer it."""
+        self.requests.append((path, authorization))
+        if authorization != f"PVEAPIToken={self.token}":
+            return 401, "authentication failure", {"data": None}
+        if self.forbidden:
+            return 403, "Permission check failed (/nodes/pve1, Sys.Audit)", {"data": None}
+        if path == "/api2/json/nodes":
+            return 200, "OK", {"data": self.nodes}
+        parts = path.removeprefix("/api2/json/").split("/")
+        if len(parts) == 4 and parts[0] == "nodes" and parts[2] == "network":
+            found = self.bridges.get(parts[1], {}).get(parts[3])
+            if found is None:
+                reason = "Parameter verification failed."
+                errors = {"iface": "interface does not exist"}
+                return 400, reason, {"data": None, "errors": errors, "message": reason + "\n"}
+            return 200, "OK", {"data": found}
+        return 501, f"Method 'GET {path}' not implemented", {"data": None}
+
+
+def make_handler(cluster: Cluster) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, reason, body = cluster.answer(self.path, self.headers.get("Authorization", ""))
+            raw = json.dumps(body).encode()
+            self.send_response(status, reason)
+            self.send_header("Content-Type", "application/json;charset=UTF-8")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def cluster() -> Cluster:
+    """Three nodes: pve2 leaves vmbr0's MTU unset, pve3 runs jumbo frames."""
+    return Cluster(
+        nodes=[node_entry("pve2"), node_entry("pve1"), node_entry("pve3")],
+        bridges={
+            "pve1": {"vmbr0": bridge("192.0.2.11/24", "1500")},
+            "pve2": {"vmbr0": bridge("192.0.2.12/24")},
+            "pve3": {"vmbr0": bridge("192.0.2.13/24", "9000")},
+        },
+    )
+
+
+def serve(cluster: Cluster, tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(cluster))
+    if tls:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        scheme = "https" if tls else "http"
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def endpoint(cluster: Cluster) -> Iterator[str]:
+    yield from serve(cluster)
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token is set; nothing else from the caller's environment leaks in."""
+    for name in ("PROXMOX_VE_ENDPOINT", "PROXMOX_VE_INSECURE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PROXMOX_VE_API_TOKEN", TOKEN)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["discover", *argv])
+    out, err = capsys.readouterr()
+    assert SECRET not in out + err, "the token's secret must never be printed"
+    return code, out, err
+
+
+def test_prints_every_online_node_with_defaults_filled_in(capsys, cluster, endpoint):
+    code, out, err = run(capsys, "--endpoint", endpoint)
+    assert code == 0, err
+    document = yaml.safe_load(out)
+    assert document == {
+        "orbitlab:backplane": {
+            "nodes": [
+                {"name": "pve1", "address": "192.0.2.11", "mtu": 1500},
+                {"name": "pve2", "address": "192.0.2.12", "mtu": 1500},
+                {"name": "pve3", "address": "192.0.2.13", "mtu": 9000},
+            ]
+        }
+    }
+    for node in document["orbitlab:backplane"]["nodes"]:
+        NodeSettings.model_validate(node)
+    assert {auth for _, auth in cluster.requests} == {f"PVEAPIToken={TOKEN}"}
+    assert err == ""
+
+
+def test_endpoint_from_the_environment_with_api_path(capsys, monkeypatch, endpoint):
+    monkeypatch.setenv("PROXMOX_VE_ENDPOINT", endpoint + "api2/json")
+    code, out, _ = run(capsys)
+    assert code == 0
+    assert "address: 192.0.2.13" in out
+
+
+def test_offline_node_is_skipped_with_a_warning_and_not_queried(capsys, cluster, endpoint):
+    cluster.nodes.append(node_entry("pve4", "offline"))
+    code, out, err = run(capsys, "--endpoint", endpoint)
+    assert code == 0
+    assert "pve4" not in out
+    assert "warning: node pve4 is offline and was skipped" in err
+    assert not any("pve4" in path for path, _ in cluster.requests)
+
+
+def test_stack_file_update_keeps_other_keys_comments_and_host_keys(
+    capsys, cluster, endpoint, tmp_path
+):
+    stack = tmp_path / "Pulumi.home.yaml"
+    text = EXAMPLE.read_text().replace(
+        "        mtu: 1500\n      - name: pve2",
+        "        mtu: 1500\n        host_key: ssh-ed25519 AAAAC3NzaKEY\n      - name: pve2",
+    )
+    stack.write_text(text)
+    before = yaml.safe_load(text)
+
+    code, out, err = run(capsys, "--endpoint", endpoint, "--stack-file", str(stack))
+
+    assert code == 0, err
+    assert out == ""
+    after = yaml.safe_load(stack.read_text())
+    assert after["config"]["orbitlab:backplane"]["nodes"] == [
+        {
+            "name": "pve1",
+            "address": "192.0.2.11",
+            "mtu": 1500,
+            "host_key": "ssh-ed25519 AAAAC3NzaKEY",
+        },
+        {"name": "pve2", "address": "192.0.2.12", "mtu": 1500},
+        {"name": "pve3", "address": "192.0.2.13", "mtu": 9000},
+    ]
+    after["config"]["orbitlab:backplane"].pop("nodes")
+    before["config"]["orbitlab:backplane"].pop("nodes")
+    assert after == before
+    assert stack.read_text().startswith(text.split("  orbitlab:backplane:")[0])
+    assert "# Example stack: two nodes" in stack.read_text()
+    assert "orbitlab:backplane.nodes = pve1, pve2, pve3" in err
+    assert "comments were not kept" not in err
+    _, settings = load_stack_file(stack)
+    assert [node.mtu for node in settings.backplane.nodes] == [1500, 1500, 9000]
+
+
+def test_stack_file_keeps_order_and_offline_entries_and_drops_departed_nodes(
+    capsys, cluster, endpoint, tmp_path
+):
+    cluster.nodes = [node_entry("pve1"), node_entry("pve2", "offline"), node_entry("pve3")]
+    stack = tmp_path / "Pulumi.home.yaml"
+    stack.write_text(
+        "config:\n"
+        "  orbitlab:backplane:\n"
+        "    nodes: [{name: pve3, address: 192.0.2.99}, {name: pve2, address: 192.0.2.12},\n"
+        "            {name: pve9, address: 192.0.2.19}]\n"
+        "    primary_exit_node: pve3  # keep me\n"
+    )
+    code, _, err = run(capsys, "--endpoint", endpoint, "--stack-file", str(stack))
+    assert code == 0, err
+    text = stack.read_text()
+    assert yaml.safe_load(text)["config"]["orbitlab:backplane"]["nodes"] == [
+        {"name": "pve3", "address": "192.0.2.13", "mtu": 9000},
+        {"name": "pve2", "address": "192.0.2.12"},
+        {"name": "pve1", "address": "192.0.2.11", "mtu": 1500},
+    ]
+    assert "primary_exit_node: pve3  # keep me" in text
+    assert "node pve2 is offline: kept its entry from the stack file as is" in err
+    assert "node pve9 is not in the cluster any more: removed" in err
+
+
+def test_stack_file_without_nodes_is_rewritten_with_a_warning(
+    capsys, endpoint, tmp_path, monkeypatch
+):
+    stack = tmp_path / "Pulumi.new.yaml"
+    stack.write_text(f"# new stack\nconfig:\n  proxmoxve:endpoint: {endpoint}\n")
+    code, _, err = run(capsys, "--stack-file", str(stack))  # endpoint from the stack file
+    assert code == 0, err
+    assert "comments were not kept" in err
+    document = yaml.safe_load(stack.read_text())
+    assert document["config"]["proxmoxve:endpoint"] == endpoint
+    assert len(document["config"]["orbitlab:backplane"]["nodes"]) == 3
+    assert "is not a valid stack yet" not in err
+
+
+def test_splice_handles_indentless_sequences_and_trailing_comments():
+    text = (
+        "config:\n"
+        "  orbitlab:backplane:\n"
+        "    nodes:\n"
+        "    - name: old   # gone with the old list\n"
+        "      address: 192.0.2.1\n"
+        "    # about the cidr\n"
+        "    cidr: 10.200.0.0/16\n"
+    )
+    nodes = [{"name": "pve1", "address": "192.0.2.11", "mtu": 1500}]
+    updated = splice_nodes(text, nodes)
+    assert updated == (
+        "config:\n"
+        "  orbitlab:backplane:\n"
+        "    nodes:\n"
+        "    - name: pve1\n"
+        "      address: 192.0.2.11\n"
+        "      mtu: 1500\n"
+        "    # about the cidr\n"
+        "    cidr: 10.200.0.0/16\n"
+    )
+    assert splice_nodes("config:\n  orbitlab:backplane:\n    nodes:\n", nodes) is None
+
+
+def test_node_names_that_yaml_would_misread_are_quoted():
+    node = node_from_bridge("no", bridge("192.0.2.5/24"))
+    text = splice_nodes("config:\n  orbitlab:backplane:\n    nodes: []\n", [node])
+    assert yaml.safe_load(text)["config"]["orbitlab:backplane"]["nodes"][0]["name"] == "no"
+
+
+def test_docstring_examples_hold():
+    assert doctest.testmod(orbitlab.discover).failed == 0
+
+
+# --- errors a user can cause ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        (None, "PROXMOX_VE_API_TOKEN is not set"),
+        ("", "PROXMOX_VE_API_TOKEN is not set"),
+        (SECRET, "PROXMOX_VE_API_TOKEN is not in the form USER@REALM!TOKENID=SECRET"),
+        (f"orbitlab@pve={SECRET}", "is not in the form USER@REALM!TOKENID=SECRET"),
+    ],
+)
+def test_missing_or_malformed_token(capsys, monkeypatch, endpoint, token, expected):
+    if token is None:
+        monkeypatch.delenv("PROXMOX_VE_API_TOKEN")
+    else:
+        monkeypatch.setenv("PROXMOX_VE_API_TOKEN", token)
+    code, _, err = run(capsys, "--endpoint", endpoint)
+    assert code == 1
+    assert expected in err
+
+
+def test_wrong_token_is_a_401_with_advice(capsys, monkeypatch, endpoint):
+    monkeypatch.setenv("PROXMOX_VE_API_TOKEN", f"orbitlab@pve!discover={SECRET}x")
+    code, _, err = run(capsys, "--endpoint", endpoint)
+    assert code == 1
+    assert "the Proxmox API refused the token (HTTP 401 authentication failure)" in err
+    assert "check PROXMOX_VE_API_TOKEN" in err
+
+
+def test_missing_privilege_names_sys_audit(capsys, cluster, endpoint):
+    cluster.forbidden = True
+    code, _, err = run(capsys, "--endpoint", endpoint)
+    assert code == 1
+    assert "permission denied for GET /nodes (HTTP 403" in err
+    assert "Sys.Audit on /nodes" in err
+
+
+def test_node_without_vmbr0(capsys, cluster, endpoint):
+    del cluster.bridges["pve2"]["vmbr0"]
+    code, _, err = run(capsys, "--endpoint", endpoint)
+    assert code == 1
+    assert "error: node pve2 has no vmbr0 bridge" in err
+
+
+def test_vmbr0_without_ipv4(capsys, cluster, endpoint):
+    cluster.bridges["pve3"]["vmbr0"] = bridge(None, families=["inet6"], cidr6="2001:db8::3/64")
+    code, _, err = run(capsys, "--endpoint", endpoint)
+    assert code == 1
+    assert "error: node pve3: vmbr0 has no static IPv4 address (method manual)" in err
+
+
+def test_mtu_too_small_for_vxlan(capsys, cluster, endpoint):
+    cluster.bridges["pve1"]["vmbr0"] = bridge("192.0.2.11/24", "1300")
+    code, _, err = run(capsys, "--endpoint", endpoint)
+    assert code == 1
+    assert "node pve1: cannot be used as a Backplane node: mtu:" in err
+
+
+def test_no_node_online(capsys, cluster, endpoint):
+    cluster.nodes = [node_entry("pve1", "offline"), node_entry("pve2", "unknown")]
+    code, _, err = run(capsys, "--endpoint", endpoint)
+    assert code == 1
+    assert "no node is online (offline or unknown: pve1, pve2)" in err
+
+
+def test_unreachable_endpoint(capsys):
+    import socket
+
+    with socket.socket() as probe:  # a loopback port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, _, err = run(capsys, "--endpoint", f"http://127.0.0.1:{port}/", "--timeout", "2")
+    assert code == 1
+    assert f"cannot reach the Proxmox API at http://127.0.0.1:{port}/api2/json" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], "no Proxmox endpoint: pass --endpoint"),
+        (["--endpoint", "192.0.2.11:8006"], "is not a Proxmox endpoint URL"),
+        (["--endpoint", "http://192.0.2.11:8006/"], "refusing to send the API token over plain"),
+    ],
+)
+def test_missing_or_unsafe_endpoint(capsys, argv, expected):
+    code, _, err = run(capsys, *argv)
+    assert code == 1
+    assert expected in err
+
+
+def test_stack_file_errors_leave_it_untouched(capsys, cluster, endpoint, tmp_path):
+    code, _, err = run(capsys, "--endpoint", endpoint, "--stack-file", str(tmp_path / "no.yaml"))
+    assert code == 1
+    assert "cannot read the stack file" in err
+    stack = tmp_path / "Pulumi.home.yaml"
+    stack.write_text(EXAMPLE.read_text())
+    del cluster.bridges["pve1"]["vmbr0"]
+    code, _, err = run(capsys, "--endpoint", endpoint, "--stack-file", str(stack))
+    assert code == 1
+    assert stack.read_text() == EXAMPLE.read_text()
+
+
+# --- TLS --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, as a fresh Proxmox node has."""
+    if not shutil.which("openssl"):
+        pytest.skip("needs openssl to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=pve1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def tls_endpoint(cluster: Cluster, self_signed: tuple[Path, Path]) -> Iterator[str]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*self_signed)
+    yield from serve(cluster, context)
+
+
+def test_tls_is_verified_by_default(capsys, tls_endpoint, self_signed, monkeypatch):
+    code, _, err = run(capsys, "--endpoint", tls_endpoint)
+    assert code == 1
+    assert "is not trusted (self-signed certificate)" in err
+    assert "--insecure" in err and "--ca-file" in err
+
+    code, out, err = run(capsys, "--endpoint", tls_endpoint, "--ca-file", str(self_signed[0]))
+    assert code == 0, err
+    code, out, err = run(capsys, "--endpoint", tls_endpoint, "--insecure")
+    assert code == 0, err
+    assert "mtu: 9000" in out
+    monkeypatch.setenv("PROXMOX_VE_INSECURE", "true")
+    assert run(capsys, "--endpoint", tls_endpoint)[0] == 0
