@@ -153,10 +153,20 @@ e2e = [
     ),
 ]
 CHECK_GROUPS = {
-    "egress SNAT", "overlap", "isolation", "invalid pkts", "egress policy", "subnet routing",
-    "dns forward", "dns reverse", "dns nxdomain", "dns forwarding", "lb ingress",
-    "port forward", "failover",
-}  # fmt: skip
+    "egress SNAT",
+    "overlap",
+    "isolation",
+    "invalid pkts",
+    "egress policy",
+    "subnet routing",
+    "dns forward",
+    "dns reverse",
+    "dns nxdomain",
+    "dns forwarding",
+    "lb ingress",
+    "port forward",
+    "failover",
+}
 
 
 def orbitlab(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -280,8 +290,10 @@ class TestExampleStack:
     def test_status_shows_what_runs_and_where(self):
         result = orbitlab("twin", "status")
         assert result.returncode == 0, result.stderr
-        assert re.search(r"web/gateway .*eth0 172\.16\.0\.1/24, eth0 172\.16\.1\.1/24, "
-                         r"eth1 10\.200\.0\.10/16\s+zebra staticd", result.stdout)  # fmt: skip
+        gateway = (
+            r"web/gateway .*eth0 172\.16\.0\.1/24, eth0 172\.16\.1\.1/24, eth1 10\.200\.0\.10/16"
+        )
+        assert re.search(gateway + r"\s+zebra staticd", result.stdout)
         assert re.search(r"web/lb .*haproxy", result.stdout)
         assert re.search(r"lab/box1 @pve1 .*172\.16\.0\.21/24\s+echo", result.stdout)
         assert "0 exited" in result.stdout

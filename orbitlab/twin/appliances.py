@@ -87,9 +87,12 @@ def start_holders(twin: TwinContext, namespaces: list[Namespace], roots: set[str
         argv = [*system.in_netns(ns.name, ["unshare", "--mount", "--uts"]), "sh", "-c", script]
         with (twin.run_dir(ns.name) / "holder.log").open("ab") as log:
             process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         started.append((ns, process))
     for ns, process in started:
         assert process.stdout is not None
@@ -100,6 +103,18 @@ def start_holders(twin: TwinContext, namespaces: list[Namespace], roots: set[str
             raise TwinError(f"{ns.label}: could not set up its mount namespace: {log}")
         twin.state.holders[ns.name] = system.record(process.pid, ns.name, "holder")
     twin.save()
+
+
+def frr_daemon_argv(daemon: str, state_dir: Path) -> list[str]:
+    """An FRR daemon with its own pid file, zserv socket and vty directory; no config file
+    (vtysh -b loads frr.conf), no vty TCP port.
+
+    >>> " ".join(frr_daemon_argv("staticd", Path("/s")))
+    '/usr/lib/frr/staticd -d -f /dev/null -i /s/staticd.pid -z /s/zserv.api --vty_socket /s -P 0'
+    """
+    files = ["-f", "/dev/null", "-i", str(state_dir / f"{daemon}.pid")]
+    sockets = ["-z", str(state_dir / "zserv.api"), "--vty_socket", str(state_dir), "-P", "0"]
+    return [str(FRR_DIR / daemon), "-d", *files, *sockets]
 
 
 def start_gateway(twin: TwinContext, sector: SectorTwin) -> None:
@@ -113,10 +128,7 @@ def start_gateway(twin: TwinContext, sector: SectorTwin) -> None:
     for daemon in FRR_DAEMONS:
         pidfile = state_dir / f"{daemon}.pid"
         pidfile.unlink(missing_ok=True)
-        twin.run(ns, [
-            str(FRR_DIR / daemon), "-d", "-f", "/dev/null", "-i", str(pidfile),
-            "-z", str(state_dir / "zserv.api"), "--vty_socket", str(state_dir), "-P", "0",
-        ])  # fmt: skip
+        twin.run(ns, frr_daemon_argv(daemon, state_dir))
         twin.adopt(system.read_pidfile(pidfile), ns, daemon)
     for daemon in FRR_DAEMONS:
         socket = state_dir / f"{daemon}.vty"
@@ -184,27 +196,29 @@ def start_lb(twin: TwinContext, sector: SectorTwin) -> None:
     twin.adopt(system.read_pidfile(pidfile), ns, "haproxy")
 
 
-def start_host(twin: TwinContext, host: HostTwin) -> None:
-    """A declared host runs the echo service on its LB-backend and port-forward ports."""
-    ready = twin.run_dir(host.ns.name) / "echo.ready"
-    argv = twin.python(
-        host.ns.name, "orbitlab.twin.echo", "--name", host.name,
-        "--tcp", ",".join(map(str, host.tcp_ports)),
-        "--udp", ",".join(map(str, host.udp_ports)), "--ready", str(ready),
-    )  # fmt: skip
-    log = twin.run_dir(host.ns.name) / "echo.log"
-    twin.adopt(system.spawn(argv, log).pid, host.ns.name, "echo")
+def echo_argv(name: str, tcp: tuple[int, ...], udp: tuple[int, ...], ready: Path) -> list[str]:
+    """Arguments of :mod:`orbitlab.twin.echo`.
+
+    >>> echo_argv("app1", (22, 8080), (), Path("/r"))
+    ['--name', 'app1', '--tcp', '22,8080', '--udp', '', '--ready', '/r']
+    """
+    ports = ["--tcp", ",".join(map(str, tcp)), "--udp", ",".join(map(str, udp))]
+    return ["--name", name, *ports, "--ready", str(ready)]
 
 
-def start_echo(twin: TwinContext, ns: str, name: str, ports: tuple[int, ...]) -> Path:
-    """The echo service in a namespace of the external side or a node; returns its ready file."""
+def start_echo(
+    twin: TwinContext, ns: str, name: str, tcp: tuple[int, ...], udp: tuple[int, ...] = ()
+) -> Path:
+    """Start the echo service in a namespace; return the file it writes once listening."""
     ready = twin.run_dir(ns) / "echo.ready"
-    argv = twin.python(
-        ns, "orbitlab.twin.echo", "--name", name,
-        "--tcp", ",".join(map(str, ports)), "--ready", str(ready),
-    )  # fmt: skip
+    argv = twin.python(ns, "orbitlab.twin.echo", *echo_argv(name, tcp, udp, ready))
     twin.adopt(system.spawn(argv, twin.run_dir(ns) / "echo.log").pid, ns, "echo")
     return ready
+
+
+def start_host(twin: TwinContext, host: HostTwin) -> Path:
+    """A declared host runs the echo service on its LB-backend and port-forward ports."""
+    return start_echo(twin, host.ns.name, host.name, host.tcp_ports, host.udp_ports)
 
 
 def daemon_rss_kib(twin: TwinContext, ns: str) -> dict[str, int]:

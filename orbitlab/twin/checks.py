@@ -34,7 +34,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from netaddr import IPAddress
 
@@ -80,8 +80,11 @@ def render_table(results: list[CheckResult]) -> str:
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [header, tuple("-" * w for w in widths), *rows]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-                     for line in lines)  # fmt: skip
+    return "\n".join(_aligned(line, widths) for line in lines)
+
+
+def _aligned(cells: tuple[str, ...], widths: list[int]) -> str:
+    return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
 
 
 # --- probes ---------------------------------------------------------------------------
@@ -392,12 +395,17 @@ def check_dns(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     for name, address in names:
         forward = dig(twin, ns, f"{name}.{domain}")
         reverse = dig(twin, ns, "-x", str(address))
-        results += [
-            CheckResult("dns forward", ns.label, f"{name}.{domain}", str(address),
-                        forward.show(), forward.answers == (str(address),)),
-            CheckResult("dns reverse", ns.label, str(address), f"{name}.{domain}.",
-                        reverse.show(), reverse.answers == (f"{name}.{domain}.",)),
-        ]  # fmt: skip
+        fqdn = f"{name}.{domain}"
+        forward_ok = forward.answers == (str(address),)
+        reverse_ok = reverse.answers == (f"{fqdn}.",)
+        results.append(
+            CheckResult("dns forward", ns.label, fqdn, str(address), forward.show(), forward_ok)
+        )
+        results.append(
+            CheckResult(
+                "dns reverse", ns.label, str(address), f"{fqdn}.", reverse.show(), reverse_ok
+            )
+        )
     unknown = dig(twin, ns, f"{NXDOMAIN_NAME}.{domain}")
     upstream = dig(twin, ns, INTERNET_NAME)
     results.append(
@@ -448,9 +456,13 @@ def check_lb(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
 
 
 def _lb_answers(
-    twin: TwinContext, client: Namespace, address: object, port: int, protocol: str,
+    twin: TwinContext,
+    client: Namespace,
+    address: object,
+    port: int,
+    protocol: str,
     wanted: set[str],
-) -> set[str]:  # fmt: skip
+) -> set[str]:
     """Who answers a listener, asking until every backend did or the time is up: a backend
     HAProxy marked down (e.g. while its gateway was stopped) comes back after its checks."""
     answered: set[str] = set()
@@ -526,11 +538,9 @@ def check_failover(twin: TwinContext) -> list[CheckResult]:
                 )
             )
         for sector in sectors[1:]:
-            results += [
-                CheckResult("failover", r.source, f"{r.target}, {failing.name} gateway stopped",
-                            r.expected, r.got, r.ok)
-                for r in check_lb(twin, sector)
-            ]  # fmt: skip
+            for row in check_lb(twin, sector):
+                target = f"{row.target}, {failing.name} gateway stopped"
+                results.append(replace(row, check="failover", target=target))
     finally:
         appliances.restart_gateway(twin, failing)
     found = _egress_ok(twin, failing)
@@ -569,9 +579,14 @@ def parallel_checks(twin: TwinContext) -> list[Check]:
     """Checks that do not disturb each other, in table order."""
     checks: list[Check] = []
     per_sector = (
-        check_egress, check_isolation, check_egress_policy, check_routing, check_dns, check_lb,
+        check_egress,
+        check_isolation,
+        check_egress_policy,
+        check_routing,
+        check_dns,
+        check_lb,
         check_port_forwards,
-    )  # fmt: skip
+    )
     for check in per_sector:
         checks += [lambda c=check, s=sector: c(twin, s) for sector in twin.topology.sectors]
         if check is check_egress:

@@ -188,8 +188,7 @@ def _start_services(twin: TwinContext) -> None:
     ready += [appliances.start_echo(twin, n.ns.name, n.name, (GUI_PORT,)) for n in topology.nodes]
     for sector in topology.sectors:
         for host in sector.hosts:
-            appliances.start_host(twin, host)
-            ready.append(twin.run_dir(host.ns.name) / "echo.ready")
+            ready.append(appliances.start_host(twin, host))
 
     def start_routing(sector: SectorTwin) -> None:
         appliances.start_gateway(twin, sector)

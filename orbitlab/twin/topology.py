@@ -326,7 +326,7 @@ def _external(plan: StackPlan) -> External:
         router_lan=_free_address(lan, taken, (1, 254)),
         client=Namespace(f"{EXTERNAL_PREFIX}client", "external:client", "home-client", upstream),
         client_lan=_free_address(lan, taken, (100,)),
-        resolver=Namespace(f"{EXTERNAL_PREFIX}resolver", "external:resolver", "resolver"),
+        resolver=Namespace(f"{EXTERNAL_PREFIX}resolver", "external:resolver", "resolver", upstream),
         resolver_lan=resolver_lan,
         resolver_addresses=resolvers,
         inet=Namespace(f"{EXTERNAL_PREFIX}inet", "external:inet", "internet", upstream),
