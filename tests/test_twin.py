@@ -260,6 +260,12 @@ class TestExampleStack:
         assert "twin up in" in result.stdout
         assert len(our_namespaces()) == 15
 
+    def test_a_second_up_is_refused(self):
+        result = orbitlab("twin", "up", str(THREE))
+        assert result.returncode == 1
+        assert "a twin is already up" in result.stderr
+        assert len(our_namespaces()) == 15
+
     def test_every_check_passes(self):
         result = orbitlab("twin", "test")
         assert result.returncode == 0, result.stdout + result.stderr
@@ -283,6 +289,7 @@ class TestExampleStack:
         result = orbitlab("twin", "exec", "web/app2", "--", "dig", "+short", "app1.web.internal")
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "172.16.0.21"
+        assert orbitlab("twin", "exec", "web/app2", "--", "false").returncode == 1
         missing = orbitlab("twin", "exec", "web/nope", "--", "true")
         assert missing.returncode == 1
         assert "no 'nope' in Sector 'web'" in missing.stderr
