@@ -139,9 +139,16 @@ def check_backplane(backplane: BackplanePlan, facts: ClusterFacts) -> None:
     """Refuse a Backplane the cluster cannot take, before anything is declared.
 
     - the Backplane exists with another CIDR: :class:`BackplaneImmutableError` naming both;
-    - it does not exist yet and tag 10 or 100 is taken: :class:`SettingsError`.
+    - it does not exist yet and tag 10 or 100 is taken: :class:`SettingsError`;
+    - this stack attaches to another stack's Backplane that does not exist yet.
     """
     current = facts.backplane_cidr
+    if current is None and backplane.owner_stack is not None:
+        raise BackplaneImmutableError(
+            f"orbitlab:backplane.stack: this stack attaches to the Backplane of stack "
+            f"{backplane.owner_stack!r}, but the cluster has no Backplane yet; "
+            f"`pulumi up` that stack first"
+        )
     if current is not None:
         if current != backplane.cidr:
             raise BackplaneImmutableError(

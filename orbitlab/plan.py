@@ -60,6 +60,8 @@ class BackplanePlan:
     vnet_id: str = BACKPLANE_VNET_ID
     vrf_tag: int = allocation.BACKPLANE_VRF_TAG
     vnet_tag: int = allocation.BACKPLANE_VNET_TAG
+    #: The stack that owns the Backplane, when this stack only attaches Sectors to it.
+    owner_stack: str | None = None
 
     @property
     def alias(self) -> str:
@@ -198,6 +200,7 @@ def plan_backplane(settings: StackSettings) -> BackplanePlan:
         asn=backplane.asn,
         nodes=nodes,
         primary_exit_node=backplane.primary_exit_node or nodes[0].name,
+        owner_stack=backplane.stack,
     )
 
 

@@ -39,6 +39,8 @@ from orbitlab.settings import CONFIG_NAMESPACE, StackSettings, settings_from_con
 #: Program-level config (not a setting): the SSH key provisioning uses; set it as a secret.
 SSH_KEY_CONFIG = "sshPrivateKey"
 
+BackplaneRef = Backplane | pulumi.Output[Any]
+
 
 def _decode(value: Any) -> Any:
     """Pulumi hands structured config over as JSON text; plain strings stay strings."""
@@ -73,13 +75,16 @@ class Deployment:
     """What the program declared."""
 
     plan: StackPlan
-    backplane: Backplane
+    #: The Backplane declared here, or the owner stack's exported facts.
+    backplane: BackplaneRef
     templates: ApplianceTemplates
     sectors: dict[str, Sector]
 
     def outputs(self) -> dict[str, Any]:
         return {
-            "backplane": self.backplane.facts,
+            "backplane": (
+                self.backplane.facts if isinstance(self.backplane, Backplane) else self.backplane
+            ),
             "sectors": {name: sector.summary() for name, sector in self.sectors.items()},
         }
 
@@ -95,9 +100,18 @@ def deploy(
     ssh: SshCredentials | None = None,
     opts: pulumi.ResourceOptions | None = None,
 ) -> Deployment:
-    """Declare the Backplane, the appliance templates and every Sector of a plan."""
+    """Declare the Backplane, the appliance templates and every Sector of a plan.
+
+    With ``orbitlab:backplane.stack`` set, no Backplane is declared: the Sectors attach to
+    the owner stack's exported facts through a ``StackReference``.
+    """
     ssh = ssh or SshCredentials(user=plan.appliances.ssh_user)
-    backplane = Backplane("backplane", BackplaneArgs(plan=plan.backplane), opts)
+    backplane: BackplaneRef
+    if plan.backplane.owner_stack is not None:
+        owner = pulumi.StackReference(plan.backplane.owner_stack, opts=opts)
+        backplane = owner.require_output("backplane")
+    else:
+        backplane = Backplane("backplane", BackplaneArgs(plan=plan.backplane), opts)
     hosting = tuple(sorted({sector.node for sector in plan.sectors}))
     templates = ApplianceTemplates(
         "templates", ApplianceTemplatesArgs(appliances=plan.appliances, nodes=hosting), opts

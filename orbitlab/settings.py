@@ -44,6 +44,9 @@ DEFAULT_TEMPLATE_URL = (
     "http://download.proxmox.com/images/system/alpine-3.22-default_20250617_amd64.tar.xz"
 )
 RESERVED_HOST_NAMES = frozenset({"gateway", "dns", "lb"})
+#: ``orbitlab:*`` keys that configure the program rather than the network (not settings).
+PROGRAM_KEYS = frozenset({"sshPrivateKey"})
+STACK_REFERENCE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
 DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 DOMAIN = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -140,13 +143,27 @@ class NodeSettings(Model):
 
 
 class BackplaneSettings(Model):
-    """The cluster-wide Backplane. ``cidr`` is immutable once the Backplane exists."""
+    """The cluster-wide Backplane. ``cidr`` is immutable once the Backplane exists.
+
+    ``stack`` names the stack that owns the Backplane (``org/project/stack``) when this
+    stack only attaches Sectors to it; ``cidr`` and ``nodes`` must then match that stack's.
+    """
 
     cidr: Cidr = Field(default_factory=lambda: IPNetwork("10.200.0.0/16"))
     asn: int = Field(default=65001, ge=1, le=4294967294, strict=True)
     nodes: list[NodeSettings] = Field(min_length=1)
     primary_exit_node: Label | None = None
     mtu: int | None = Field(default=None, ge=MIN_MTU, le=65535, strict=True)
+    stack: str | None = None
+
+    @field_validator("stack")
+    @classmethod
+    def _stack_reference(cls, value: str | None) -> str | None:
+        if value is not None and not STACK_REFERENCE.match(value):
+            raise ValueError(
+                f"{value!r} is not a stack name; expected org/project/stack, e.g. me/orbitlab/home"
+            )
+        return value
 
     @field_validator("cidr")
     @classmethod
@@ -329,7 +346,7 @@ def settings_from_config(config: dict[str, Any]) -> StackSettings:
     known = sorted(StackSettings.model_fields)
     for key, value in config.items():
         namespace, _, name = str(key).partition(":")
-        if namespace != CONFIG_NAMESPACE:
+        if namespace != CONFIG_NAMESPACE or name in PROGRAM_KEYS:
             continue
         if name not in StackSettings.model_fields:
             hint = difflib.get_close_matches(name, known, n=1)

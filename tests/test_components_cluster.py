@@ -148,3 +148,53 @@ def test_cluster_facts_from_invoke_shapes() -> None:
     assert facts.sector_tags("home") == {"web": 1001}
     assert facts.sector_tags("hom") == {}
     assert facts.backplane_cidr is None
+
+
+def attaching_config(owner: str = "me/orbitlab/home") -> dict:
+    config = stack_file_config()
+    config["orbitlab:backplane"]["stack"] = owner
+    return config
+
+
+def test_a_stack_attaches_its_sectors_to_another_stacks_backplane() -> None:
+    from orbitlab.components.backplane import backplane_facts
+    from orbitlab.program import plan_backplane
+
+    settings = settings_from_config(attaching_config())
+    facts = backplane_facts(plan_backplane(settings))
+    run = run_program(
+        main,
+        config=attaching_config(),
+        cluster=existing_backplane(),
+        stack_outputs={"backplane": facts},
+    )
+    types = {r.type for r in run.registrations.values()}
+    assert "orbitlab:index:Backplane" not in types
+    assert not run.of_type("proxmoxve:sdn/controller/evpn:Evpn")
+    assert run.named("web-zone").inputs["peers"] == ["192.0.2.11", "192.0.2.12"]
+    assert run.named("web-gateway-ct").inputs["networkInterfaces"][1]["bridge"] == "olbpvn"
+
+
+def test_attaching_before_the_owner_stack_created_the_backplane_is_refused() -> None:
+    monitor = RecordingMonitor(ClusterMocks(FakeCluster()))
+    with pytest.raises(
+        Exception,
+        match=r"orbitlab:backplane\.stack: .*'me/orbitlab/home'.*"
+        r"the cluster has no Backplane yet; `pulumi up` that stack first",
+    ):
+        run_program(main, config=attaching_config(), monitor=monitor)
+    assert not [r for r in monitor.registrations.values() if r.custom]
+
+
+def test_an_invalid_owner_stack_name_is_refused() -> None:
+    with pytest.raises(
+        SettingsError,
+        match=r"orbitlab:backplane\.stack: 'me/orbitlab home' is "
+        r"not a stack name; expected org/project/stack",
+    ):
+        settings_from_config(attaching_config("me/orbitlab home"))
+
+
+def test_the_ssh_key_config_is_program_config_not_a_typo() -> None:
+    config = {**stack_file_config(), "orbitlab:sshPrivateKey": {"secure": "v1:abc"}}
+    assert settings_from_config(config).backplane.stack is None

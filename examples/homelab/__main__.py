@@ -34,10 +34,10 @@ ssh = SshCredentials(
     private_key=pulumi.Config("orbitlab").get_secret(SSH_KEY_CONFIG),
 )
 
-backplane_stack = config.get("backplaneStack")
-if backplane_stack:
-    # Another stack owns the Backplane: attach to its exported facts.
-    backplane = pulumi.StackReference(backplane_stack).require_output("backplane")
+backplane: Backplane | pulumi.Output
+if plan.backplane.owner_stack:
+    # orbitlab:backplane.stack: another stack owns the Backplane; attach to its facts.
+    backplane = pulumi.StackReference(plan.backplane.owner_stack).require_output("backplane")
 else:
     backplane = Backplane("backplane", BackplaneArgs(plan=plan.backplane))
     pulumi.export("backplane", backplane.facts)
