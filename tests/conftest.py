@@ -1,10 +1,16 @@
-"""Shared fixtures: a valid stack as plain data, and helpers to build plans from it."""
+"""Shared fixtures: a valid stack as plain data, and helpers to build plans from it.
+
+hypothesis is imported here, before any test runs: imported late (by its pytest plugin at
+session end, after the Pulumi tests printed deep tracebacks) it trips CPython 3.11.7's
+"AST constructor recursion depth mismatch" (gh-106905, fixed in 3.11.8).
+"""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
+import hypothesis  # noqa: F401
 import pytest
 
 VALID_STACK: dict[str, Any] = {
