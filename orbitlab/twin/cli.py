@@ -91,7 +91,12 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     system.preflight(system.CORE_TOOLS, system.TEST_TOOLS)
     twin = runner.context_of(require_state())
-    results = run_checks(twin, skip_failover=args.skip_failover, progress=say)
+    try:
+        with runner.interruptible():  # SIGTERM too: a stopped gateway restarts on the way out
+            results = run_checks(twin, skip_failover=args.skip_failover, progress=say)
+    except KeyboardInterrupt:
+        print("interrupted: checks stopped (the twin is still up)", file=sys.stderr)
+        return 130
     print(render_table(results))
     failed = [result for result in results if not result.ok]
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")

@@ -118,7 +118,8 @@ def each(work: Callable[[T], R], items: Sequence[T]) -> list[R]:
         return list(pool.map(work, items))
 
 
-def _prepare(stack_file: str) -> tuple[Topology, TwinState]:
+def _check_can_start(stack_file: str) -> Topology:
+    """Everything that can refuse ``up`` before anything is created."""
     system.preflight(system.CORE_TOOLS)
     existing = load_state()
     if existing is not None:
@@ -131,7 +132,11 @@ def _prepare(stack_file: str) -> tuple[Topology, TwinState]:
             f"namespaces of an earlier twin remain ({', '.join(leftovers[:3])}...); "
             "run `orbitlab twin down` first"
         )
-    topology = build_topology(load_plan(stack_file))
+    return build_topology(load_plan(stack_file))
+
+
+def _create_state(stack_file: str) -> TwinState:
+    """The state file and working directory, with a copy of the stack file."""
     workdir = twin_dir() / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     source = Path(stack_file).resolve()
@@ -139,7 +144,7 @@ def _prepare(stack_file: str) -> tuple[Topology, TwinState]:
     shutil.copyfile(source, copy)
     state = TwinState(workdir=workdir, stack_file=copy, source=str(source))
     state.save()
-    return topology, state
+    return state
 
 
 def _build(twin: TwinContext) -> None:
@@ -245,9 +250,9 @@ def _wait_ready(twin: TwinContext) -> None:
 def up(stack_file: str, say: Say) -> TwinContext:
     """Build the twin of a stack file. On failure or interrupt, remove it all and re-raise."""
     with interruptible():
-        topology, state = _prepare(stack_file)
-        twin = TwinContext(topology, state, say)
+        topology = _check_can_start(stack_file)
         try:
+            twin = TwinContext(topology, _create_state(stack_file), say)
             _build(twin)
         except BaseException as error:
             reason = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
