@@ -105,7 +105,7 @@ ip route 0.0.0.0/0 10.99.0.1
 !
 end
 ORBITLAB_EOF_d49ae288aad7dadf
-	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_fe5069913b2c2ec1'
+	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_f655c15132eee5b0'
 #!/usr/sbin/nft -f
 # OrbitLab Sector Gateway olvn1001-router: Sector lab1 (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten. eth0 = Sector, eth1 = Backplane.
@@ -156,14 +156,16 @@ table inet orbitlab {
 		iifname "eth0" ip daddr $nodes reject with icmpx type admin-prohibited
 		# only the Sector DNS queries resolvers directly
 		iifname "eth0" ip saddr != $sector_dns meta l4proto { tcp, udp } th dport { 53, 853 } reject with icmpx type admin-prohibited
-		# the Sector DNS appliance's own egress (forwarding, package installs)
-		iifname "eth0" oifname "eth1" ip saddr $sector_dns accept
+		# the Sector DNS appliance forwards to its resolvers and installs packages, whatever
+		# the egress policy; the rest of its traffic follows the policy like any host's
+		iifname "eth0" oifname "eth1" ip saddr $sector_dns meta l4proto { tcp, udp } th dport { 53, 853 } accept
+		iifname "eth0" oifname "eth1" ip saddr $sector_dns tcp dport { 80, 443 } accept
 		iifname "eth0" oifname "eth1" ip saddr $sector_nets accept
 		# declared port forwards, DNAT-ed on the way in
 		iifname "eth0" reject with icmpx type admin-prohibited
 	}
 }
-ORBITLAB_EOF_fe5069913b2c2ec1
+ORBITLAB_EOF_f655c15132eee5b0
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_aaef616fedb7ef57'
 # OrbitLab Sector Gateway: forward IPv4 between the Sector and the Backplane; no IPv6,
 # no ICMP redirects (hosts in different subnets share eth0). Rendered by OrbitLab.

@@ -105,7 +105,7 @@ ip route 0.0.0.0/0 10.200.0.1
 !
 end
 ORBITLAB_EOF_8c915e24c93b6f2c
-	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_9fc226bbeb094058'
+	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_759fa18fa73e7440'
 #!/usr/sbin/nft -f
 # OrbitLab Sector Gateway olvn1002-router: Sector lab (tag 1002).
 # Rendered by OrbitLab; local changes are overwritten. eth0 = Sector, eth1 = Backplane.
@@ -156,15 +156,17 @@ table inet orbitlab {
 		iifname "eth0" ip daddr $nodes reject with icmpx type admin-prohibited
 		# only the Sector DNS queries resolvers directly
 		iifname "eth0" ip saddr != $sector_dns meta l4proto { tcp, udp } th dport { 53, 853 } reject with icmpx type admin-prohibited
-		# the Sector DNS appliance's own egress (forwarding, package installs)
-		iifname "eth0" oifname "eth1" ip saddr $sector_dns accept
+		# the Sector DNS appliance forwards to its resolvers and installs packages, whatever
+		# the egress policy; the rest of its traffic follows the policy like any host's
+		iifname "eth0" oifname "eth1" ip saddr $sector_dns ip daddr { 192.0.2.53 } meta l4proto { tcp, udp } th dport { 53, 853 } accept
+		iifname "eth0" oifname "eth1" ip saddr $sector_dns tcp dport { 80, 443 } accept
 		iifname "eth0" oifname "eth1" ip daddr 192.168.0.0/16 reject with icmpx type admin-prohibited
 		iifname "eth0" oifname "eth1" ip saddr $sector_nets accept
 		# declared port forwards, DNAT-ed on the way in
 		iifname "eth0" reject with icmpx type admin-prohibited
 	}
 }
-ORBITLAB_EOF_9fc226bbeb094058
+ORBITLAB_EOF_759fa18fa73e7440
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_aaef616fedb7ef57'
 # OrbitLab Sector Gateway: forward IPv4 between the Sector and the Backplane; no IPv6,
 # no ICMP redirects (hosts in different subnets share eth0). Rendered by OrbitLab.
