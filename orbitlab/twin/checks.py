@@ -251,10 +251,10 @@ def check_isolation(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
             outcome = _rejected(
                 lambda a=address, p=port: probe(twin, ns, "tcp", a, p, REJECT_WAIT_S)["result"]
             )
-            ok = outcome == "blocked"
+            ok = outcome == "rejected"
         else:
             outcome = probe(twin, ns, "tcp", address, port)["result"]
-            ok = outcome in ("blocked", "timeout")
+            ok = outcome in ("rejected", "timeout")
         expected = "rejected" if must_reject else "not reached"
         results.append(
             CheckResult("isolation", ns.label, f"{kind} {address}:{port}", expected, outcome, ok)
@@ -506,7 +506,7 @@ def check_port_forwards(twin: TwinContext, sector: SectorTwin) -> list[CheckResu
             f"{sector.name} {address}:{undeclared}/tcp (undeclared)",
             "blocked",
             found["result"],
-            found["result"] in ("blocked", "timeout"),
+            found["result"] in ("rejected", "timeout"),
         )
     )
     return results

@@ -1,7 +1,7 @@
 """A tiny client run inside twin namespaces: connect, read the answer, name the outcome.
 
 Prints one JSON object: ``result`` is ``ok`` (answered; ``body`` holds the answer),
-``refused`` (a TCP reset or ICMP port unreachable: the target was reached), ``blocked``
+``refused`` (a TCP reset or ICMP port unreachable: the target was reached), ``rejected``
 (an ICMP "prohibited"/unreachable came back: a filter rejected it), ``timeout`` or
 ``error``::
 
@@ -28,14 +28,14 @@ def outcome(error: OSError) -> str:
     >>> outcome(ConnectionRefusedError(errno.ECONNREFUSED, "refused"))
     'refused'
     >>> outcome(OSError(errno.EHOSTUNREACH, "no route"))
-    'blocked'
+    'rejected'
     """
     if isinstance(error, TimeoutError):
         return "timeout"
     if error.errno == errno.ECONNREFUSED:
         return "refused"
     if error.errno in BLOCKED:
-        return "blocked"
+        return "rejected"
     return "error"
 
 
