@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from orbitlab.cli import load_plan
+from orbitlab.stack import load_plan
 from orbitlab.twin import appliances, runner, system
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.topology import INTERNET_HOST, build_topology

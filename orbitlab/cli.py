@@ -12,14 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orbitlab.errors import OrbitLabError, SettingsError
-from orbitlab.plan import StackPlan, plan_stack
-from orbitlab.settings import load_stack_file
-
-
-def load_plan(stack_file: str) -> StackPlan:
-    """Validate a stack file and plan it as if on an empty cluster (no tags in use)."""
-    stack, settings = load_stack_file(stack_file)
-    return plan_stack(stack, settings)
+from orbitlab.stack import load_plan
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

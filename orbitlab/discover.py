@@ -46,7 +46,8 @@ import yaml
 from pydantic import ValidationError
 
 from orbitlab.errors import OrbitLabError, SettingsError
-from orbitlab.settings import CONFIG_NAMESPACE, NodeSettings, load_stack_file
+from orbitlab.settings import CONFIG_NAMESPACE, NodeSettings
+from orbitlab.stack import load_stack_file
 
 TOKEN_ENV = "PROXMOX_VE_API_TOKEN"
 ENDPOINT_ENV = "PROXMOX_VE_ENDPOINT"

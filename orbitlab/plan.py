@@ -3,7 +3,7 @@
 A plan is what rendering, the Pulumi components and the twin all work from: every tag,
 ID, address and placement is decided here, once, before anything is declared.
 
->>> from orbitlab.settings import parse_settings
+>>> from orbitlab.stack import parse_settings
 >>> settings = parse_settings({
 ...     "backplane": {"nodes": [{"name": "pve1", "address": "192.0.2.11"}]},
 ...     "sectors": [{"name": "web", "subnets": ["172.16.0.0/24"]}],

@@ -34,7 +34,8 @@ from orbitlab.components import (
 )
 from orbitlab.errors import OrbitLabError
 from orbitlab.plan import StackPlan, plan_backplane, plan_stack
-from orbitlab.settings import CONFIG_NAMESPACE, StackSettings, settings_from_config
+from orbitlab.settings import CONFIG_NAMESPACE, StackSettings
+from orbitlab.stack import settings_from_config
 
 #: Program-level config (not a setting): the SSH key provisioning uses; set it as a secret.
 SSH_KEY_CONFIG = "sshPrivateKey"

@@ -5,7 +5,7 @@ install, enable and reload its services, in the shape of cloud-init's ``write_fi
 ``runcmd``. :func:`provisioning_script` turns a bundle into one POSIX ``sh`` script. Output
 is deterministic to the byte: same plan, same files, same script.
 
->>> from orbitlab.cli import load_plan
+>>> from orbitlab.stack import load_plan
 >>> plan = load_plan("stacks/Pulumi.example.yaml")
 >>> bundles = sector_bundles(plan, plan.sector("web"))
 >>> sorted(bundles), bundles["gateway"].file("/etc/frr/frr.conf").mode

@@ -13,29 +13,25 @@ from Pulumi config at run time::
 
 Field-level rules (types, ranges, formats, unknown keys) live on the pydantic models;
 rules that relate several fields (overlaps, membership, collisions) live in
-:mod:`orbitlab.checks`, so that every message can name its exact field.
+:mod:`orbitlab.checks`, so that every message can name its exact field;
+:mod:`orbitlab.stack` reads a stack (config mapping or stack file) through both.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
-
-from orbitlab.errors import SettingsError
 
 CONFIG_NAMESPACE = "orbitlab"
 MIN_MTU = 1280
@@ -300,7 +296,8 @@ class StackSettings(Model):
     appliances: ApplianceSettings = Field(default_factory=ApplianceSettings)
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the stack-file path, e.g. ``orbitlab:sectors[0].name``."""
     path = ""
     for index, part in enumerate(loc):
         if isinstance(part, int):
@@ -312,75 +309,12 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path or CONFIG_NAMESPACE
 
 
-def _describe(error: dict[str, Any]) -> str:
+def describe_error(error: dict[str, Any]) -> str:
+    """One pydantic error as a message naming the field, the value and what is wrong."""
     loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "missing":
-        return f"{_field_path(loc)}: required key is missing"
+        return f"{field_path(loc)}: required key is missing"
     if error["type"] == "value_error":
-        return f"{_field_path(loc)}: {message}"
-    return f"{_field_path(loc)}: {error['input']!r} is invalid: {message}"
-
-
-def parse_settings(raw: dict[str, Any]) -> StackSettings:
-    """Validate the ``orbitlab:*`` values (keys without the namespace) into settings.
-
-    Raises :class:`SettingsError` listing every problem, each naming its field.
-    """
-    from orbitlab.checks import cross_check
-
-    try:
-        settings = StackSettings.model_validate(raw)
-    except ValidationError as error:
-        raise SettingsError([_describe(e) for e in error.errors()]) from None
-    problems = cross_check(settings)
-    if problems:
-        raise SettingsError(problems)
-    return settings
-
-
-def settings_from_config(config: dict[str, Any]) -> StackSettings:
-    """Take the ``config:`` mapping of a stack file; ignore other namespaces, reject typos."""
-    raw: dict[str, Any] = {}
-    problems = []
-    known = sorted(StackSettings.model_fields)
-    for key, value in config.items():
-        namespace, _, name = str(key).partition(":")
-        if namespace != CONFIG_NAMESPACE or name in PROGRAM_KEYS:
-            continue
-        if name not in StackSettings.model_fields:
-            hint = difflib.get_close_matches(name, known, n=1)
-            suggestion = f"; did you mean '{CONFIG_NAMESPACE}:{hint[0]}'?" if hint else ""
-            problems.append(
-                f"{key}: unknown key (allowed: "
-                f"{', '.join(f'{CONFIG_NAMESPACE}:{k}' for k in known)}){suggestion}"
-            )
-            continue
-        raw[name] = value
-    if problems:
-        raise SettingsError(problems)
-    if "backplane" not in raw:
-        raise SettingsError([f"{CONFIG_NAMESPACE}:backplane: required key is missing"])
-    return parse_settings(raw)
-
-
-def stack_name_from_path(path: Path) -> str:
-    """``Pulumi.example.yaml`` → ``example``."""
-    name = path.name
-    if name.startswith("Pulumi.") and name.endswith((".yaml", ".yml")):
-        return name.removeprefix("Pulumi.").rsplit(".", 1)[0]
-    return path.stem
-
-
-def load_stack_file(path: str | Path) -> tuple[str, StackSettings]:
-    """Read ``Pulumi.<stack>.yaml`` and return ``(stack name, settings)``."""
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise SettingsError([f"{path}: cannot read the stack file: {error.strerror}"]) from None
-    except yaml.YAMLError as error:
-        raise SettingsError([f"{path}: not valid YAML: {error}"]) from None
-    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
-        raise SettingsError([f"{path}: expected a stack file with a 'config:' mapping"])
-    return stack_name_from_path(path), settings_from_config(document["config"])
+        return f"{field_path(loc)}: {message}"
+    return f"{field_path(loc)}: {error['input']!r} is invalid: {message}"

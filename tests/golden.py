@@ -11,8 +11,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from orbitlab.cli import load_plan
 from orbitlab.rendering import write_rendered_tree
+from orbitlab.stack import load_plan
 
 CASES_DIR = Path(__file__).parent / "data" / "render"
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from netaddr import IPAddress
 
-from orbitlab.cli import load_plan
 from orbitlab.plan import SectorPlan
 from orbitlab.rendering import Bundle, sector_bundles
+from orbitlab.stack import load_plan
 from tests.golden import cases, stack_file
 
 pytestmark = [

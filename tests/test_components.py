@@ -10,9 +10,9 @@ from collections import Counter
 
 import pytest
 
-from orbitlab.cli import load_plan
 from orbitlab.program import main
 from orbitlab.rendering import provisioning_script, sector_bundles
+from orbitlab.stack import load_plan
 from tests.pulumi_mocks import (
     EXAMPLE_STACK,
     FakeCluster,

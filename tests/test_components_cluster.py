@@ -13,7 +13,7 @@ from orbitlab.components import Backplane, BackplaneArgs
 from orbitlab.errors import BackplaneImmutableError, SettingsError
 from orbitlab.plan import plan_stack
 from orbitlab.program import main
-from orbitlab.settings import settings_from_config
+from orbitlab.stack import settings_from_config
 from tests.pulumi_mocks import (
     ClusterMocks,
     FakeCluster,

@@ -14,7 +14,6 @@ import pulumi
 import pytest
 import yaml
 
-from orbitlab.cli import load_plan
 from orbitlab.components import (
     ApplianceTemplates,
     ApplianceTemplatesArgs,
@@ -23,6 +22,7 @@ from orbitlab.components import (
     backplane_facts,
 )
 from orbitlab.program import main
+from orbitlab.stack import load_plan
 from tests.pulumi_mocks import (
     EXAMPLE_STACK,
     ROOT,

@@ -26,7 +26,8 @@ import yaml
 import orbitlab.discover
 from orbitlab.cli import main
 from orbitlab.discover import node_from_bridge, splice_nodes
-from orbitlab.settings import NodeSettings, load_stack_file
+from orbitlab.settings import NodeSettings
+from orbitlab.stack import load_stack_file
 
 REPO = Path(__file__).parent.parent
 EXAMPLE = REPO / "stacks" / "Pulumi.example.yaml"

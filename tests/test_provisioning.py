@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from orbitlab.cli import load_plan
 from orbitlab.plan import PortForwardPlan
 from orbitlab.rendering import Bundle, provisioning_script, sector_bundles
+from orbitlab.stack import load_plan
 
 EXAMPLE = Path(__file__).parent.parent / "stacks" / "Pulumi.example.yaml"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orbitlab.cli import load_plan
 from orbitlab.rendering import sector_bundles
+from orbitlab.stack import load_plan
 from tests.golden import cases, render_case, stack_file
 
 

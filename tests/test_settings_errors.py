@@ -12,7 +12,7 @@ import pytest
 
 from orbitlab.errors import SettingsError
 from orbitlab.plan import plan_stack
-from orbitlab.settings import parse_settings, settings_from_config
+from orbitlab.stack import parse_settings, settings_from_config
 
 DELETE = object()
 

@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 from netaddr import IPAddress
 
-from orbitlab.cli import load_plan
 from orbitlab.plan import plan_stack
-from orbitlab.settings import parse_settings
+from orbitlab.stack import load_plan, parse_settings
 from orbitlab.twin import TwinError, system
 from orbitlab.twin.appliances import holder_script
 from orbitlab.twin.checks import CheckResult, render_table

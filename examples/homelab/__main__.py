@@ -24,7 +24,7 @@ from orbitlab.components import (
 )
 from orbitlab.plan import SectorPlan
 from orbitlab.program import SSH_KEY_CONFIG, plan_for_cluster, stack_config
-from orbitlab.settings import settings_from_config
+from orbitlab.stack import settings_from_config
 
 config = pulumi.Config("homelab")
 settings = settings_from_config(stack_config())

@@ -1,6 +1,6 @@
 """The running twin as one object: its topology, its state and per-namespace helpers.
 
->>> from orbitlab.cli import load_plan
+>>> from orbitlab.stack import load_plan
 >>> from orbitlab.twin.topology import build_topology
 >>> twin = TwinContext(build_topology(load_plan("stacks/Pulumi.example.yaml")),
 ...                    TwinState(Path("/run/t"), Path("/run/t/Pulumi.example.yaml")))

@@ -15,7 +15,7 @@ The Backplane is built the way Proxmox's EVPN zone builds it:
 
 Each Sector VNet is a bridge per node (``olvn<tag>``) with a VXLAN whose VNI is the tag.
 
-    >>> from orbitlab.cli import load_plan
+    >>> from orbitlab.stack import load_plan
     >>> from orbitlab.twin.topology import build_topology
     >>> topology = build_topology(load_plan("stacks/Pulumi.example.yaml"))
     >>> 'ip saddr 10.200.0.0/16 oifname "vmbr0" masquerade' in snat_ruleset(topology)

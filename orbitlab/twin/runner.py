@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TypeVar
 
-from orbitlab.cli import load_plan
+from orbitlab.stack import load_plan
 from orbitlab.twin import TwinError, appliances, network, system
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.state import TwinState, load_state, state_path, twin_dir

@@ -2,7 +2,7 @@
 
 Nothing here touches the system, so the layout can be checked without root::
 
-    >>> from orbitlab.cli import load_plan
+    >>> from orbitlab.stack import load_plan
     >>> topology = build_topology(load_plan("stacks/Pulumi.example.yaml"))
     >>> [node.ns.name for node in topology.nodes]
     ['olt-n.pve1', 'olt-n.pve2']
@@ -232,7 +232,7 @@ class Topology:
         """Resolve ``SECTOR/HOST`` (HOST: a declared host, ``gateway``, ``dns`` or ``lb``),
         ``node:NAME`` or ``external:router|client|inet|resolver`` to its namespace.
 
-        >>> from orbitlab.cli import load_plan
+        >>> from orbitlab.stack import load_plan
         >>> build_topology(load_plan("stacks/Pulumi.example.yaml")).find("lab/box1").name
         'olt-s.lab.box1'
         """

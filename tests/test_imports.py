@@ -1,0 +1,91 @@
+"""The layers read one way: no import cycle between orbitlab modules, and nothing below
+the command line imports it.
+
+Imports are read from the source (module level and inside functions alike, since a
+function-level import is still a dependency), not from what Python happens to load.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "orbitlab"
+COMMAND_LINES = {"orbitlab.cli", "orbitlab.twin.cli"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, modules: set[str], own: str = "") -> set[str]:
+    """The orbitlab modules ``path`` imports (``from orbitlab.x import y`` counts ``x.y``
+    when ``y`` is itself a module)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found.update(name for name in names if name in modules)
+    return found - {own}
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    return {name: imports_of(path, set(paths), name) for name, path in paths.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of the graph as a path that ends where it starts, or None.
+
+    >>> find_cycle({"a": {"b"}, "b": {"a"}})
+    ['a', 'b', 'a']
+    >>> find_cycle({"a": {"b"}, "b": set()}) is None
+    True
+    """
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return None
+        for target in sorted(graph.get(node, ())):
+            # a package's __init__ importing its own submodules is not a layer cycle
+            if target.startswith(node + "."):
+                continue
+            cycle = visit(target, [*path, node])
+            if cycle:
+                return cycle
+        done.add(node)
+        return None
+
+    for start in sorted(graph):
+        cycle = visit(start, [])
+        if cycle:
+            return cycle
+    return None
+
+
+def test_no_import_cycle_between_orbitlab_modules():
+    graph = import_graph()
+    assert len(graph) > 20, sorted(graph)
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+@pytest.mark.parametrize("module", sorted(set(import_graph()) - COMMAND_LINES))
+def test_no_module_below_the_command_line_imports_it(module):
+    graph = import_graph()
+    assert not graph[module] & COMMAND_LINES, f"{module} imports {graph[module] & COMMAND_LINES}"
+
+
+def test_the_cycle_finder_sees_a_function_level_import(tmp_path):
+    (tmp_path / "a.py").write_text("def f():\n    from orbitlab.b import x\n")
+    modules = {"orbitlab.a", "orbitlab.b"}
+    assert imports_of(tmp_path / "a.py", modules) == {"orbitlab.b"}
