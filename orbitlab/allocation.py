@@ -9,6 +9,8 @@ gives the same answer on every run and no ledger is needed.
 ['10.200.0.12', '10.200.0.13']
 >>> allocate_tags([("web", None), ("db", None)], in_use={1001, 1003}, existing={})
 {'web': 1002, 'db': 1004}
+>>> appliance_mac(1001, "dns")
+'02:4f:4c:20:03:e9'
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ VXLAN_OVERHEAD = 50
 Role = Literal["gateway", "dns", "lb"]
 ROLE_VMID_SUFFIX: dict[str, int] = {"gateway": 1, "dns": 2, "lb": 3}
 SECTOR_INFRA_OFFSET: dict[str, int] = {"gateway": 1, "dns": 2, "lb": 3}
+#: Locally administered, unicast (first octet 0x02), "OL" in the second and third octets.
+MAC_PREFIX = "02:4f:4c"
 
 
 def backplane_gateway(cidr: IPNetwork) -> IPAddress:
@@ -133,6 +137,21 @@ def vnet_id(tag: int) -> str:
 def vmid(tag: int, role: Role) -> int:
     """Deterministic container VMID: the tag followed by the role's digit (1001 → 10011)."""
     return tag * 10 + ROLE_VMID_SUFFIX[role]
+
+
+def appliance_mac(tag: int, role: Role, nic: int = 0) -> str:
+    """The pinned MAC of an appliance NIC: ``02:4f:4c:<role><nic>:<tag, two octets>``.
+
+    Deterministic (a replaced container keeps its MAC) and unique on the cluster, since tags
+    are: the gateway can match the Sector DNS by MAC and address together, so a host that
+    takes the DNS's address does not get its exemptions.
+    """
+    if not 0 <= nic <= 9:
+        raise AllocationError(f"NIC index {nic} is outside 0-9")
+    if not SECTOR_TAG_MIN <= tag <= SECTOR_TAG_MAX:
+        raise AllocationError(f"tag {tag} is outside {SECTOR_TAG_MIN}-{SECTOR_TAG_MAX}")
+    role_octet = ROLE_VMID_SUFFIX[role] * 16 + nic
+    return f"{MAC_PREFIX}:{role_octet:02x}:{tag >> 8:02x}:{tag & 0xFF:02x}"
 
 
 def sector_infra_address(first_subnet: IPNetwork, role: Role) -> IPAddress:

@@ -202,6 +202,41 @@ def _check_egress(prefix: str, sector: SectorSettings, backplane_cidr: IPNetwork
             )
 
 
+def _unreachable_reason(address: IPAddress, settings: StackSettings) -> str | None:
+    """Why the Sector Gateway never lets a Sector reach ``address``, or None."""
+    backplane = settings.backplane
+    if address in backplane.cidr:
+        return f"lies inside the Backplane {backplane.cidr}"
+    for node in backplane.nodes:
+        if address == node.address:
+            return f"is the address of node {node.name!r}"
+    return None
+
+
+def _check_forwarders(index: int, sector: SectorSettings, settings: StackSettings) -> Iterator[str]:
+    """The Sector DNS forwards to resolvers the gateway lets it reach (not the Backplane,
+    not a node). Without its own forwarders it uses ``appliances.nameservers``."""
+    prefix = f"orbitlab:sectors[{index}]"
+    own = sector.dns.forwarders
+    field = f"{prefix}.dns.forwarders" if own else "orbitlab:appliances.nameservers"
+    for position, address in enumerate(own or settings.appliances.nameservers):
+        reason = _unreachable_reason(address, settings)
+        if reason is None:
+            continue
+        if own:
+            yield (
+                f"{field}[{position}]: {address} {reason}, which the Sector Gateway of Sector "
+                f"{sector.name!r} never lets it reach; forward to a resolver on the home LAN "
+                "or beyond"
+            )
+        else:
+            yield (
+                f"{field}[{position}]: {address} {reason}; Sector {sector.name!r} forwards to "
+                "it, and its Sector Gateway never lets it reach that address; set "
+                f"{prefix}.dns.forwarders to a resolver on the home LAN or beyond"
+            )
+
+
 def check_sector(index: int, sector: SectorSettings, settings: StackSettings) -> Iterator[str]:
     prefix = f"orbitlab:sectors[{index}]"
     node_names = [node.name for node in settings.backplane.nodes]
@@ -219,6 +254,7 @@ def check_sector(index: int, sector: SectorSettings, settings: StackSettings) ->
     yield from _check_load_balancer(prefix, sector)
     yield from _check_port_forwards(prefix, sector)
     yield from _check_egress(prefix, sector, settings.backplane.cidr)
+    yield from _check_forwarders(index, sector, settings)
 
 
 def cross_check(settings: StackSettings) -> list[str]:

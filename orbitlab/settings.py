@@ -47,7 +47,39 @@ DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 DOMAIN = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
-def _parse_cidr(value: Any) -> IPNetwork:
+#: RFC 6890 special-purpose IPv4 ranges: never a Backplane, a Sector subnet, a node, a
+#: resolver or an egress target. Most specific first, so a message names the narrowest.
+SPECIAL_PURPOSE: tuple[tuple[IPNetwork, str], ...] = (
+    (IPNetwork("255.255.255.255/32"), "limited broadcast"),
+    (IPNetwork("169.254.0.0/16"), "link-local"),
+    (IPNetwork("0.0.0.0/8"), "'this network'"),
+    (IPNetwork("127.0.0.0/8"), "loopback"),
+    (IPNetwork("224.0.0.0/4"), "multicast"),
+    (IPNetwork("240.0.0.0/4"), "reserved"),
+)
+
+
+def special_purpose(network: IPNetwork | IPAddress) -> tuple[IPNetwork, str] | None:
+    """The special-purpose range (and its name) that ``network`` lies in or overlaps.
+
+    >>> special_purpose(IPAddress("127.0.0.53"))
+    (IPNetwork('127.0.0.0/8'), 'loopback')
+    >>> special_purpose(IPNetwork("10.0.0.0/8")) is None
+    True
+    """
+    candidate = IPNetwork(f"{network}/32") if isinstance(network, IPAddress) else network
+    for special, name in SPECIAL_PURPOSE:
+        if candidate in special or special in candidate:
+            return special, name
+    return None
+
+
+def _special_message(value: Any, special: tuple[IPNetwork, str], what: str) -> str:
+    network, name = special
+    return f"{value!r} {what} {network} ({name}, an RFC 6890 special-purpose range)"
+
+
+def _read_cidr(value: Any) -> IPNetwork:
     if isinstance(value, IPNetwork):
         return value
     if not isinstance(value, str) or "/" not in value:
@@ -63,7 +95,31 @@ def _parse_cidr(value: Any) -> IPNetwork:
     return network
 
 
-def _parse_address(value: Any) -> IPAddress:
+def _parse_cidr(value: Any) -> IPNetwork:
+    """A network of the lab's own (Backplane, Sector subnet): unicast, no special range in it."""
+    network = _read_cidr(value)
+    special = special_purpose(network)
+    if special is not None:
+        raise ValueError(
+            _special_message(value, special, "overlaps")
+            + "; expected a private unicast network, e.g. 10.200.0.0/16 or 172.16.0.0/24"
+        )
+    return network
+
+
+def _parse_destination(value: Any) -> IPNetwork:
+    """An egress target: never inside a special range (a wider net that holds one is fine)."""
+    network = _read_cidr(value)
+    special = special_purpose(network)
+    if special is not None and network in special[0]:
+        raise ValueError(
+            _special_message(value, special, "lies in")
+            + ", which is never routed out of a Sector; expected e.g. 192.168.0.0/16"
+        )
+    return network
+
+
+def _read_address(value: Any) -> IPAddress:
     if isinstance(value, IPAddress):
         return value
     if not isinstance(value, str) or "/" in value:
@@ -74,6 +130,18 @@ def _parse_address(value: Any) -> IPAddress:
         raise ValueError(
             f"{value!r} is not a valid IPv4 address; expected e.g. 192.0.2.10"
         ) from None
+
+
+def _parse_address(value: Any) -> IPAddress:
+    """A node, host or resolver address: unicast, outside every special-purpose range."""
+    address = _read_address(value)
+    special = special_purpose(address)
+    if special is not None:
+        raise ValueError(
+            _special_message(value, special, "lies in")
+            + ", never a usable address here; expected a unicast address, e.g. 192.0.2.10"
+        )
+    return address
 
 
 def _parse_label(value: Any) -> str:
@@ -95,6 +163,7 @@ def _parse_domain(value: Any) -> str:
 
 
 Cidr = Annotated[IPNetwork, BeforeValidator(_parse_cidr)]
+Destination = Annotated[IPNetwork, BeforeValidator(_parse_destination)]
 Address = Annotated[IPAddress, BeforeValidator(_parse_address)]
 Label = Annotated[str, BeforeValidator(_parse_label)]
 Domain = Annotated[str, BeforeValidator(_parse_domain)]
@@ -232,8 +301,8 @@ class EgressSettings(Model):
     """
 
     default: Literal["allow", "deny"] = "allow"
-    allow: list[Cidr] = Field(default_factory=list)
-    deny: list[Cidr] = Field(default_factory=list)
+    allow: list[Destination] = Field(default_factory=list)
+    deny: list[Destination] = Field(default_factory=list)
 
 
 class SectorSettings(Model):

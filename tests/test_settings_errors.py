@@ -316,6 +316,98 @@ CASES: list[tuple[str, Callable[[dict], None], list[str]]] = [
         change("sectors", {"name": "web"}),
         ["orbitlab:sectors", "valid list"],
     ),
+    # --- RFC 6890 special-purpose ranges, everywhere an address or network is configured ---
+    (
+        "backplane in loopback",
+        change("backplane.cidr", "127.0.0.0/16"),
+        ["orbitlab:backplane.cidr", "'127.0.0.0/16' overlaps 127.0.0.0/8", "loopback", "RFC 6890"],
+    ),
+    (
+        "backplane holding special ranges",
+        change("backplane.cidr", "0.0.0.0/1"),
+        ["orbitlab:backplane.cidr", "'0.0.0.0/1' overlaps 0.0.0.0/8", "'this network'"],
+    ),
+    (
+        "sector subnet link-local",
+        change("sectors.1.subnets.0", "169.254.10.0/24"),
+        [
+            "orbitlab:sectors[1].subnets[0]",
+            "'169.254.10.0/24' overlaps 169.254.0.0/16",
+            "link-local",
+        ],
+    ),
+    (
+        "sector subnet multicast",
+        change("sectors.0.subnets.1", "239.1.0.0/24"),
+        ["orbitlab:sectors[0].subnets[1]", "overlaps 224.0.0.0/4 (multicast"],
+    ),
+    (
+        "node address in class E",
+        change("backplane.nodes.1.address", "250.0.0.12"),
+        ["orbitlab:backplane.nodes[1].address", "'250.0.0.12' lies in 240.0.0.0/4 (reserved"],
+    ),
+    (
+        "node address loopback",
+        change("backplane.nodes.0.address", "127.0.1.1"),
+        ["orbitlab:backplane.nodes[0].address", "127.0.0.0/8 (loopback", "never a usable address"],
+    ),
+    (
+        "appliance nameserver loopback",
+        change("appliances", {"nameservers": ["127.0.0.53"]}),
+        ["orbitlab:appliances.nameservers[0]", "'127.0.0.53' lies in 127.0.0.0/8 (loopback"],
+    ),
+    (
+        "dns forwarder limited broadcast",
+        change("sectors.1.dns", {"forwarders": ["255.255.255.255"]}),
+        ["orbitlab:sectors[1].dns.forwarders[0]", "255.255.255.255/32 (limited broadcast"],
+    ),
+    (
+        "dns forwarder 'this network'",
+        change("sectors.1.dns", {"forwarders": ["0.0.0.0"]}),
+        ["orbitlab:sectors[1].dns.forwarders[0]", "'0.0.0.0' lies in 0.0.0.0/8"],
+    ),
+    (
+        "egress deny multicast",
+        change("sectors.1.egress", {"deny": ["224.0.0.0/24"]}),
+        ["orbitlab:sectors[1].egress.deny[0]", "lies in 224.0.0.0/4 (multicast", "never routed"],
+    ),
+    (
+        "egress allow link-local",
+        change("sectors.1.egress", {"default": "deny", "allow": ["169.254.169.254/32"]}),
+        ["orbitlab:sectors[1].egress.allow[0]", "169.254.0.0/16 (link-local"],
+    ),
+    (
+        "host address link-local",
+        change("sectors.0.hosts.0.address", "169.254.0.21"),
+        ["orbitlab:sectors[0].hosts[0].address", "169.254.0.0/16 (link-local"],
+    ),
+    # --- DNS forwarders the Sector Gateway never lets the Sector DNS reach ---
+    (
+        "dns forwarder inside the backplane",
+        change("sectors.1.dns", {"forwarders": ["10.200.5.53"]}),
+        [
+            "orbitlab:sectors[1].dns.forwarders[0]: 10.200.5.53 lies inside the Backplane",
+            "never lets it reach",
+            "Sector 'lab'",
+        ],
+    ),
+    (
+        "dns forwarder is a node",
+        change("sectors.0.dns", {"forwarders": ["192.0.2.12"]}),
+        [
+            "orbitlab:sectors[0].dns.forwarders[0]: 192.0.2.12 is the address of node 'pve2'",
+            "never lets it reach",
+        ],
+    ),
+    (
+        "inherited nameserver is a node",
+        change("appliances", {"nameservers": ["192.0.2.11"]}),
+        [
+            "orbitlab:appliances.nameservers[0]: 192.0.2.11 is the address of node 'pve1'",
+            "Sector 'web' forwards to it",
+            "set orbitlab:sectors[0].dns.forwarders",
+        ],
+    ),
 ]
 
 
@@ -398,3 +490,14 @@ def test_existing_sector_cannot_change_tag(raw_stack: dict):
         plan_stack("dev", settings, in_use_tags={1001}, existing_tags={"web": 1001})
     assert "Sector 'web' exists with tag 1001" in str(caught.value)
     assert "set tag: 1001 or remove it" in str(caught.value)
+
+
+def test_a_wide_egress_target_holding_a_special_range_is_accepted(raw_stack: dict):
+    raw_stack["sectors"][1]["egress"] = {"default": "deny", "allow": ["192.0.0.0/2"]}
+    settings = parse_settings(raw_stack)
+    assert [str(c) for c in settings.sectors[1].egress.allow] == ["192.0.0.0/2"]
+
+
+def test_forwarders_in_the_sector_itself_are_reachable(raw_stack: dict):
+    raw_stack["sectors"][0]["dns"] = {"forwarders": ["172.16.1.53"]}
+    assert parse_settings(raw_stack).sectors[0].dns.forwarders[0].format() == "172.16.1.53"
