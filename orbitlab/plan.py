@@ -171,6 +171,11 @@ class SectorPlan:
     def vmid(self, role: allocation.Role) -> int:
         return allocation.vmid(self.tag, role)
 
+    @property
+    def dns_mac(self) -> str:
+        """The Sector DNS's pinned MAC: the gateway matches it together with its address."""
+        return allocation.appliance_mac(self.tag, "dns")
+
 
 @dataclass(frozen=True)
 class StackPlan:

@@ -28,6 +28,7 @@ from orbitlab.components import (
     ApplianceTemplatesArgs,
     Backplane,
     BackplaneArgs,
+    Rollout,
     Sector,
     SectorArgs,
     SshCredentials,
@@ -80,6 +81,7 @@ class Deployment:
     backplane: BackplaneRef
     templates: ApplianceTemplates
     sectors: dict[str, Sector]
+    rollout: Rollout
 
     def outputs(self) -> dict[str, Any]:
         return {
@@ -107,31 +109,37 @@ def deploy(
     the owner stack's exported facts through a ``StackReference``.
     """
     ssh = ssh or SshCredentials(user=plan.appliances.ssh_user)
-    backplane: BackplaneRef
-    if plan.backplane.owner_stack is not None:
-        owner = pulumi.StackReference(plan.backplane.owner_stack, opts=opts)
-        backplane = owner.require_output("backplane")
-    else:
-        backplane = Backplane("backplane", BackplaneArgs(plan=plan.backplane), opts)
     hosting = tuple(sorted({sector.node for sector in plan.sectors}))
     templates = ApplianceTemplates(
         "templates", ApplianceTemplatesArgs(appliances=plan.appliances, nodes=hosting), opts
     )
-    sectors = {
-        sector.name: Sector(
-            sector.name,
-            SectorArgs(
-                sector=sector,
-                stack=plan,
-                backplane=backplane,
-                template_file_id=templates.file_id(sector.node),
-                ssh=ssh,
-            ),
-            opts,
-        )
-        for sector in plan.sectors
-    }
-    return Deployment(plan, backplane, templates, sectors)
+    backplane: BackplaneRef
+    # One rollout: the Backplane's and every Sector's SDN objects are applied once, and no
+    # two SDN applies (or container creations beyond the per-node bound) run at once.
+    with Rollout("rollout", opts=opts) as rollout:
+        if plan.backplane.owner_stack is not None:
+            owner = pulumi.StackReference(plan.backplane.owner_stack, opts=opts)
+            backplane = owner.require_output("backplane")
+        else:
+            backplane = Backplane(
+                "backplane", BackplaneArgs(plan=plan.backplane, rollout=rollout), opts
+            )
+        sectors = {
+            sector.name: Sector(
+                sector.name,
+                SectorArgs(
+                    sector=sector,
+                    stack=plan,
+                    backplane=backplane,
+                    template_file_id=templates.file_id(sector.node),
+                    rollout=rollout,
+                    ssh=ssh,
+                ),
+                opts,
+            )
+            for sector in plan.sectors
+        }
+    return Deployment(plan, backplane, templates, sectors, rollout)
 
 
 def main() -> Deployment:

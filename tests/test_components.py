@@ -41,13 +41,15 @@ def test_example_stack_declares_the_expected_resources(run: Run) -> None:
         "orbitlab:index:Sector": 2,
         "orbitlab:index:Appliance": 5,  # web: gateway, dns, lb; lab: gateway, dns
         "orbitlab:index:ApplianceTemplates": 1,
+        "orbitlab:index:Rollout": 1,
         "proxmoxve:sdn/controller/evpn:Evpn": 1,
         "proxmoxve:sdn/zone/evpn:Evpn": 1,
         "proxmoxve:sdn/zone/vxlan:Vxlan": 2,
         "proxmoxve:sdn/vnet:Vnet": 3,
         "proxmoxve:sdn/subnet:Subnet": 4,  # Backplane, web x2, lab
-        # finalizer + applier per component, plus one finalizer per Sector subnet
-        APPLIER: 2 + (2 + 2) + (2 + 1),
+        # one applier (the rollout's); finalizers: the Backplane's, the rollout's (for all
+        # Sectors), one per Sector and one per Sector subnet
+        APPLIER: 1 + 1 + 1 + (1 + 2) + (1 + 1),
         CONTAINER: 5,
         COMMAND: 5 + 2,  # provisioning per appliance, bridge wait per Sector
         "proxmoxve:download/file:File": len(
@@ -64,6 +66,7 @@ def test_every_resource_has_its_component_as_parent(run: Run) -> None:
             "templates",
             "web",
             "lab",
+            "rollout",
         ):
             assert registration.parent.endswith("orbitlab-example"), registration.name
             continue
@@ -75,7 +78,7 @@ def test_every_resource_has_its_component_as_parent(run: Run) -> None:
 def test_backplane_sdn_objects_are_ordered_protected_and_applied(run: Run) -> None:
     controller = run.named("backplane-controller")
     zone, vnet, subnet = (run.named(f"backplane-{n}") for n in ("zone", "vnet", "subnet"))
-    final, apply = run.named("backplane-finalizer"), run.named("backplane-apply")
+    final, apply = run.named("backplane-finalizer"), run.named("rollout-apply")
     assert run.depends_on(zone.urn, controller.urn)
     assert run.depends_on(vnet.urn, zone.urn)
     assert run.depends_on(subnet.urn, vnet.urn)
@@ -138,7 +141,7 @@ def test_proxmox_ids_fit_eight_characters(run: Run) -> None:
 def test_sector_sdn_ordering_and_apply(run: Run) -> None:
     zone, vnet = run.named("web-zone"), run.named("web-vnet")
     subnets = [run.named(f"web-subnet-172-16-{i}-0-24") for i in (0, 1)]
-    final, apply = run.named("web-finalizer"), run.named("web-apply")
+    final, apply = run.named("web-finalizer"), run.named("rollout-apply")
     assert zone.inputs == {
         "resourceId": "olvz1001",
         "peers": ["192.0.2.11", "192.0.2.12"],
@@ -162,15 +165,14 @@ def test_sector_sdn_ordering_and_apply(run: Run) -> None:
     assert {zone.urn, vnet.urn, *(s.urn for s in subnets)} <= apply.dependencies
     assert all(r.delete_before_replace for r in (zone, vnet, *subnets))
     assert not any(r.protect for r in (zone, vnet, *subnets, apply))
-    # The Sector's zone waits for the Backplane to be applied (its peers come from it).
-    assert run.depends_on(zone.urn, run.named("backplane-apply").urn)
+    # The Backplane and the Sector are applied together, by the one applier.
+    assert run.depends_on(apply.urn, run.named("backplane-subnet").urn)
 
 
 def test_containers_start_after_the_bridges_exist_and_go_before_their_vnet(run: Run) -> None:
     for sector in ("web", "lab"):
         wait = run.named(f"{sector}-bridges")
-        assert run.named(f"{sector}-apply").urn in wait.dependencies
-        assert run.depends_on(wait.urn, run.named("backplane-apply").urn)
+        assert run.named("rollout-apply").urn in wait.dependencies
         script = wait.inputs["create"]
         assert "/sys/class/net/$bridge" in script and "olbpvn" in script and "exit 1" in script
         assert reveal(wait.inputs["connection"])["host"] in ("192.0.2.11", "192.0.2.12")
@@ -290,3 +292,35 @@ def test_node_host_key_is_pinned_when_given() -> None:
         node["host_key"] = host_key
     run = run_program(main, config=config, cluster=FakeCluster())
     assert {reveal(c.inputs["connection"])["hostKey"] for c in run.of_type(COMMAND)} == {host_key}
+
+
+def test_appliance_nics_have_pinned_locally_administered_macs(run: Run) -> None:
+    macs = {
+        (container.name, nic["name"]): nic["macAddress"]
+        for container in run.of_type(CONTAINER)
+        for nic in container.inputs["networkInterfaces"]
+    }
+    # the Sector DNS of web (tag 1001 = 0x03e9): the gateway matches this MAC with its address
+    assert macs[("web-dns-ct", "eth0")] == "02:4f:4c:20:03:e9"
+    assert macs[("lab-dns-ct", "eth0")] == "02:4f:4c:20:03:ea"
+    assert macs[("web-gateway-ct", "eth1")] == "02:4f:4c:11:03:e9"
+    assert len(set(macs.values())) == len(macs) == 8
+    assert all(int(mac.split(":")[0], 16) & 0b11 == 0b10 for mac in macs.values())
+
+
+def test_an_appliance_refuses_a_multicast_mac() -> None:
+    from orbitlab.components import Appliance, ApplianceArgs, Nic
+
+    plan = load_plan(str(EXAMPLE_STACK))
+    args = ApplianceArgs(
+        node=plan.backplane.nodes[0],
+        vmid=10012,
+        hostname="olvn1001-dns",
+        nics=(Nic("eth0", "olvn1001", "172.16.0.2/24", 1450, mac="01:00:5e:00:00:01"),),
+        script="#!/bin/sh\n",
+        template_file_id="local:vztmpl/x.tar.xz",
+    )
+    with pytest.raises(
+        ValueError, match=r"nics\[eth0\]\.mac: '01:00:5e:00:00:01' is not a unicast"
+    ):
+        Appliance("web-dns", args)

@@ -9,7 +9,7 @@ import pulumi
 import pytest
 
 from orbitlab.cluster import ClusterFacts, VnetFact, ZoneFact, check_backplane
-from orbitlab.components import Backplane, BackplaneArgs
+from orbitlab.components import Backplane, BackplaneArgs, Rollout
 from orbitlab.errors import BackplaneImmutableError, SettingsError
 from orbitlab.plan import plan_stack
 from orbitlab.program import main
@@ -129,8 +129,17 @@ def test_the_backplane_component_enforces_immutability_itself() -> None:
         vnets=(VnetFact("olbpvn", "olbpz", 100, "orbitlab backplane 172.31.0.0/16"),),
         zones=(ZoneFact("olbpz", "evpn", 10),),
     )
+
+    def program() -> None:
+        with Rollout("rollout") as rollout:
+            Backplane(
+                "backplane", BackplaneArgs(plan=plan.backplane, rollout=rollout, cluster=facts)
+            )
+
+    monitor = RecordingMonitor(ClusterMocks(FakeCluster()))
     with pytest.raises(BackplaneImmutableError, match=r"172\.31\.0\.0/16 .* 10\.200\.0\.0/16"):
-        Backplane("backplane", BackplaneArgs(plan=plan.backplane, cluster=facts))
+        run_program(program, config={}, monitor=monitor)
+    assert not any(r.custom for r in monitor.registrations.values())
     with pytest.raises(SettingsError):
         check_backplane(plan.backplane, ClusterFacts(zones=(ZoneFact("z", "evpn", 10),)))
 

@@ -17,6 +17,7 @@ import yaml
 from orbitlab.components import (
     ApplianceTemplates,
     ApplianceTemplatesArgs,
+    Rollout,
     Sector,
     SectorArgs,
     backplane_facts,
@@ -92,22 +93,19 @@ def test_a_new_subnet_changes_only_that_sector_and_reapplies_its_sdn(baseline: R
 
     after = run_with(add_subnet)
     diff = changed(baseline, after)
-    assert all(name.startswith("lab-") for name in diff), diff
+    # the one SDN applier is replaced (so SDN is applied); nothing else outside the Sector
+    assert all(name.startswith("lab-") for name in diff - {"rollout-apply"}), diff
     assert {
         "lab-subnet-172-16-9-0-24",
         "lab-subnet-172-16-9-0-24-finalizer",
-        "lab-apply",
+        "rollout-apply",
         "lab-bridges",
         "lab-gateway-provision",
     } <= diff
-    assert "lab-zone" not in diff and "lab-vnet" not in diff
+    assert "lab-zone" not in diff and "lab-vnet" not in diff and "web-bridges" not in diff
     assert (
-        after.named("lab-apply").replacement_trigger
-        != baseline.named("lab-apply").replacement_trigger
-    )
-    assert (
-        after.named("web-apply").replacement_trigger
-        == baseline.named("web-apply").replacement_trigger
+        after.named("rollout-apply").replacement_trigger
+        != baseline.named("rollout-apply").replacement_trigger
     )
 
 
@@ -116,10 +114,14 @@ def test_a_node_mtu_change_reapplies_the_backplane_and_every_sector(baseline: Ru
         config["orbitlab:backplane"]["nodes"][1]["mtu"] = 1400
 
     after = run_with(lower_mtu)
-    for applier in ("backplane-apply", "web-apply", "lab-apply"):
-        assert (
-            after.named(applier).replacement_trigger != baseline.named(applier).replacement_trigger
-        )
+    assert (
+        after.named("rollout-apply").replacement_trigger
+        != baseline.named("rollout-apply").replacement_trigger
+    )
+    # every Sector's SDN changed with it: each waits for its bridges again
+    assert {"backplane-zone", "web-zone", "lab-zone", "web-bridges", "lab-bridges"} <= changed(
+        baseline, after
+    )
     assert after.named("backplane-zone").inputs["mtu"] == 1350
     assert after.named("web-gateway-ct").inputs["networkInterfaces"][0]["mtu"] == 1350
 
@@ -149,15 +151,17 @@ def _sector_program(backplane: Any, name: str = "lab") -> Any:
     templates = ApplianceTemplates(
         "templates", ApplianceTemplatesArgs(appliances=plan.appliances, nodes=(sector.node,))
     )
-    return Sector(
-        name,
-        SectorArgs(
-            sector=sector,
-            stack=plan,
-            backplane=backplane,
-            template_file_id=templates.file_id(sector.node),
-        ),
-    )
+    with Rollout("rollout") as rollout:
+        return Sector(
+            name,
+            SectorArgs(
+                sector=sector,
+                stack=plan,
+                backplane=backplane,
+                template_file_id=templates.file_id(sector.node),
+                rollout=rollout,
+            ),
+        )
 
 
 def test_a_sector_attaches_to_a_backplane_from_a_stack_reference() -> None:
@@ -194,14 +198,19 @@ def test_invalid_sector_args_fail_before_any_child_is_declared() -> None:
     stray = dataclasses.replace(plan.sector("lab"), node="pve9")
 
     def program() -> None:
-        Sector("lab", SectorArgs(sector=stray, stack=plan, backplane={}, template_file_id="x"))
+        with Rollout("rollout") as rollout:
+            args = SectorArgs(
+                sector=stray, stack=plan, backplane={}, template_file_id="x", rollout=rollout
+            )
+            Sector("lab", args)
 
     monitor = RecordingMonitor(ClusterMocks(FakeCluster()))
     with pytest.raises(
         ValueError, match=r"sector\.node: 'pve9' is not a Backplane node \(pve1, pve2\)"
     ):
         run_program(program, config={}, monitor=monitor)
-    assert monitor.registrations == {}
+    # at most the rollout (a component, nothing on the cluster) was declared
+    assert not any(r.custom for r in monitor.registrations.values())
 
 
 def test_homelab_example_uses_the_components_next_to_its_own_resources(

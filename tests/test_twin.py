@@ -34,6 +34,7 @@ EXAMPLE = REPO / "stacks" / "Pulumi.example.yaml"
 THREE = REPO / "tests" / "data" / "twin" / "Pulumi.three.yaml"
 TWIN_DIR = Path("/run/orbitlab-twin")
 OUR_PREFIX = "olt-"
+NFT_LOAD = ("nft", "-f", "-")
 
 
 # --- layout (no root) -------------------------------------------------------------------
@@ -165,6 +166,7 @@ CHECK_GROUPS = {
     "lb ingress",
     "port forward",
     "failover",
+    "dns spoofing",
 }
 
 
@@ -343,6 +345,35 @@ class TestThreeSectors:
         assert all(outcome == "PASS" for _, outcome in rows)
         # every pair of the three subnets routed, both ways
         assert sum(1 for check, _ in rows if check == "subnet routing") == 8
+
+    def test_a_host_taking_the_dns_address_gets_none_of_its_exemptions(self):
+        """Negative control: red's gateway without the MAC match lets the spoofer through."""
+        live = orbitlab("twin", "exec", "red/gateway", "--", "cat", "/etc/nftables.nft").stdout
+        without_mac = re.sub(r"ether saddr \$sector_dns_mac ", "", live)
+        without_mac = re.sub(r".*ether saddr != \$sector_dns_mac.*\n", "", without_mac)
+        assert "sector_dns_mac" not in without_mac.split("define sector_dns_mac", 1)[1]
+        loaded = subprocess.run(
+            [sys.executable, "-m", "orbitlab.cli", "twin", "exec", "red/gateway", "--", *NFT_LOAD],
+            input=without_mac,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=False,
+        )
+        assert loaded.returncode == 0, loaded.stderr
+        try:
+            result = orbitlab("twin", "test", "--skip-failover")
+        finally:
+            restore = ["nft", "-f", "/etc/nftables.nft"]
+            assert orbitlab("twin", "exec", "red/gateway", "--", *restore).returncode == 0
+        spoofing = [line for line in result.stdout.splitlines() if line.startswith("dns spoofing")]
+        failed = [line for line in spoofing if line.endswith("FAIL")]
+        # the resolver (udp, tcp) and both mirror ports outside red's egress policy
+        assert len(failed) == 4 and all("red/ci as 172.20.0.2" in line for line in failed)
+        assert all(line.endswith("PASS") for line in spoofing if "red/ci" not in line)
+        # ... and with the rule back, the spoofer is stopped again
+        again = orbitlab("twin", "test", "--skip-failover")
+        assert "FAIL" not in again.stdout, again.stdout
 
     def test_overlapping_sectors_are_distinct_hosts(self):
         red = orbitlab("twin", "exec", "red/ci", "--", "hostname")

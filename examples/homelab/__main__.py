@@ -18,6 +18,7 @@ from orbitlab.components import (
     ApplianceTemplatesArgs,
     Backplane,
     BackplaneArgs,
+    Rollout,
     Sector,
     SectorArgs,
     SshCredentials,
@@ -34,31 +35,36 @@ ssh = SshCredentials(
     private_key=pulumi.Config("orbitlab").get_secret(SSH_KEY_CONFIG),
 )
 
-backplane: Backplane | pulumi.Output
-if plan.backplane.owner_stack:
-    # orbitlab:backplane.stack: another stack owns the Backplane; attach to its facts.
-    backplane = pulumi.StackReference(plan.backplane.owner_stack).require_output("backplane")
-else:
-    backplane = Backplane("backplane", BackplaneArgs(plan=plan.backplane))
-    pulumi.export("backplane", backplane.facts)
-
 hosting = tuple(sorted({sector.node for sector in plan.sectors}))
 templates = ApplianceTemplates(
     "templates", ApplianceTemplatesArgs(appliances=plan.appliances, nodes=hosting)
 )
-sectors = {
-    s.name: Sector(
-        s.name,
-        SectorArgs(
-            sector=s,
-            stack=plan,
-            backplane=backplane,
-            template_file_id=templates.file_id(s.node),
-            ssh=ssh,
-        ),
-    )
-    for s in plan.sectors
-}
+
+# Everything that touches SDN is declared in one rollout: one SDN apply for the Backplane and
+# every Sector, finalizers in one chain, and container creation bounded per node (the app
+# containers below take their places in the same lanes).
+backplane: Backplane | pulumi.Output
+with Rollout("rollout") as rollout:
+    if plan.backplane.owner_stack:
+        # orbitlab:backplane.stack: another stack owns the Backplane; attach to its facts.
+        backplane = pulumi.StackReference(plan.backplane.owner_stack).require_output("backplane")
+    else:
+        backplane = Backplane("backplane", BackplaneArgs(plan=plan.backplane, rollout=rollout))
+        pulumi.export("backplane", backplane.facts)
+    sectors = {
+        s.name: Sector(
+            s.name,
+            SectorArgs(
+                sector=s,
+                stack=plan,
+                backplane=backplane,
+                template_file_id=templates.file_id(s.node),
+                rollout=rollout,
+                ssh=ssh,
+            ),
+        )
+        for s in plan.sectors
+    }
 
 # This program's own resources: an app template and one app container per declared host.
 app_template_url = config.require("appTemplateUrl")
@@ -80,7 +86,9 @@ def app_container(sector: SectorPlan, index: int) -> proxmoxve.ContainerLegacy:
     host = sector.hosts[index]
     subnet = next(s for s in sector.subnets if host.address in s.cidr)
     joined = sectors[sector.name]
-    return proxmoxve.ContainerLegacy(
+    # its place in the node's lane: at most a few containers are created at once per node
+    lane = rollout.container_predecessors(sector.node)
+    container = proxmoxve.ContainerLegacy(
         f"{sector.name}-{host.name}",
         node_name=sector.node,
         # Apps get VMIDs beside the Sector's appliances (tag*10 + 1..3): tag*100 + 50 + index.
@@ -106,8 +114,10 @@ def app_container(sector: SectorPlan, index: int) -> proxmoxve.ContainerLegacy:
             ],
             "dns": {"domain": sector.domain, "servers": [str(sector.dns_address)]},
         },
-        opts=pulumi.ResourceOptions(depends_on=[joined]),
+        opts=pulumi.ResourceOptions(depends_on=[joined, *lane]),
     )
+    rollout.add_container(sector.node, container)
+    return container
 
 
 apps = [

@@ -19,6 +19,7 @@ from orbitlab.components.backplane import (
     backplane_facts,
     backplane_from_facts,
 )
+from orbitlab.components.rollout import Rollout, RolloutArgs, RolloutError
 from orbitlab.components.sector import Sector, SectorArgs
 
 __all__ = [
@@ -29,6 +30,9 @@ __all__ = [
     "Backplane",
     "BackplaneArgs",
     "Nic",
+    "Rollout",
+    "RolloutArgs",
+    "RolloutError",
     "Sector",
     "SectorArgs",
     "SshCredentials",

@@ -29,11 +29,14 @@ import pulumi
 import pulumi_command as command
 import pulumi_proxmoxve as proxmoxve
 
+from orbitlab.components.rollout import Rollout
 from orbitlab.plan import NodePlan
 from orbitlab.rendering import script_digest
 from orbitlab.settings import DNS_LABEL, ApplianceSettings
 
 NIC_NAME = re.compile(r"^eth[0-9]$")
+#: Unicast (the lowest bit of the first octet clear), lowercase hex, colon-separated.
+UNICAST_MAC = re.compile(r"^[0-9a-f][02468ace](:[0-9a-f]{2}){5}$")
 PROXMOX_TAG = re.compile(r"^[a-z0-9_][a-z0-9_+.-]*$")
 
 
@@ -67,19 +70,28 @@ def pct_exec(vmid: int) -> str:
 
 @dataclass(frozen=True)
 class Nic:
-    """A container NIC: bridge (VNet ID), IPv4 address with prefix, optional gateway, MTU."""
+    """A container NIC: bridge (VNet ID), IPv4 address with prefix, optional gateway, MTU,
+    and optionally a pinned MAC (else Proxmox picks one)."""
 
     name: str
     bridge: str
     address: str
     mtu: int
     gateway: str | None = None
+    mac: str | None = None
 
 
 def nic_inputs(nics: Sequence[Nic]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``network_interfaces`` and the matching ``initialization.ip_configs`` (same order)."""
     interfaces = [
-        {"name": nic.name, "bridge": nic.bridge, "mtu": nic.mtu, "firewall": False} for nic in nics
+        {
+            "name": nic.name,
+            "bridge": nic.bridge,
+            "mtu": nic.mtu,
+            "firewall": False,
+            **({"mac_address": nic.mac} if nic.mac else {}),
+        }
+        for nic in nics
     ]
     ip_configs = [
         {"ipv4": {"address": nic.address, **({"gateway": nic.gateway} if nic.gateway else {})}}
@@ -108,6 +120,8 @@ class ApplianceArgs:
     start_after: tuple[pulumi.Resource, ...] = ()
     #: Resources the provisioning waits for (e.g. the Sector Gateway's provisioning).
     provision_after: tuple[pulumi.Resource, ...] = ()
+    #: When given, the container takes its place in the node's lane (bounded container work).
+    rollout: Rollout | None = None
 
     def problems(self) -> list[str]:
         """Every invalid field, named; empty when the args are valid."""
@@ -124,6 +138,11 @@ class ApplianceArgs:
                 problems.append(f"nics: {nic.name!r} must be a unique eth0-eth9")
             if "/" not in nic.address:
                 problems.append(f"nics[{nic.name}].address: {nic.address!r} needs a /prefix")
+            if nic.mac is not None and not UNICAST_MAC.match(nic.mac):
+                problems.append(
+                    f"nics[{nic.name}].mac: {nic.mac!r} is not a unicast MAC "
+                    "(e.g. 02:4f:4c:20:03:e9, lowercase)"
+                )
         for tag in self.tags:
             if not PROXMOX_TAG.match(tag):
                 problems.append(f"tags: {tag!r} is not a Proxmox tag (a-z 0-9 _ + . -)")
@@ -158,6 +177,7 @@ class Appliance(pulumi.ComponentResource):
         self.script_sha256 = script_digest(args.script)
         settings = args.appliances
         interfaces, ip_configs = nic_inputs(args.nics)
+        lane = args.rollout.container_predecessors(args.node.name) if args.rollout else ()
         initialization: dict[str, Any] = {"hostname": args.hostname, "ip_configs": ip_configs}
         if args.nameservers or args.domain:
             initialization["dns"] = {
@@ -181,9 +201,13 @@ class Appliance(pulumi.ComponentResource):
             network_interfaces=interfaces,
             initialization=initialization,
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=list(args.start_after), delete_before_replace=True
+                parent=self,
+                depends_on=[*args.start_after, *lane],
+                delete_before_replace=True,
             ),
         )
+        if args.rollout is not None:
+            args.rollout.add_container(args.node.name, self.container)
         run = pct_exec(args.vmid)
         self.provisioning = command.remote.Command(
             f"{name}-provision",

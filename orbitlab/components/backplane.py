@@ -2,14 +2,19 @@
 
 One per cluster, owned by one stack. Its CIDR is immutable: when the cluster already holds
 a Backplane with another CIDR, the component refuses before declaring anything. Every
-child except the applier is ``protect``ed (the applier must be replaceable to re-apply).
+child is ``protect``ed; the applier, which must stay replaceable, belongs to the rollout.
+
+Its SDN objects are applied by the :class:`~orbitlab.components.rollout.Rollout` it is
+declared in, together with the Sectors', in one ``PUT /cluster/sdn``.
 
 Example (inside a Pulumi program)::
 
     from orbitlab.cluster import read_cluster
-    from orbitlab.components import Backplane, BackplaneArgs
+    from orbitlab.components import Backplane, BackplaneArgs, Rollout
 
-    backplane = Backplane("backplane", BackplaneArgs(plan=plan.backplane, cluster=read_cluster()))
+    with Rollout("rollout") as rollout:
+        backplane = Backplane("backplane", BackplaneArgs(
+            plan=plan.backplane, rollout=rollout, cluster=read_cluster()))
     pulumi.export("backplane", backplane.facts)   # Sectors in other stacks attach by reference
 """
 
@@ -26,6 +31,7 @@ from netaddr import IPAddress, IPNetwork
 from orbitlab.allocation import VXLAN_OVERHEAD
 from orbitlab.cluster import ClusterFacts, check_backplane
 from orbitlab.components import sdn
+from orbitlab.components.rollout import Rollout
 from orbitlab.plan import BackplanePlan, NodePlan
 from orbitlab.settings import MIN_MTU
 
@@ -85,12 +91,14 @@ def backplane_from_facts(facts: Mapping[str, Any]) -> BackplanePlan:
 
 @dataclass(frozen=True)
 class BackplaneArgs:
-    """The Backplane's plan, and what the cluster already holds (to enforce immutability).
+    """The Backplane's plan, the rollout that applies it, and what the cluster already holds
+    (to enforce immutability).
 
     ``cluster`` left out skips the cluster checks (tests, or a caller that made them).
     """
 
     plan: BackplanePlan
+    rollout: Rollout
     cluster: ClusterFacts | None = None
 
     def problems(self) -> list[str]:
@@ -119,22 +127,25 @@ class BackplaneArgs:
             problems.append(f"plan.mtu: {plan.mtu} does not fit the nodes' vmbr0 MTU - 50")
         if plan.mtu < MIN_MTU:
             problems.append(f"plan.mtu: {plan.mtu} is below {MIN_MTU}")
+        if not self.rollout.is_open:
+            problems.append("rollout: declare the Backplane inside `with Rollout(...) as rollout:`")
         return problems
 
 
 class Backplane(pulumi.ComponentResource):
-    """EVPN controller, EVPN zone, VNet and SNAT subnet, applied (``orbitlab:index:Backplane``).
+    """EVPN controller, EVPN zone, VNet and SNAT subnet (``orbitlab:index:Backplane``).
 
-    Children: ``<name>-finalizer``, ``<name>-controller``, ``<name>-zone``, ``<name>-vnet``,
-    ``<name>-subnet`` (all protected) and ``<name>-apply`` (replaced on any SDN change).
+    Children (all protected): ``<name>-finalizer`` (first in the rollout's chain),
+    ``<name>-controller``, ``<name>-zone``, ``<name>-vnet``, ``<name>-subnet``. The rollout's
+    applier applies them.
     """
 
     plan: BackplanePlan
+    rollout: Rollout
     controller: proxmoxve.sdn.controller.Evpn
     zone: proxmoxve.sdn.zone.Evpn
     vnet: proxmoxve.sdn.Vnet
     subnet: proxmoxve.sdn.Subnet
-    applier: proxmoxve.sdn.Applier
     sdn_digest: str
     #: The facts, resolved once the SDN apply is done; export this for other stacks.
     facts: pulumi.Output[dict[str, Any]]
@@ -158,7 +169,8 @@ class Backplane(pulumi.ComponentResource):
                 parent=self, protect=True, delete_before_replace=True, depends_on=list(depends_on)
             )
 
-        final = sdn.finalizer(f"{name}-finalizer", child())
+        rollout = self.rollout = args.rollout
+        final = rollout.backplane_finalizer(f"{name}-finalizer", child())
         self.controller = proxmoxve.sdn.controller.Evpn(
             f"{name}-controller", **inputs["controller"], opts=child(final)
         )
@@ -171,15 +183,10 @@ class Backplane(pulumi.ComponentResource):
         self.subnet = proxmoxve.sdn.Subnet(
             f"{name}-subnet", **inputs["subnet"], opts=child(final, self.vnet)
         )
-        self.applier = sdn.applier(
-            f"{name}-apply",
-            [self.controller, self.zone, self.vnet, self.subnet],
-            self.sdn_digest,
-            pulumi.ResourceOptions(parent=self, protect=False),
-        )
+        rollout.track(name, [self.controller, self.zone, self.vnet, self.subnet], self.sdn_digest)
         facts = backplane_facts(plan)
-        self.facts = self.applier.id.apply(lambda _: facts)
-        self.vnet_id = self.applier.id.apply(lambda _: plan.vnet_id)
+        self.facts = rollout.applied_id.apply(lambda _: facts)
+        self.vnet_id = rollout.applied_id.apply(lambda _: plan.vnet_id)
         self.register_outputs({"facts": self.facts, "sdnDigest": self.sdn_digest})
 
 

@@ -4,16 +4,20 @@ Everything a Sector is (tag, IDs, addresses, node) comes from its :class:`Sector
 component only declares it. The Backplane comes either as a :class:`Backplane` from the same
 program or as its exported facts (e.g. ``StackReference.require_output("backplane")``).
 
+Its SDN objects are applied by the :class:`~orbitlab.components.rollout.Rollout` it is
+declared in — once for the Backplane and every Sector of the program.
+
 Example (inside a Pulumi program)::
 
     plan = plan_stack(pulumi.get_stack(), settings, **plan_inputs(stack, read_cluster()))
-    backplane = Backplane("backplane", BackplaneArgs(plan=plan.backplane))
     templates = ApplianceTemplates("templates", ApplianceTemplatesArgs(
         appliances=plan.appliances, nodes=tuple(sorted({s.node for s in plan.sectors}))))
-    for sector in plan.sectors:
-        Sector(sector.name, SectorArgs(
-            sector=sector, stack=plan, backplane=backplane,
-            template_file_id=templates.file_id(sector.node)))
+    with Rollout("rollout") as rollout:
+        backplane = Backplane("backplane", BackplaneArgs(plan=plan.backplane, rollout=rollout))
+        for sector in plan.sectors:
+            Sector(sector.name, SectorArgs(
+                sector=sector, stack=plan, backplane=backplane,
+                template_file_id=templates.file_id(sector.node), rollout=rollout))
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_proxmoxve as proxmoxve
 
+from orbitlab.allocation import appliance_mac
 from orbitlab.components import sdn
 from orbitlab.components.appliance import (
     Appliance,
@@ -35,6 +40,7 @@ from orbitlab.components.appliance import (
     node_connection,
 )
 from orbitlab.components.backplane import SDN_ID_MAX, Backplane, backplane_from_facts
+from orbitlab.components.rollout import Rollout
 from orbitlab.plan import BackplanePlan, SectorPlan, StackPlan, SubnetPlan
 from orbitlab.rendering import OS_PROFILES, ROLES, Bundle, provisioning_script, sector_bundles
 
@@ -98,15 +104,23 @@ def appliance_nics(sector: SectorPlan, backplane: BackplanePlan) -> dict[str, tu
     sector_prefix = first.cidr.prefixlen
     backplane_prefix = backplane.cidr.prefixlen
     mtu = backplane.mtu
+    tag = sector.tag
     nics = {
         "gateway": (
-            Nic("eth0", sector.vnet_id, first.gateway_interface, mtu),
+            Nic(
+                "eth0",
+                sector.vnet_id,
+                first.gateway_interface,
+                mtu,
+                mac=appliance_mac(tag, "gateway", 0),
+            ),
             Nic(
                 "eth1",
                 backplane.vnet_id,
                 f"{sector.gateway_backplane}/{backplane_prefix}",
                 mtu,
                 gateway=str(backplane.gateway),
+                mac=appliance_mac(tag, "gateway", 1),
             ),
         ),
         "dns": (
@@ -116,6 +130,7 @@ def appliance_nics(sector: SectorPlan, backplane: BackplanePlan) -> dict[str, tu
                 f"{sector.dns_address}/{sector_prefix}",
                 mtu,
                 gateway=str(first.gateway),
+                mac=sector.dns_mac,
             ),
         ),
     }
@@ -128,17 +143,25 @@ def appliance_nics(sector: SectorPlan, backplane: BackplanePlan) -> dict[str, tu
                 f"{lb.backplane_address}/{backplane_prefix}",
                 mtu,
                 gateway=str(backplane.gateway),
+                mac=appliance_mac(tag, "lb", 0),
             ),
-            Nic("eth1", sector.vnet_id, f"{lb.sector_address}/{sector_prefix}", mtu),
+            Nic(
+                "eth1",
+                sector.vnet_id,
+                f"{lb.sector_address}/{sector_prefix}",
+                mtu,
+                mac=appliance_mac(tag, "lb", 1),
+            ),
         )
     return nics
 
 
 @dataclass(frozen=True)
 class SectorArgs:
-    """A Sector's plan, the stack plan it belongs to, its Backplane and its template.
+    """A Sector's plan, the stack plan it belongs to, its Backplane, its template and the
+    rollout that applies its SDN objects (shared with the Backplane and the other Sectors).
 
-    ``backplane``: a :class:`Backplane` declared in the same program, or the Backplane's
+    ``backplane``: a :class:`Backplane` declared in the same rollout, or the Backplane's
     facts (``StackReference.require_output("backplane")``), which must match
     ``stack.backplane``. ``bundles`` default to the ones rendered from the plan.
     """
@@ -147,6 +170,7 @@ class SectorArgs:
     stack: StackPlan
     backplane: BackplaneSource
     template_file_id: pulumi.Input[str]
+    rollout: Rollout
     ssh: SshCredentials = field(default_factory=SshCredentials)
     bundles: Mapping[str, Bundle] | None = None
 
@@ -173,6 +197,13 @@ class SectorArgs:
         if isinstance(self.backplane, Backplane):
             for mismatch in backplane_mismatches(backplane, self.backplane.plan):
                 problems.append(f"backplane: {mismatch}")
+            if self.backplane.rollout is not self.rollout:
+                problems.append(
+                    "backplane: declared in another Rollout; declare the Backplane and its "
+                    "Sectors in one, so that no two SDN applies can run at once"
+                )
+        if not self.rollout.is_open:
+            problems.append("rollout: declare the Sector inside `with Rollout(...) as rollout:`")
         if self.bundles is not None:
             expected = {"gateway", "dns"} | ({"lb"} if sector.load_balancer else set())
             if set(self.bundles) != expected:
@@ -181,12 +212,12 @@ class SectorArgs:
 
 
 class Sector(pulumi.ComponentResource):
-    """VXLAN zone, VNet, subnets, SDN apply and the appliances (``orbitlab:index:Sector``).
+    """VXLAN zone, VNet, subnets and the appliances (``orbitlab:index:Sector``).
 
     Children: ``<name>-finalizer``, ``<name>-zone``, ``<name>-vnet``, per subnet
-    ``<name>-subnet-<cidr>`` and its ``-finalizer``, ``<name>-apply``, ``<name>-bridges``
-    (the bridge wait), and the ``<name>-gateway``, ``<name>-dns`` and optional
-    ``<name>-lb`` :class:`Appliance` components.
+    ``<name>-subnet-<cidr>`` and its ``-finalizer``, ``<name>-bridges`` (the bridge wait,
+    after the rollout's SDN apply), and the ``<name>-gateway``, ``<name>-dns`` and optional
+    ``<name>-lb`` :class:`Appliance` components. The rollout applies the SDN objects.
     """
 
     plan: SectorPlan
@@ -204,7 +235,7 @@ class Sector(pulumi.ComponentResource):
     zone: proxmoxve.sdn.zone.Vxlan
     vnet: proxmoxve.sdn.Vnet
     subnet_resources: tuple[proxmoxve.sdn.Subnet, ...]
-    applier: proxmoxve.sdn.Applier
+    rollout: Rollout
     bridge_wait: command.remote.Command
     appliances: dict[str, Appliance]
     #: The VNet ID to join (``bridge=``), resolved once the bridge exists on the Sector's node.
@@ -239,14 +270,11 @@ class Sector(pulumi.ComponentResource):
         self.sdn_digest = sdn.sdn_digest(inputs)
 
         # The zone's peers and MTU are the Backplane's. A Backplane of this program was checked
-        # against the plan above: its plain values keep the preview known, and the zone waits
-        # for it to be applied. Facts from another stack are checked once they resolve.
-        backplane_deps: list[pulumi.Resource] = []
+        # against the plan above: its plain values keep the preview known. Facts from another
+        # stack are checked once they resolve.
         peers: pulumi.Input[list[str]] = list(self.peers)
         mtu: pulumi.Input[int] = backplane_plan.mtu
-        if isinstance(args.backplane, Backplane):
-            backplane_deps.append(args.backplane)
-        else:
+        if not isinstance(args.backplane, Backplane):
             attached = pulumi.Output.from_input(args.backplane).apply(
                 lambda facts: _attach(name, backplane_plan, facts)
             )
@@ -258,7 +286,8 @@ class Sector(pulumi.ComponentResource):
                 parent=self, delete_before_replace=True, depends_on=list(depends_on)
             )
 
-        final = sdn.finalizer(f"{name}-finalizer", pulumi.ResourceOptions(parent=self))
+        rollout = self.rollout = args.rollout
+        final = rollout.sector_finalizer(f"{name}-finalizer", pulumi.ResourceOptions(parent=self))
         zone = inputs["zone"]
         self.zone = proxmoxve.sdn.zone.Vxlan(
             f"{name}-zone",
@@ -266,7 +295,7 @@ class Sector(pulumi.ComponentResource):
             peers=peers,
             mtu=mtu,
             nodes=zone["nodes"],
-            opts=child(final, *backplane_deps),
+            opts=child(final),
         )
         self.vnet = proxmoxve.sdn.Vnet(
             f"{name}-vnet", **inputs["vnet"], opts=child(final, self.zone)
@@ -274,9 +303,12 @@ class Sector(pulumi.ComponentResource):
         subnets = []
         for slug, subnet_inputs in inputs["subnets"].items():
             # Each subnet has its own finalizer: removing one subnet from a living Sector
-            # deletes it, then its finalizer applies that deletion.
-            subnet_final = sdn.finalizer(
-                f"{name}-subnet-{slug}-finalizer", pulumi.ResourceOptions(parent=self)
+            # deletes it, then its finalizer applies that deletion. When the whole Sector
+            # goes, the Sector's finalizer applies once for all of it.
+            subnet_final = rollout.finalizer(
+                f"{name}-subnet-{slug}-finalizer",
+                pulumi.ResourceOptions(parent=self),
+                within=final,
             )
             subnets.append(
                 proxmoxve.sdn.Subnet(
@@ -286,12 +318,7 @@ class Sector(pulumi.ComponentResource):
                 )
             )
         self.subnet_resources = tuple(subnets)
-        self.applier = sdn.applier(
-            f"{name}-apply",
-            [self.zone, self.vnet, *subnets],
-            self.sdn_digest,
-            pulumi.ResourceOptions(parent=self),
-        )
+        rollout.track(name, [self.zone, self.vnet, *subnets], self.sdn_digest)
         node = next(n for n in backplane_plan.nodes if n.name == sector.node)
         connection = node_connection(node, args.ssh)
         self.bridge_wait = sdn.bridge_wait(
@@ -300,7 +327,7 @@ class Sector(pulumi.ComponentResource):
             bridges=[sector.vnet_id, backplane_plan.vnet_id],
             node=node.name,
             digest=self.sdn_digest,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.applier, *backplane_deps]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[rollout.applied]),
         )
 
         nics = appliance_nics(sector, backplane_plan)
@@ -339,6 +366,7 @@ class Sector(pulumi.ComponentResource):
                     tags=("orbitlab", f"sector-{sector.name}"),
                     start_after=(self.bridge_wait, self.vnet),
                     provision_after=after,
+                    rollout=rollout,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -19,7 +19,11 @@ the stack declares (SPEC §6, §7, §9):
 - LB: every listener answers the home LAN client, spreading over its backends;
 - port forwards: each answers from the declared host with the client's address kept;
   an undeclared port does not;
-- failover: a stopped gateway cuts only its own Sector; after a restart it works again.
+- failover: a stopped gateway cuts only its own Sector; after a restart it works again;
+- DNS spoofing: a host that takes the Sector DNS's address (not its pinned MAC) gets none of
+  its exemptions — its packets to the upstream resolvers and to package-mirror ports
+  outside the egress policy are counted where they would arrive (none may), beside the
+  same packets from the real Sector DNS (which must arrive).
 
     >>> print(render_table([CheckResult("dns", "web/app1", "app1.web.internal", "A", "A", True)]))
     CHECK  FROM      TO                 EXPECTED  GOT  RESULT
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +43,7 @@ from dataclasses import dataclass, replace
 
 from netaddr import IPAddress
 
-from orbitlab.twin import appliances, network, system
+from orbitlab.twin import TwinError, appliances, network, system
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.topology import (
     GUI_PORT,
@@ -56,6 +61,12 @@ LB_SETTLE_S = 15
 REJECT_RETRY_S = 1.5
 REJECT_WAIT_S = 1.0
 NXDOMAIN_NAME = "no-such-host-twin"
+SPOOF_PROBES = 3
+MIRROR_PORTS = (80, 443)
+COUNT_TABLE = "olt_count"
+MARKER_BYTES = 8
+#: Where the payload starts, in bits from the transport header (hping3 sends no options).
+PAYLOAD_OFFSET = {"udp": 64, "tcp": 160}
 
 
 @dataclass(frozen=True)
@@ -557,6 +568,114 @@ def check_failover(twin: TwinContext) -> list[CheckResult]:
     return results
 
 
+@dataclass(frozen=True)
+class MarkedProbe:
+    """Packets carrying a random payload marker, counted where they would arrive (in the
+    receiver's namespace, before anything else sees them): NAT keeps a payload intact."""
+
+    protocol: str
+    address: object
+    port: int
+    marker: bytes
+
+    @classmethod
+    def new(cls, protocol: str, address: object, port: int) -> MarkedProbe:
+        return cls(protocol, address, port, secrets.token_bytes(MARKER_BYTES))
+
+    @property
+    def match(self) -> str:
+        offset = PAYLOAD_OFFSET[self.protocol]
+        return (
+            f"{self.protocol} dport {self.port} "
+            f"@th,{offset},{MARKER_BYTES * 8} 0x{self.marker.hex()}"
+        )
+
+    def count_in(self, twin: TwinContext, ns: Namespace) -> Callable[[], int]:
+        """Start counting in ``ns``; return a function that reads the count and stops it."""
+        setup = (
+            f"add table inet {COUNT_TABLE}\n"
+            f"add chain inet {COUNT_TABLE} pre {{ type filter hook prerouting priority -300; }}\n"
+        )
+        twin.run(ns.name, ["nft", "-f", "-"], stdin=setup)
+        chain = ["inet", COUNT_TABLE, "pre"]
+        add = ["nft", "--echo", "--handle", "add", "rule", *chain, *self.match.split(), "counter"]
+        added = twin.run(ns.name, add).stdout
+        found = re.search(r"# handle (\d+)", added)
+        if found is None:
+            raise TwinError(f"{ns.label}: nft did not report the counter's handle: {added}")
+        handle = found.group(1)
+
+        def read() -> int:
+            listing = twin.run(ns.name, ["nft", "-a", "list", "chain", *chain]).stdout
+            counted = re.search(rf"counter packets (\d+) bytes \d+ # handle {handle}\b", listing)
+            twin.run(ns.name, ["nft", "delete", "rule", *chain, "handle", handle])
+            return int(counted.group(1)) if counted else 0
+
+        return read
+
+    def send(self, twin: TwinContext, ns: Namespace, spoof: object | None = None) -> None:
+        """``SPOOF_PROBES`` TCP SYNs or UDP datagrams with the marker, from ``spoof`` if given."""
+        marker = twin.run_dir(ns.name) / f"marker-{self.marker.hex()}"
+        marker.write_bytes(self.marker)
+        argv = ["hping3", "-q", "-c", str(SPOOF_PROBES), "-i", "u20000"]
+        argv += ["-2"] if self.protocol == "udp" else ["-S"]
+        argv += ["-d", str(MARKER_BYTES), "-E", str(marker)]
+        if spoof is not None:
+            argv += ["-a", str(spoof)]
+        try:
+            twin.run(ns.name, [*argv, "-p", str(self.port), str(self.address)], check=False)
+        finally:
+            marker.unlink(missing_ok=True)
+
+
+def _spoof_targets(
+    twin: TwinContext, sector: SectorTwin
+) -> Iterator[tuple[str, Namespace, IPAddress, str, int]]:
+    """(what, receiving namespace, address, protocol, port) the Sector DNS is exempted for:
+    its resolvers (53), and mirror ports (80, 443) where the egress policy says no."""
+    ext = twin.topology.external
+    forwarders = sector.plan.forwarders or ext.resolver_addresses
+    for resolver in forwarders:
+        for protocol in ("udp", "tcp"):
+            yield "upstream resolver", ext.resolver, IPAddress(resolver), protocol, 53
+    for what, ns, address in (
+        ("home LAN", ext.client, ext.client_lan),
+        ("internet", ext.inet, INTERNET_HOST),
+    ):
+        if not _egress_allowed(sector, IPAddress(address)):
+            for port in MIRROR_PORTS:
+                yield f"{what} (mirror port)", ns, IPAddress(address), "tcp", port
+
+
+def check_dns_spoofing(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """A Sector host sending as the Sector DNS (its address, the host's own MAC) reaches no
+    destination the DNS alone is exempted for; the real DNS's packets do arrive."""
+    if not sector.hosts:
+        return []
+    host = sector.hosts[0]
+    dns_address = sector.plan.dns_address
+    results = []
+    for what, receiver, address, protocol, port in _spoof_targets(twin, sector):
+        spoofed = MarkedProbe.new(protocol, address, port)
+        control = MarkedProbe.new(protocol, address, port)
+        read_spoofed = spoofed.count_in(twin, receiver)
+        read_control = control.count_in(twin, receiver)
+        spoofed.send(twin, host.ns, spoof=dns_address)
+        control.send(twin, sector.dns)
+        got_spoofed, got_control = read_spoofed(), read_control()
+        results.append(
+            CheckResult(
+                "dns spoofing",
+                f"{host.ns.label} as {dns_address}",
+                f"{what} {address}:{port}/{protocol}",
+                f"0 arrive (real DNS: {SPOOF_PROBES})",
+                f"{got_spoofed} arrive (real DNS: {got_control})",
+                got_spoofed == 0 and got_control >= 1,
+            )
+        )
+    return results
+
+
 def _overlapping_pairs(twin: TwinContext) -> Iterator[tuple[SectorTwin, SectorTwin]]:
     sectors = twin.topology.sectors
     for i, a in enumerate(sectors):
@@ -586,6 +705,7 @@ def parallel_checks(twin: TwinContext) -> list[Check]:
         check_dns,
         check_lb,
         check_port_forwards,
+        check_dns_spoofing,
     )
     for check in per_sector:
         checks += [lambda c=check, s=sector: c(twin, s) for sector in twin.topology.sectors]

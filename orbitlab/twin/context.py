@@ -50,9 +50,15 @@ class TwinContext:
         return system.in_holder(self.holder(ns), argv)
 
     def run(
-        self, ns: str, argv: Sequence[str], *, check: bool = True, timeout: float = 30
+        self,
+        ns: str,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        timeout: float = 30,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        return system.run(self.command(ns, argv), check=check, timeout=timeout)
+        return system.run(self.command(ns, argv), check=check, timeout=timeout, stdin=stdin)
 
     def python(self, ns: str, module: str, *args: str) -> list[str]:
         """A twin helper module (echo, probe) run with this Python inside ``ns``."""

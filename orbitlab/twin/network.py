@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from orbitlab.allocation import appliance_mac
 from orbitlab.twin import system
 from orbitlab.twin.topology import (
     ANYCAST_MAC,
@@ -235,17 +236,23 @@ def flood_entries(topology: Topology, node: NodeTwin) -> list[str]:
 
 
 def sector_commands(sector: SectorTwin, topology: Topology) -> dict[str, list[str]]:
-    """Addresses and routes of a Sector's DNS, LB and hosts. The gateway's addresses and
-    default route are FRR's job (its rendered frr.conf)."""
+    """Addresses and routes of a Sector's DNS, LB and hosts, and the appliances' pinned MACs
+    (as their containers declare them). The gateway's addresses and default route are FRR's
+    job (its rendered frr.conf)."""
     plan = sector.plan
     bp = topology.plan.backplane
     mtu = bp.mtu
     first = plan.first_subnet
+    tag = plan.tag
     commands = {
-        sector.gateway.name: ["link set lo up", "link set eth0 up", "link set eth1 up"],
+        sector.gateway.name: [
+            "link set lo up",
+            f"link set eth0 address {appliance_mac(tag, 'gateway', 0)} up",
+            f"link set eth1 address {appliance_mac(tag, 'gateway', 1)} up",
+        ],
         sector.dns.name: [
             "link set lo up",
-            "link set eth0 up",
+            f"link set eth0 address {plan.dns_mac} up",
             f"addr add {plan.dns_address}/{first.cidr.prefixlen} dev eth0",
             f"route add default via {first.gateway}",
         ],
@@ -254,10 +261,10 @@ def sector_commands(sector: SectorTwin, topology: Topology) -> dict[str, list[st
         lb = plan.load_balancer
         commands[sector.lb.name] = [
             "link set lo up",
-            "link set eth0 up",
+            f"link set eth0 address {appliance_mac(tag, 'lb', 0)} up",
             f"addr add {lb.backplane_address}/{bp.cidr.prefixlen} dev eth0",
             f"route add default via {bp.gateway}",
-            "link set eth1 up",
+            f"link set eth1 address {appliance_mac(tag, 'lb', 1)} up",
             f"addr add {lb.sector_address}/{first.cidr.prefixlen} dev eth1",
         ]
     for host in sector.hosts:

@@ -107,7 +107,7 @@ ip route 0.0.0.0/0 10.99.0.1
 !
 end
 ORBITLAB_EOF_45a14e5e1a52ded3
-	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_636db2ab1a9b9694'
+	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_9a7a3d14fdaf0681'
 #!/usr/sbin/nft -f
 # OrbitLab Sector Gateway olvn1234-router: Sector iot (tag 1234).
 # Rendered by OrbitLab; local changes are overwritten. eth0 = Sector, eth1 = Backplane.
@@ -118,6 +118,7 @@ flush ruleset
 define sector_nets = { 10.10.0.0/22, 10.10.8.0/29, 10.20.0.0/30 }
 define sector_gateways = { 10.10.0.1, 10.10.8.1, 10.20.0.1 }
 define sector_dns = 10.10.0.2
+define sector_dns_mac = 02:4f:4c:20:04:d2
 define backplane = 10.99.0.0/20
 define gateway_backplane = 10.99.1.220
 define nodes = { 198.51.100.21, 198.51.100.22, 198.51.100.23 }
@@ -157,12 +158,14 @@ table inet orbitlab {
 		# never the Backplane, never a node (their LAN addresses, their GUI)
 		iifname "eth0" ip daddr $backplane reject with icmpx type admin-prohibited
 		iifname "eth0" ip daddr $nodes reject with icmpx type admin-prohibited
-		# only the Sector DNS queries resolvers directly
+		# only the Sector DNS queries resolvers directly: its address and its pinned MAC
+		# together, so a host that takes its address does not pass
 		iifname "eth0" ip saddr != $sector_dns meta l4proto { tcp, udp } th dport { 53, 853 } reject with icmpx type admin-prohibited
-		# the Sector DNS appliance forwards to its resolvers and installs packages, whatever
-		# the egress policy; the rest of its traffic follows the policy like any host's
-		iifname "eth0" oifname "eth1" ip saddr $sector_dns ip daddr { 203.0.113.53, 203.0.113.54 } meta l4proto { tcp, udp } th dport { 53, 853 } accept
-		iifname "eth0" oifname "eth1" ip saddr $sector_dns tcp dport { 80, 443 } accept
+		iifname "eth0" ether saddr != $sector_dns_mac meta l4proto { tcp, udp } th dport { 53, 853 } reject with icmpx type admin-prohibited
+		# the Sector DNS appliance (address and MAC) forwards to its resolvers and installs
+		# packages, whatever the egress policy; the rest of its traffic follows the policy
+		iifname "eth0" oifname "eth1" ether saddr $sector_dns_mac ip saddr $sector_dns ip daddr { 203.0.113.53, 203.0.113.54 } meta l4proto { tcp, udp } th dport { 53, 853 } accept
+		iifname "eth0" oifname "eth1" ether saddr $sector_dns_mac ip saddr $sector_dns tcp dport { 80, 443 } accept
 		iifname "eth0" oifname "eth1" ip daddr 203.0.113.128/25 reject with icmpx type admin-prohibited
 		iifname "eth0" oifname "eth1" ip saddr $sector_nets ip daddr 203.0.113.0/24 accept
 		# declared port forwards, DNAT-ed on the way in
@@ -171,7 +174,7 @@ table inet orbitlab {
 		iifname "eth0" reject with icmpx type admin-prohibited
 	}
 }
-ORBITLAB_EOF_636db2ab1a9b9694
+ORBITLAB_EOF_9a7a3d14fdaf0681
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_aaef616fedb7ef57'
 # OrbitLab Sector Gateway: forward IPv4 between the Sector and the Backplane; no IPv6,
 # no ICMP redirects (hosts in different subnets share eth0). Rendered by OrbitLab.

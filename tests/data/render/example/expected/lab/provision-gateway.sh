@@ -105,7 +105,7 @@ ip route 0.0.0.0/0 10.200.0.1
 !
 end
 ORBITLAB_EOF_8c915e24c93b6f2c
-	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_759fa18fa73e7440'
+	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_820c8531eaf68917'
 #!/usr/sbin/nft -f
 # OrbitLab Sector Gateway olvn1002-router: Sector lab (tag 1002).
 # Rendered by OrbitLab; local changes are overwritten. eth0 = Sector, eth1 = Backplane.
@@ -116,6 +116,7 @@ flush ruleset
 define sector_nets = { 172.16.0.0/24 }
 define sector_gateways = { 172.16.0.1 }
 define sector_dns = 172.16.0.2
+define sector_dns_mac = 02:4f:4c:20:03:ea
 define backplane = 10.200.0.0/16
 define gateway_backplane = 10.200.0.12
 define nodes = { 192.0.2.11, 192.0.2.12 }
@@ -154,19 +155,21 @@ table inet orbitlab {
 		# never the Backplane, never a node (their LAN addresses, their GUI)
 		iifname "eth0" ip daddr $backplane reject with icmpx type admin-prohibited
 		iifname "eth0" ip daddr $nodes reject with icmpx type admin-prohibited
-		# only the Sector DNS queries resolvers directly
+		# only the Sector DNS queries resolvers directly: its address and its pinned MAC
+		# together, so a host that takes its address does not pass
 		iifname "eth0" ip saddr != $sector_dns meta l4proto { tcp, udp } th dport { 53, 853 } reject with icmpx type admin-prohibited
-		# the Sector DNS appliance forwards to its resolvers and installs packages, whatever
-		# the egress policy; the rest of its traffic follows the policy like any host's
-		iifname "eth0" oifname "eth1" ip saddr $sector_dns ip daddr { 192.0.2.53 } meta l4proto { tcp, udp } th dport { 53, 853 } accept
-		iifname "eth0" oifname "eth1" ip saddr $sector_dns tcp dport { 80, 443 } accept
+		iifname "eth0" ether saddr != $sector_dns_mac meta l4proto { tcp, udp } th dport { 53, 853 } reject with icmpx type admin-prohibited
+		# the Sector DNS appliance (address and MAC) forwards to its resolvers and installs
+		# packages, whatever the egress policy; the rest of its traffic follows the policy
+		iifname "eth0" oifname "eth1" ether saddr $sector_dns_mac ip saddr $sector_dns ip daddr { 192.0.2.53 } meta l4proto { tcp, udp } th dport { 53, 853 } accept
+		iifname "eth0" oifname "eth1" ether saddr $sector_dns_mac ip saddr $sector_dns tcp dport { 80, 443 } accept
 		iifname "eth0" oifname "eth1" ip daddr 192.168.0.0/16 reject with icmpx type admin-prohibited
 		iifname "eth0" oifname "eth1" ip saddr $sector_nets accept
 		# declared port forwards, DNAT-ed on the way in
 		iifname "eth0" reject with icmpx type admin-prohibited
 	}
 }
-ORBITLAB_EOF_759fa18fa73e7440
+ORBITLAB_EOF_820c8531eaf68917
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_aaef616fedb7ef57'
 # OrbitLab Sector Gateway: forward IPv4 between the Sector and the Backplane; no IPv6,
 # no ICMP redirects (hosts in different subnets share eth0). Rendered by OrbitLab.
