@@ -126,6 +126,31 @@ def tag_number(value: Any) -> int | None:
     return None if value in (None, "") else int(value) or None
 
 
+def facts_from_api(vnets: list[dict[str, Any]], zones: list[dict[str, Any]]) -> ClusterFacts:
+    """Build facts from the Proxmox API's ``GET /cluster/sdn/vnets`` and ``/cluster/sdn/zones``.
+
+    >>> facts = facts_from_api(
+    ...     [{"vnet": "olvn1001", "zone": "olvz1001", "tag": 1001, "alias": "ol home web",
+    ...       "type": "vnet"}],
+    ...     [{"zone": "olbpz", "type": "evpn", "vrf-vxlan": 10}, {"zone": "v", "type": "vlan"}],
+    ... )
+    >>> sorted(facts.in_use_tags), facts.zones[1]
+    ([10, 1001], ZoneFact(id='v', type='vlan', vrf_vxlan=None))
+    """
+    return ClusterFacts(
+        vnets=tuple(
+            VnetFact(
+                str(v["vnet"]), str(v.get("zone", "")), tag_number(v.get("tag")), v.get("alias")
+            )
+            for v in vnets
+        ),
+        zones=tuple(
+            ZoneFact(str(z["zone"]), str(z.get("type", "")), tag_number(z.get("vrf-vxlan")))
+            for z in zones
+        ),
+    )
+
+
 def check_backplane(backplane: BackplanePlan, facts: ClusterFacts) -> None:
     """Refuse a Backplane the cluster cannot take, before anything is declared.
 
