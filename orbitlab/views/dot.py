@@ -22,7 +22,8 @@ from collections.abc import Iterator
 
 from orbitlab.views.picture import Box, Edge, Group, Picture
 
-FONT = "DejaVu Sans"
+#: DejaVu Sans sizes the text (setup.sh installs it); viewers without it fall back in order.
+FONT = "DejaVu Sans,Helvetica,Arial,sans-serif"
 #: Fill of a box's title row and of its body, by kind.
 COLOURS: dict[str, tuple[str, str]] = {
     "backplane": ("#9ecae1", "#eff6fb"),
