@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
+
 SECRET = "5f0c1e2a-0000-4a4a-9b9b-c0ffee000001"
 TOKEN = f"orbitlab@pve!discover={SECRET}"
 
@@ -134,3 +136,12 @@ def zone_entry(zone: str, kind: str, **extra: Any) -> dict[str, Any]:
     if "vrf_vxlan" in extra:
         entry["vrf-vxlan"] = extra.pop("vrf_vxlan")
     return entry | extra
+
+
+def api_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token is set; nothing else from the caller's environment leaks in."""
+    for name in ("PROXMOX_VE_ENDPOINT", "PROXMOX_VE_INSECURE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PROXMOX_VE_API_TOKEN", TOKEN)

@@ -18,7 +18,7 @@ from orbitlab.cli import main
 from orbitlab.discover import node_from_bridge, splice_nodes
 from orbitlab.settings import NodeSettings
 from orbitlab.stack import load_stack_file
-from tests.proxmox_api import SECRET, TOKEN, Cluster, bridge, node_entry, serve
+from tests.proxmox_api import SECRET, TOKEN, Cluster, api_environment, bridge, node_entry, serve
 
 REPO = Path(__file__).parent.parent
 EXAMPLE = REPO / "stacks" / "Pulumi.example.yaml"
@@ -44,12 +44,7 @@ def endpoint(cluster: Cluster) -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The token is set; nothing else from the caller's environment leaks in."""
-    for name in ("PROXMOX_VE_ENDPOINT", "PROXMOX_VE_INSECURE", "SSL_CERT_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PROXMOX_VE_API_TOKEN", TOKEN)
+    api_environment(monkeypatch)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
