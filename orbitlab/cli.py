@@ -53,6 +53,7 @@ def write_output(out: str | None, text: str) -> None:
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
+    """Draw the stack in the chosen format, to ``--out`` or stdout."""
     plan = load_plan(args.stack_file)
     fmt = format_for(args.out, args.format)
     write_output(args.out, diagram(plan, fmt, args.out))
@@ -78,6 +79,7 @@ def plan_on_cluster(args: argparse.Namespace) -> tuple[StackPlan, str | None]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    """Print the allocation table, or its JSON with ``--json``."""
     plan, planned_against = plan_on_cluster(args)
     document = allocation(plan, planned_against)
     if args.json:

@@ -78,10 +78,16 @@ def box_label(box: Box) -> str:
 
 
 def box_statement(box: Box) -> str:
+    """A box as a DOT node statement, e.g. ``"bp" [label=<<table ...>>];``."""
     return f"{dot_id(box.id)} [label={box_label(box)}];"
 
 
 def edge_statement(edge: Edge, invisible: bool = False) -> str:
+    """An edge; an invisible one only shapes the layout.
+
+    >>> edge_statement(Edge("a", "b"), invisible=True)
+    '"a" -> "b" [style=invis, weight=10];'
+    """
     style = " [style=invis, weight=10]" if invisible else ""
     return f"{dot_id(edge.tail)} -> {dot_id(edge.head)}{style};"
 

@@ -39,6 +39,11 @@ def box_text(box: Box) -> str:
 
 
 def box_line(box: Box) -> str:
+    """A box as a Mermaid node with quoted text.
+
+    >>> box_line(Box("s0_dns", "dns", "Sector DNS", (("Sector", "172.16.0.2"),)))
+    's0_dns["<b>Sector DNS</b><br/>Sector: 172.16.0.2"]'
+    """
     return f'{box.id}["{box_text(box)}"]'
 
 
@@ -55,6 +60,7 @@ def group_lines(group: Group, depth: int = 1) -> Iterator[str]:
 
 
 def walk_groups(groups: tuple[Group, ...]) -> Iterator[Group]:
+    """Every group, depth first (a node, then its Sectors)."""
     for group in groups:
         yield group
         yield from walk_groups(group.groups)
