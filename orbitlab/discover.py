@@ -15,6 +15,10 @@ unchanged (dropping it would silently take it out of the EVPN peers on the next
 ``pulumi up``); an offline node the stack file does not list yet is skipped with a
 warning. Both are reported on stderr.
 
+``orbitlab show --cluster`` reuses the client, its options (:func:`add_api_arguments`,
+:func:`api_client`) and :func:`read_sdn_facts`: ``GET /cluster/sdn/vnets`` and
+``GET /cluster/sdn/zones``, the facts the Pulumi program plans against.
+
 The pure functions (token and endpoint parsing, turning API answers into node settings,
 merging them into a stack, splicing them into the stack file's text) are kept apart from
 :class:`ProxmoxClient`, the only part that talks HTTP (standard library ``urllib``).
@@ -46,6 +50,7 @@ import yaml
 from pydantic import ValidationError
 
 from orbitlab.errors import OrbitLabError, SettingsError
+from orbitlab.facts import ClusterFacts, facts_from_api
 from orbitlab.settings import CONFIG_NAMESPACE, NodeSettings
 from orbitlab.stack import load_stack_file
 
@@ -61,6 +66,11 @@ PRIVILEGE_HINT = (
     "the token needs Sys.Audit on /nodes, e.g. `pveum acl modify /nodes --tokens "
     "'USER@REALM!TOKENID' --roles PVEAuditor` (with privilege separation the token's own "
     "ACL counts, not only its user's)"
+)
+
+SDN_PRIVILEGE_HINT = (
+    "reading the SDN configuration needs SDN.Audit on /sdn, e.g. `pveum acl modify /sdn "
+    "--tokens 'USER@REALM!TOKENID' --roles PVEAuditor`"
 )
 
 
@@ -100,10 +110,11 @@ class ApiToken:
         return f"PVEAPIToken={self.token_id}={self.secret}"
 
 
-def parse_token(value: str | None) -> ApiToken:
+def parse_token(value: str | None, privileges: str = PRIVILEGE_HINT) -> ApiToken:
     """Read ``USER@REALM!TOKENID=SECRET`` (as ``PROXMOX_VE_API_TOKEN`` holds it).
 
-    A leading ``PVEAPIToken=`` is accepted. Messages never repeat the value.
+    A leading ``PVEAPIToken=`` is accepted. Messages never repeat the value; a missing
+    token's message ends with ``privileges``, what the command needs.
 
     >>> parse_token("PVEAPIToken=root@pam!ol=abc").token_id
     'root@pam!ol'
@@ -112,7 +123,7 @@ def parse_token(value: str | None) -> ApiToken:
         raise DiscoverError(
             f"{TOKEN_ENV} is not set: create an API token (Datacenter > Permissions > "
             f"API Tokens) and export {TOKEN_ENV}='USER@REALM!TOKENID=SECRET'; "
-            f"{PRIVILEGE_HINT}"
+            f"{privileges}"
         )
     value = value.strip().removeprefix("PVEAPIToken=")
     if not TOKEN_SHAPE.match(value):
@@ -480,6 +491,32 @@ def read_bridge(client: ProxmoxClient, node: str) -> dict[str, Any]:
     return bridge
 
 
+# --- SDN, for `orbitlab show --cluster` ------------------------------------------------------
+
+
+def read_sdn_facts(client: ProxmoxClient) -> ClusterFacts:
+    """``GET /cluster/sdn/vnets`` and ``/cluster/sdn/zones``: the facts the program plans on."""
+    answers = []
+    for path in ("/cluster/sdn/vnets", "/cluster/sdn/zones"):
+        try:
+            answer = client.get(path)
+        except ApiError as error:
+            if error.status == 403:
+                raise DiscoverError(
+                    f"permission denied for GET {path} (HTTP 403): {SDN_PRIVILEGE_HINT}"
+                ) from None
+            raise
+        if not isinstance(answer, list) or not all(isinstance(a, dict) for a in answer):
+            raise DiscoverError(f"GET {path}: expected a list of objects, got {answer!r}")
+        answers.append(answer)
+    try:
+        return facts_from_api(*answers)
+    except (KeyError, TypeError, ValueError) as error:
+        raise DiscoverError(
+            f"the SDN configuration the API returned is not understood: {error!r}"
+        ) from None
+
+
 # --- command line ---------------------------------------------------------------------------
 
 
@@ -493,21 +530,10 @@ def add_discover_parser(commands: Any) -> argparse.ArgumentParser:
             f"Token from ${TOKEN_ENV} (USER@REALM!TOKENID=SECRET; needs Sys.Audit on /nodes)."
         ),
     )
-    parser.add_argument(
-        "--endpoint",
-        help=f"e.g. https://192.0.2.11:8006/ (default: ${ENDPOINT_ENV}, then the stack "
-        "file's proxmoxve:endpoint)",
-    )
+    add_api_arguments(parser)
     parser.add_argument(
         "--stack-file", help="update orbitlab:backplane.nodes in this Pulumi.<stack>.yaml"
     )
-    parser.add_argument(
-        "--insecure",
-        action="store_true",
-        help=f"do not verify the API's TLS certificate (or set {INSECURE_ENV}=true)",
-    )
-    parser.add_argument("--ca-file", help="PEM file of the CA to trust (pve-root-ca.pem)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     parser.set_defaults(handler=cmd_discover)
     return parser
 
@@ -515,13 +541,8 @@ def add_discover_parser(commands: Any) -> argparse.ArgumentParser:
 def cmd_discover(args: argparse.Namespace) -> int:
     """Run discovery and print the nodes, or write them into ``--stack-file``."""
     token = parse_token(os.environ.get(TOKEN_ENV))
-    document, text = _read_stack(args.stack_file) if args.stack_file else (None, "")
-    endpoint = args.endpoint or os.environ.get(ENDPOINT_ENV) or _stack_endpoint(document)
-    insecure = args.insecure or os.environ.get(INSECURE_ENV, "").lower() in ("1", "true", "yes")
-    client = ProxmoxClient(
-        api_base(endpoint), token, ssl_context(insecure, args.ca_file), args.timeout
-    )
-    discovered, offline = discover(client)
+    document, text = read_stack_document(args.stack_file) if args.stack_file else (None, "")
+    discovered, offline = discover(api_client(args, document, token))
     merge = merge_nodes(existing_nodes(document), discovered, offline)
     for warning in merge.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -532,7 +553,39 @@ def cmd_discover(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_stack(path: str) -> tuple[dict[str, Any], str]:
+def add_api_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that say how to reach the Proxmox API (``discover``, ``show``)."""
+    parser.add_argument(
+        "--endpoint",
+        help=f"e.g. https://192.0.2.11:8006/ (default: ${ENDPOINT_ENV}, then the stack "
+        "file's proxmoxve:endpoint)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help=f"do not verify the API's TLS certificate (or set {INSECURE_ENV}=true)",
+    )
+    parser.add_argument("--ca-file", help="PEM file of the CA to trust (pve-root-ca.pem)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+
+
+def api_client(
+    args: argparse.Namespace, document: dict[str, Any] | None, token: ApiToken
+) -> ProxmoxClient:
+    """A client for the options of :func:`add_api_arguments`.
+
+    The endpoint is ``--endpoint``, else ``$PROXMOX_VE_ENDPOINT``, else the stack file's
+    ``proxmoxve:endpoint``; the token is read with :func:`parse_token`.
+    """
+    endpoint = args.endpoint or os.environ.get(ENDPOINT_ENV) or stack_endpoint(document)
+    insecure = args.insecure or os.environ.get(INSECURE_ENV, "").lower() in ("1", "true", "yes")
+    return ProxmoxClient(
+        api_base(endpoint), token, ssl_context(insecure, args.ca_file), args.timeout
+    )
+
+
+def read_stack_document(path: str) -> tuple[dict[str, Any], str]:
+    """A stack file parsed, and its text; errors a user can fix as :class:`DiscoverError`."""
     try:
         text = Path(path).read_text()
         document = yaml.safe_load(text)
@@ -547,7 +600,8 @@ def _read_stack(path: str) -> tuple[dict[str, Any], str]:
     return document, text
 
 
-def _stack_endpoint(document: dict[str, Any] | None) -> str | None:
+def stack_endpoint(document: dict[str, Any] | None) -> str | None:
+    """The stack file's ``proxmoxve:endpoint``, if it sets one."""
     config = (document or {}).get("config") or {}
     value = config.get("proxmoxve:endpoint")
     return value if isinstance(value, str) else None

@@ -22,7 +22,7 @@ from typing import Any
 
 import pulumi
 
-from orbitlab.cluster import ClusterFacts, check_backplane, plan_inputs, read_cluster
+from orbitlab.cluster import read_cluster
 from orbitlab.components import (
     ApplianceTemplates,
     ApplianceTemplatesArgs,
@@ -34,7 +34,8 @@ from orbitlab.components import (
     SshCredentials,
 )
 from orbitlab.errors import OrbitLabError
-from orbitlab.plan import StackPlan, plan_backplane, plan_stack
+from orbitlab.facts import plan_for_cluster
+from orbitlab.plan import StackPlan
 from orbitlab.settings import CONFIG_NAMESPACE, StackSettings
 from orbitlab.stack import settings_from_config
 
@@ -90,12 +91,6 @@ class Deployment:
             ),
             "sectors": {name: sector.summary() for name, sector in self.sectors.items()},
         }
-
-
-def plan_for_cluster(stack: str, settings: StackSettings, cluster: ClusterFacts) -> StackPlan:
-    """Check the Backplane against the cluster, then plan against the tags in use."""
-    check_backplane(plan_backplane(settings), cluster)
-    return plan_stack(stack, settings, **plan_inputs(stack, cluster))
 
 
 def deploy(

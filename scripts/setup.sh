@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Install everything OrbitLab's CLI, tests and twin need, from nothing, on Debian 12 (as root):
-# the Debian packages of the real daemons and checkers, CoreDNS (built with `go install`),
-# and a Python virtualenv in .venv with the pinned requirements and orbitlab itself.
+# the Debian packages of the real daemons and checkers, Graphviz (`orbitlab diagram`),
+# CoreDNS (built with `go install`), Mermaid's parser for the tests (npm, from the lockfile
+# in tools/mermaid) and a Python virtualenv in .venv with the pinned requirements and
+# orbitlab itself.
 # Safe to run again: every step is skipped or a no-op when already done.
 set -euo pipefail
 
 COREDNS_VERSION="v1.11.3"
 DEBIAN_PACKAGES=(
   nftables frr haproxy iproute2 dnsutils iperf3 conntrack hping3 iputils-ping
-  procps util-linux python3-venv ca-certificates
+  procps util-linux python3-venv ca-certificates graphviz fonts-dejavu-core
 )
 
 cd "$(dirname "$0")/.."
@@ -37,6 +39,16 @@ if ! command -v coredns >/dev/null 2>&1 || ! coredns -version | grep -q "CoreDNS
   command -v go >/dev/null 2>&1 || { echo "Go is needed to build CoreDNS (go install)" >&2; exit 1; }
   say "building CoreDNS ${COREDNS_VERSION} with go install"
   GOBIN=/usr/local/bin GOFLAGS=-mod=mod go install "github.com/coredns/coredns@${COREDNS_VERSION}"
+fi
+
+# Mermaid's own parser, for the tests of `orbitlab diagram --format mermaid` (Node.js + npm).
+# The stamp is the lockfile that was installed: a changed lockfile installs again.
+MERMAID_STAMP=tools/mermaid/node_modules/.orbitlab-installed-lock.json
+if ! cmp -s tools/mermaid/package-lock.json "$MERMAID_STAMP"; then
+  command -v npm >/dev/null 2>&1 || { echo "npm is needed for tools/mermaid (Node.js)" >&2; exit 1; }
+  say "installing Mermaid's parser (npm ci in tools/mermaid)"
+  (cd tools/mermaid && npm ci --no-audit --no-fund --loglevel=error)
+  cp tools/mermaid/package-lock.json "$MERMAID_STAMP"
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -167,7 +167,7 @@ def attaching_config(owner: str = "me/orbitlab/home") -> dict:
 
 def test_a_stack_attaches_its_sectors_to_another_stacks_backplane() -> None:
     from orbitlab.components.backplane import backplane_facts
-    from orbitlab.program import plan_backplane
+    from orbitlab.plan import plan_backplane
 
     settings = settings_from_config(attaching_config())
     facts = backplane_facts(plan_backplane(settings))
