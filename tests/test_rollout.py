@@ -39,6 +39,7 @@ from orbitlab.components import (
     SectorArgs,
     backplane_facts,
 )
+from orbitlab.plan import plan_stack
 from orbitlab.program import main
 from orbitlab.stack import load_plan, settings_from_config
 from tests.pulumi_mocks import (
@@ -365,11 +366,7 @@ def test_destroying_every_sector_applies_once() -> None:
 
 @pytest.mark.parametrize("per_node", [1, 2, 3])
 def test_containers_on_a_node_form_lanes(per_node: int) -> None:
-    plan = load_plan(str(EXAMPLE_STACK))
-    settings = settings_from_config(sectors_config(5))
-    from orbitlab.program import plan_stack
-
-    plan = plan_stack("lanes", settings)
+    plan = plan_stack("lanes", settings_from_config(sectors_config(5)))
 
     def program() -> None:
         templates = ApplianceTemplates(
