@@ -7,10 +7,12 @@ the absolute paths in the rendered configs hold (``/etc/frr/frr.conf``,
 ``/etc/coredns/db.web.internal``), and ``/etc/resolv.conf`` is private. Daemons start
 inside the holder's namespaces::
 
-    gateway  sysctl -p /etc/sysctl.d/90-orbitlab.conf; nft -f /etc/nftables.nft;
-             zebra + staticd (frr user, state dir of their own); vtysh -b loads frr.conf
+    gateway  forwarding off; sysctl -p /etc/sysctl.d/90-orbitlab.conf; nft -f
+             /etc/nftables.nft; forwarding on (as orbitlab-forwarding does, once the ruleset
+             is loaded); zebra + staticd (frr user, state dir of their own); vtysh -b
     dns      coredns -conf /etc/coredns/Corefile
-    lb       sysctl -p ...; sh /etc/local.d/orbitlab-routes.start; haproxy -D -f ...
+    lb       sysctl -p ...; sh /etc/local.d/orbitlab-routes.start; nft -f /etc/nftables.nft;
+             haproxy -D -f ...
     host     python -m orbitlab.twin.echo (answers '<name> <peer>' on its service ports)
 """
 
@@ -118,13 +120,17 @@ def frr_daemon_argv(daemon: str, state_dir: Path) -> list[str]:
 
 
 def start_gateway(twin: TwinContext, sector: SectorTwin) -> None:
-    """Apply the gateway's sysctls and nftables, start zebra + staticd, load frr.conf."""
+    """Apply the gateway's sysctls and nftables, turn forwarding on once the ruleset is
+    loaded (the appliance's orbitlab-forwarding service), start zebra + staticd, load
+    frr.conf."""
     ns = sector.gateway.name
     state_dir = twin.run_dir(ns) / "frr"
     state_dir.mkdir(exist_ok=True)
     shutil.chown(state_dir, "frr", "frr")
+    twin.run(ns, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
     twin.run(ns, ["sysctl", "-q", "-p", GATEWAY_SYSCTL])
     twin.run(ns, ["nft", "-f", "/etc/nftables.nft"])
+    twin.run(ns, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
     for daemon in FRR_DAEMONS:
         pidfile = state_dir / f"{daemon}.pid"
         pidfile.unlink(missing_ok=True)
@@ -154,11 +160,11 @@ def gateway_routed(twin: TwinContext, sector: SectorTwin) -> bool:
 
 
 def stop_gateway(twin: TwinContext, sector: SectorTwin) -> None:
-    """Stop the gateway as a failed container would: daemons gone, rules gone, links down."""
+    """Stop the gateway as a dead container is: its daemons gone and its links down (its
+    rules are left as they are: with its links down nothing passes anyway)."""
     ns = sector.gateway.name
     system.stop_processes(twin.state.drop_processes(ns))
     twin.save()
-    system.run(["ip", "netns", "exec", ns, "nft", "flush", "ruleset"])
     system.ip_batch(ns, ["link set eth0 down", "link set eth1 down"])
 
 
@@ -192,6 +198,7 @@ def start_lb(twin: TwinContext, sector: SectorTwin) -> None:
     pidfile = twin.run_dir(ns) / "haproxy.pid"
     twin.run(ns, ["sysctl", "-q", "-p", GATEWAY_SYSCTL])
     twin.run(ns, ["sh", LB_ROUTES])
+    twin.run(ns, ["nft", "-f", "/etc/nftables.nft"])
     twin.run(ns, ["haproxy", "-D", "-f", "/etc/haproxy/haproxy.cfg", "-p", str(pidfile)])
     twin.adopt(system.read_pidfile(pidfile), ns, "haproxy")
 

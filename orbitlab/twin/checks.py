@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any
 
 from netaddr import IPAddress
 
@@ -49,7 +50,9 @@ from orbitlab.twin.topology import (
     GUI_PORT,
     INTERNET_HOST,
     INTERNET_NAME,
+    INTERNET_OTHER,
     SERVICE_PORT,
+    HostTwin,
     Namespace,
     SectorTwin,
 )
@@ -62,7 +65,6 @@ REJECT_RETRY_S = 1.5
 REJECT_WAIT_S = 1.0
 NXDOMAIN_NAME = "no-such-host-twin"
 SPOOF_PROBES = 3
-MIRROR_PORTS = (80, 443)
 COUNT_TABLE = "olt_count"
 MARKER_BYTES = 8
 #: Where the payload starts, in bits from the transport header (hping3 sends no options).
@@ -155,6 +157,18 @@ def source_of(sector: SectorTwin) -> tuple[Namespace, IPAddress]:
     return sector.dns, sector.plan.dns_address
 
 
+def gateway_of(sector: SectorTwin, address: IPAddress) -> IPAddress:
+    """The Sector Gateway's address in the subnet of ``address``: where its rejects come from."""
+    return next(s.gateway for s in sector.plan.subnets if address in s.cidr)
+
+
+def outcome_of(found: dict[str, str]) -> str:
+    """How a probe ended, a rejection named with the address it came from."""
+    if found["result"] == "rejected":
+        return f"rejected by {found.get('by', '?')}"
+    return shown(found)
+
+
 # --- checks ---------------------------------------------------------------------------
 
 
@@ -221,25 +235,30 @@ def check_overlap(twin: TwinContext, a: SectorTwin, b: SectorTwin) -> list[Check
 
 def _isolation_targets(
     twin: TwinContext, sector: SectorTwin
-) -> Iterator[tuple[str, bool, object, int]]:
-    """(what, must be rejected, address, TCP port) a Sector must never reach. The gateway
-    rejects the Backplane and the nodes; other Sectors' hosts are simply not routed."""
+) -> Iterator[tuple[str, object, int, SectorTwin | None]]:
+    """(what, address or host, TCP port, the other Sector for a host) a Sector must never
+    reach. The gateway rejects the Backplane and every node address; other Sectors' hosts
+    are simply not routed."""
     topology = twin.topology
     bp = topology.plan.backplane
-    yield "Backplane gateway (node)", True, bp.gateway, GUI_PORT
+    yield "Backplane gateway (node)", bp.gateway, GUI_PORT, None
     for node in topology.nodes:
-        yield f"node {node.name} GUI", True, node.address, GUI_PORT
+        yield f"node {node.name} GUI", node.address, GUI_PORT, None
+        for extra in node.other_addresses:
+            yield f"node {node.name} {extra} (other NIC)", extra, GUI_PORT, None
+    for protected, address in topology.protected_services:
+        yield f"protected network {protected}", address, SERVICE_PORT, None
     own = [s.cidr for s in sector.plan.subnets]
     for other in topology.sectors:
         if other is sector:
             continue
-        yield f"{other.name} gateway", True, other.plan.gateway_backplane, 22
+        yield f"{other.name} gateway", other.plan.gateway_backplane, 22, None
         if other.plan.load_balancer is not None:
             lb = other.plan.load_balancer
-            yield f"{other.name} LB", True, lb.backplane_address, lb.listeners[0].port
+            yield f"{other.name} LB", lb.backplane_address, lb.listeners[0].port, None
         for host in other.hosts:
             if not any(host.address in cidr for cidr in own):
-                yield f"{other.name}/{host.name}", False, host.address, host.tcp_ports[0]
+                yield f"{other.name}/{host.name}", host, host.tcp_ports[0], other
 
 
 def _rejected(attempt: Callable[[], str]) -> str:
@@ -252,34 +271,55 @@ def _rejected(attempt: Callable[[], str]) -> str:
     return outcome
 
 
+def _own_host_reaches(twin: TwinContext, other: SectorTwin, target: HostTwin) -> str:
+    """Positive control of a "not reached": the target answers a host of its own Sector."""
+    peer = next((h for h in other.hosts if h is not target), None)
+    ns = peer.ns if peer is not None else other.dns
+    return shown(probe(twin, ns, "tcp", target.address, target.tcp_ports[0]))
+
+
 def check_isolation(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
-    """The gateway rejects (not silently drops) the Backplane, the nodes and direct queries
-    to the upstream resolver; other Sectors' hosts are never reached."""
-    ns, _ = source_of(sector)
+    """The gateway rejects (ICMP admin-prohibited from its own address, not a silent drop)
+    the Backplane, the nodes and direct queries to the upstream resolver; other Sectors'
+    hosts are never reached, while their own Sector reaches them in the same run."""
+    ns, address = source_of(sector)
+    gateway = gateway_of(sector, address)
+    rejected = f"rejected by {gateway}"
     results = []
-    for kind, must_reject, address, port in _isolation_targets(twin, sector):
-        if must_reject:
-            outcome = _rejected(
-                lambda a=address, p=port: probe(twin, ns, "tcp", a, p, REJECT_WAIT_S)["result"]
+    for kind, target, port, other in _isolation_targets(twin, sector):
+        if other is None:
+            got = _rejected(
+                lambda a=target, p=port: outcome_of(probe(twin, ns, "tcp", a, p, REJECT_WAIT_S))
             )
-            ok = outcome == "rejected"
-        else:
-            outcome = probe(twin, ns, "tcp", address, port)["result"]
-            ok = outcome in ("rejected", "timeout")
-        expected = "rejected" if must_reject else "not reached"
+            results.append(
+                CheckResult(
+                    "isolation", ns.label, f"{kind} {target}:{port}", rejected, got, got == rejected
+                )
+            )
+            continue
+        got = probe(twin, ns, "tcp", target.address, port)["result"]
+        control = _own_host_reaches(twin, other, target)
         results.append(
-            CheckResult("isolation", ns.label, f"{kind} {address}:{port}", expected, outcome, ok)
+            CheckResult(
+                "isolation",
+                ns.label,
+                f"{kind} {target.address}:{port}",
+                f"not reached (its own Sector: {target.name} answers)",
+                f"{got} (its own Sector: {control.split()[0] if control else control})",
+                got in ("rejected", "timeout", "unreachable")
+                and control.split()[:1] == [target.name],
+            )
         )
     for resolver in twin.topology.external.resolver_addresses:
-        outcome = _rejected(lambda r=resolver: dig(twin, ns, f"@{r}", INTERNET_NAME).show())
+        got = _rejected(lambda r=resolver: outcome_of(probe(twin, ns, "udp", r, 53, REJECT_WAIT_S)))
         results.append(
             CheckResult(
                 "isolation",
                 ns.label,
                 f"upstream resolver {resolver}:53 directly",
-                "rejected (only the DNS may)",
-                outcome,
-                outcome == "host unreachable",
+                f"{rejected} (only the DNS may)",
+                got,
+                got == rejected,
             )
         )
     return results
@@ -288,7 +328,9 @@ def check_isolation(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
 def _invalid_targets(twin: TwinContext, sector: SectorTwin) -> list[object]:
     topology = twin.topology
     targets: list[object] = [topology.plan.backplane.gateway]
-    targets += [node.address for node in topology.nodes]
+    targets += [
+        address for node in topology.nodes for address in (node.address, *node.other_addresses)
+    ]
     targets += [other.plan.gateway_backplane for other in topology.sectors if other is not sector]
     return targets
 
@@ -303,8 +345,9 @@ def _syn_fin(twin: TwinContext, ns: Namespace, targets: list[object]) -> int:
 
 
 def check_invalid(twin: TwinContext) -> list[CheckResult]:
-    """SYN+FIN (conntrack-invalid) from each Sector: none reaches a node or the Backplane.
-    The control (from the home LAN client to a node) shows the counters do see them."""
+    """SYN+FIN (conntrack-invalid) from each Sector: none reaches a node or the Backplane,
+    nor the internet that its egress otherwise reaches. The controls (from the home LAN
+    client, through no filter of ours) show the counters do see them."""
     client = twin.topology.external.client
     primary = twin.topology.primary
     seen = _syn_fin(twin, client, [primary.address])
@@ -316,7 +359,8 @@ def check_invalid(twin: TwinContext) -> list[CheckResult]:
             f"{INVALID_PROBES} SYN+FIN counted",
             f"{seen} counted",
             seen >= INVALID_PROBES,
-        )
+        ),
+        _invalid_to_internet(twin, client, "(control)", INVALID_PROBES),
     ]
     for sector in twin.topology.sectors:
         ns, _ = source_of(sector)
@@ -332,7 +376,36 @@ def check_invalid(twin: TwinContext) -> list[CheckResult]:
                 seen == 0,
             )
         )
+        if _egress_allowed(sector, INTERNET_HOST):
+            results.append(_invalid_to_internet(twin, ns, "(egress allowed)", 0))
     return results
+
+
+def _invalid_to_internet(twin: TwinContext, ns: Namespace, note: str, wanted: int) -> CheckResult:
+    """SYN+FIN with a payload marker to the internet host, counted where it arrives."""
+    marked = MarkedProbe.new("tcp", INTERNET_HOST, SERVICE_PORT)
+    read = marked.count_in(twin, twin.topology.external.inet)
+    marked.send(twin, ns, flags=("-S", "-F"))
+    arrived = read()
+    expected = f"{wanted} SYN+FIN arrive"
+    return CheckResult(
+        "invalid pkts",
+        ns.label,
+        f"internet {INTERNET_HOST}:{SERVICE_PORT} {note}",
+        expected,
+        f"{arrived} arrive",
+        arrived == 0 if wanted == 0 else arrived >= wanted,
+    )
+
+
+def never_reached(twin: TwinContext, address: IPAddress) -> bool:
+    """The Backplane, every node address and the protected networks: no Sector, ever."""
+    bp = twin.topology.plan.backplane
+    return (
+        address in bp.cidr
+        or address in bp.node_addresses
+        or any(address in network for network in bp.protected_networks)
+    )
 
 
 def _egress_allowed(sector: SectorTwin, address: IPAddress) -> bool:
@@ -342,23 +415,61 @@ def _egress_allowed(sector: SectorTwin, address: IPAddress) -> bool:
     return egress.default == "allow" or any(address in cidr for cidr in egress.allow)
 
 
-def check_egress_policy(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
-    """The home-LAN service: reachable unless the Sector's egress settings deny it."""
-    ns, _ = source_of(sector)
-    target = twin.topology.external.client_lan
-    allowed = _egress_allowed(sector, target)
-    found = probe(twin, ns, "http", target, SERVICE_PORT)
-    reached = found["result"] == "ok"
-    return [
-        CheckResult(
-            "egress policy",
-            ns.label,
-            f"home LAN service {target}:{SERVICE_PORT}",
-            "answers" if allowed else "blocked (egress settings)",
-            shown(found),
-            reached == allowed,
-        )
+def _dns_allowed(twin: TwinContext, sector: SectorTwin, address: IPAddress, port: int) -> bool:
+    """The Sector DNS follows the policy; under deny by default it also reaches the package
+    mirror (a deny still wins)."""
+    if _egress_allowed(sector, address):
+        return True
+    mirror = twin.topology.external.mirror
+    denied = any(address in cidr for cidr in sector.plan.egress.deny)
+    return mirror == (address, port) and sector.plan.egress.default == "deny" and not denied
+
+
+def _policy_targets(twin: TwinContext) -> list[tuple[str, IPAddress, int]]:
+    ext = twin.topology.external
+    targets = [
+        ("home LAN service", IPAddress(ext.client_lan), SERVICE_PORT),
+        ("internet service", INTERNET_HOST, SERVICE_PORT),
+        ("internet service", INTERNET_OTHER, SERVICE_PORT),
     ]
+    if ext.mirror is not None:
+        targets.append(("package mirror", ext.mirror[0], ext.mirror[1]))
+    return targets
+
+
+def check_egress_policy(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """The egress settings, from a host and from the Sector DNS appliance: each target
+    answers when the policy allows it, and is rejected by the gateway otherwise (an
+    explicit deny wins, for the appliance too)."""
+    sources: list[tuple[Namespace, IPAddress, bool]] = []
+    if sector.hosts:
+        sources.append((sector.hosts[0].ns, sector.hosts[0].address, False))
+    sources.append((sector.dns, sector.plan.dns_address, True))
+    results = []
+    for ns, address, is_dns in sources:
+        rejected = f"rejected by {gateway_of(sector, address)}"
+        for what, target, port in _policy_targets(twin):
+            allowed = (
+                _dns_allowed(twin, sector, target, port)
+                if is_dns
+                else _egress_allowed(sector, target)
+            )
+            found = probe(twin, ns, "http", target, port)
+            if found["result"] == "timeout" and not allowed:
+                time.sleep(REJECT_RETRY_S)  # a rate-limited reject: ask once more
+                found = probe(twin, ns, "http", target, port)
+            got = outcome_of(found)
+            results.append(
+                CheckResult(
+                    "egress policy",
+                    ns.label,
+                    f"{what} {target}:{port}",
+                    "answers" if allowed else rejected,
+                    got,
+                    found["result"] == "ok" if allowed else got == rejected,
+                )
+            )
+    return results
 
 
 def check_routing(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
@@ -392,6 +503,83 @@ def check_routing(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
                     answer.answers == (str(sector.plan.dns_address),),
                 )
             )
+    return results
+
+
+def _count_output(twin: TwinContext, ns: Namespace, match: str) -> Callable[[], int]:
+    """Count packets ``ns`` itself sends that match; return a function that reads the count
+    and stops counting."""
+    chain = ["inet", COUNT_TABLE, "out"]
+    setup = (
+        f"add table inet {COUNT_TABLE}\n"
+        f"add chain inet {COUNT_TABLE} out {{ type filter hook output priority -300; }}\n"
+    )
+    twin.run(ns.name, ["nft", "-f", "-"], stdin=setup)
+    added = twin.run(
+        ns.name, ["nft", "--echo", "--handle", "add", "rule", *chain, *match.split(), "counter"]
+    ).stdout
+    handle = re.search(r"# handle (\d+)", added)
+    if handle is None:
+        raise TwinError(f"{ns.label}: nft did not report the counter's handle: {added}")
+
+    def read() -> int:
+        listing = twin.run(ns.name, ["nft", "-a", "list", "chain", *chain]).stdout
+        counted = re.search(
+            rf"counter packets (\d+) bytes \d+ # handle {handle.group(1)}\b", listing
+        )
+        twin.run(ns.name, ["nft", "delete", "rule", *chain, "handle", handle.group(1)])
+        return int(counted.group(1)) if counted else 0
+
+    return read
+
+
+def _redirects_allowed(twin: TwinContext, ns: Namespace) -> list[str]:
+    """Interfaces of ``ns`` (and ``all``, ``default``) that would send ICMP redirects; the
+    loopback forwards nothing, so it is not counted."""
+    listing = twin.run(
+        ns.name, ["sh", "-c", "grep -H . /proc/sys/net/ipv4/conf/*/send_redirects"]
+    ).stdout
+    return sorted(
+        name
+        for line in listing.splitlines()
+        if not line.endswith(":0") and (name := line.split("/")[-2]) != "lo"
+    )
+
+
+def check_redirects(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """No ICMP redirects: every interface of the gateway and the LB has them off, and the
+    gateway sends none while hosts of different subnets (one L2) talk through it."""
+    results = []
+    for ns in (sector.gateway, sector.lb):
+        if ns is None:
+            continue
+        allowed = _redirects_allowed(twin, ns)
+        results.append(
+            CheckResult(
+                "icmp redirects",
+                ns.label,
+                "send_redirects of every interface",
+                "off everywhere",
+                "on: " + ", ".join(allowed) if allowed else "off everywhere",
+                not allowed,
+            )
+        )
+    pairs = [(a, b) for a in sector.hosts for b in sector.hosts if a.subnet != b.subnet]
+    if pairs:
+        read = _count_output(twin, sector.gateway, "icmp type redirect")
+        for a, b in pairs:
+            probe(twin, a.ns, "tcp", b.address, b.tcp_ports[0])
+        sent = read()
+        results.append(
+            CheckResult(
+                "icmp redirects",
+                sector.gateway.label,
+                f"{len(pairs)} flows between subnets through it",
+                "0 redirects sent",
+                f"{sent} redirects sent",
+                sent == 0,
+            )
+        )
     return results
 
 
@@ -463,7 +651,39 @@ def check_lb(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
                 answered == wanted,
             )
         )
+        results.append(_client_address_row(twin, sector, listener))
     return results
+
+
+def _passed_on(body: str) -> dict[str, str]:
+    """``xff=`` and ``proxy=`` entries of an echo answer."""
+    return dict(part.split("=", 1) for part in body.split()[2:] if "=" in part)
+
+
+def _client_address_row(twin: TwinContext, sector: SectorTwin, listener: Any) -> CheckResult:
+    """What the backend learns of the client: an HTTP listener adds X-Forwarded-For, a
+    PROXY-protocol listener sends PROXY v2; a plain TCP listener passes on nothing."""
+    lb = sector.plan.load_balancer
+    assert lb is not None
+    client = twin.topology.external
+    protocol = "http" if listener.mode == "http" else "tcp"
+    found = probe(twin, client.client, protocol, lb.backplane_address, listener.port)
+    passed = _passed_on(found.get("body", "")) if found["result"] == "ok" else {}
+    expected = {}
+    if listener.mode == "http":
+        expected["xff"] = str(client.client_lan)
+    if listener.proxy_protocol:
+        expected["proxy"] = str(client.client_lan)
+    shown_as = " ".join(f"{k}={v}" for k, v in sorted(passed.items())) or "nothing"
+    wanted = " ".join(f"{k}={v}" for k, v in sorted(expected.items())) or "nothing"
+    return CheckResult(
+        "lb client address",
+        client.client.label,
+        f"{sector.name} LB :{listener.port} -> backend",
+        wanted,
+        shown_as if found["result"] == "ok" else shown(found),
+        found["result"] == "ok" and passed == expected,
+    )
 
 
 def _lb_answers(
@@ -613,12 +833,19 @@ class MarkedProbe:
 
         return read
 
-    def send(self, twin: TwinContext, ns: Namespace, spoof: object | None = None) -> None:
-        """``SPOOF_PROBES`` TCP SYNs or UDP datagrams with the marker, from ``spoof`` if given."""
+    def send(
+        self,
+        twin: TwinContext,
+        ns: Namespace,
+        spoof: object | None = None,
+        flags: tuple[str, ...] = ("-S",),
+    ) -> None:
+        """``SPOOF_PROBES`` TCP segments (SYN, or ``flags``) or UDP datagrams with the
+        marker, from ``spoof`` if given."""
         marker = twin.run_dir(ns.name) / f"marker-{self.marker.hex()}"
         marker.write_bytes(self.marker)
         argv = ["hping3", "-q", "-c", str(SPOOF_PROBES), "-i", "u20000"]
-        argv += ["-2"] if self.protocol == "udp" else ["-S"]
+        argv += ["-2"] if self.protocol == "udp" else list(flags)
         argv += ["-d", str(MARKER_BYTES), "-E", str(marker)]
         if spoof is not None:
             argv += ["-a", str(spoof)]
@@ -632,19 +859,20 @@ def _spoof_targets(
     twin: TwinContext, sector: SectorTwin
 ) -> Iterator[tuple[str, Namespace, IPAddress, str, int]]:
     """(what, receiving namespace, address, protocol, port) the Sector DNS is exempted for:
-    its resolvers (53), and mirror ports (80, 443) where the egress policy says no."""
+    its resolvers (53), and, under deny by default, the package mirror."""
     ext = twin.topology.external
     forwarders = sector.plan.forwarders or ext.resolver_addresses
     for resolver in forwarders:
         for protocol in ("udp", "tcp"):
             yield "upstream resolver", ext.resolver, IPAddress(resolver), protocol, 53
-    for what, ns, address in (
-        ("home LAN", ext.client, ext.client_lan),
-        ("internet", ext.inet, INTERNET_HOST),
-    ):
-        if not _egress_allowed(sector, IPAddress(address)):
-            for port in MIRROR_PORTS:
-                yield f"{what} (mirror port)", ns, IPAddress(address), "tcp", port
+    mirror = ext.mirror
+    exempt = (
+        mirror is not None
+        and not _egress_allowed(sector, mirror[0])
+        and _dns_allowed(twin, sector, mirror[0], mirror[1])
+    )
+    if mirror is not None and exempt:
+        yield "package mirror", ext.resolver, mirror[0], "tcp", mirror[1]
 
 
 def check_dns_spoofing(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
@@ -706,6 +934,7 @@ def parallel_checks(twin: TwinContext) -> list[Check]:
         check_lb,
         check_port_forwards,
         check_dns_spoofing,
+        check_redirects,
     )
     for check in per_sector:
         checks += [lambda c=check, s=sector: c(twin, s) for sector in twin.topology.sectors]

@@ -33,6 +33,7 @@ from orbitlab.twin.topology import (
     GUI_PORT,
     INTERNET,
     INTERNET_HOST,
+    INTERNET_OTHER,
     ROUTER_INTERNET,
     VXLAN_PORT,
     NodeTwin,
@@ -119,24 +120,34 @@ def external_commands(topology: Topology) -> dict[str, list[str]]:
         *(f"route add {extra}/32 via {ext.resolver_lan} dev lan0" for extra in ext.resolver_extra),
     ]
     resolver = ["link set lo up", "link set eth0 up"]
-    resolver += [f"addr add {a}/{prefix} dev eth0" for a in ext.resolver_addresses if a in ext.lan]
-    if ext.resolver_lan not in ext.resolver_addresses:
+    resolver += [f"addr add {a}/{prefix} dev eth0" for a in ext.service_addresses if a in ext.lan]
+    if ext.resolver_lan not in ext.service_addresses:
         resolver.append(f"addr add {ext.resolver_lan}/{prefix} dev eth0")
     resolver += [f"addr add {extra}/32 dev lo" for extra in ext.resolver_extra]
     resolver.append(f"route add default via {ext.router_lan}")
+    client = [
+        "link set lo up",
+        "link set eth0 up",
+        f"addr add {ext.client_lan}/{prefix} dev eth0",
+        f"route add default via {ext.router_lan}",
+    ]
+    for _, address in topology.protected_services:
+        if address == ext.client_lan:
+            continue
+        if address in ext.lan:
+            client.append(f"addr add {address}/{prefix} dev eth0")
+        else:
+            client.append(f"addr add {address}/32 dev lo")
+            router.append(f"route add {address}/32 via {ext.client_lan} dev lan0")
     return {
         ext.router.name: router,
-        ext.client.name: [
-            "link set lo up",
-            "link set eth0 up",
-            f"addr add {ext.client_lan}/{prefix} dev eth0",
-            f"route add default via {ext.router_lan}",
-        ],
+        ext.client.name: client,
         ext.resolver.name: resolver,
         ext.inet.name: [
             "link set lo up",
             "link set eth0 up",
             f"addr add {INTERNET_HOST}/{INTERNET.prefixlen} dev eth0",
+            f"addr add {INTERNET_OTHER}/{INTERNET.prefixlen} dev eth0",
             f"route add default via {ROUTER_INTERNET}",
         ],
     }
@@ -178,6 +189,15 @@ def node_commands(topology: Topology, node: NodeTwin) -> list[str]:
         if home != node.name:
             other = topology.node(home)
             commands.append(f"route add {address}/32 via {other.address} dev {l3} onlink")
+    # the node's other NICs' addresses (storage, corosync) on its loopback; the other nodes
+    # route to them over the L3 VNI, as a shared storage LAN would carry them
+    commands += [f"addr add {address}/32 dev lo" for address in node.other_addresses]
+    for other in topology.nodes:
+        if other is not node:
+            commands += [
+                f"route add {address}/32 via {other.address} dev {l3} onlink"
+                for address in other.other_addresses
+            ]
     if not node.primary:
         commands += [
             f"rule add iif {bridge} lookup {BACKPLANE_TABLE} pref {BACKPLANE_TABLE}",

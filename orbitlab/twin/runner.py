@@ -190,6 +190,8 @@ def _start_services(twin: TwinContext) -> None:
         appliances.start_echo(twin, ext.inet.name, "internet", (SERVICE_PORT,)),
         appliances.start_echo(twin, ext.client.name, "home-client", (SERVICE_PORT,)),
     ]
+    if ext.mirror is not None:
+        ready.append(appliances.start_echo(twin, ext.resolver.name, "mirror", (ext.mirror[1],)))
     ready += [appliances.start_echo(twin, n.ns.name, n.name, (GUI_PORT,)) for n in topology.nodes]
     for sector in topology.sectors:
         for host in sector.hosts:

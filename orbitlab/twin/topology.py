@@ -44,6 +44,8 @@ OUR_PREFIXES = (NODE_PREFIX, EXTERNAL_PREFIX, SECTOR_PREFIX)
 INTERNET = IPNetwork("203.0.113.0/24")
 ROUTER_INTERNET = IPAddress("203.0.113.1")
 INTERNET_HOST = IPAddress("203.0.113.10")
+#: A second internet service on the same host: a stack can deny it inside an allowed range.
+INTERNET_OTHER = IPAddress("203.0.113.20")
 INTERNET_NAME = "internet.test"
 DEFAULT_RESOLVER = IPAddress("198.51.100.53")
 WILDCARD_ANSWER = IPAddress("198.51.100.99")
@@ -75,6 +77,8 @@ class NodeTwin:
     mtu: int
     primary: bool
     ns: Namespace
+    #: The node's other NIC addresses (storage, corosync): on a dummy link of the node.
+    other_addresses: tuple[IPAddress, ...] = ()
 
     @property
     def router_mac(self) -> str:
@@ -163,11 +167,19 @@ class External:
     resolver_lan: IPAddress
     resolver_addresses: tuple[IPAddress, ...]
     inet: Namespace
+    #: The package mirror's address and port (a home-LAN service), if the stack names one.
+    mirror: tuple[IPAddress, int] | None = None
+
+    @property
+    def service_addresses(self) -> tuple[IPAddress, ...]:
+        """What the resolver namespace holds: every resolver, and the package mirror."""
+        mirror = (self.mirror[0],) if self.mirror else ()
+        return tuple(dict.fromkeys([*self.resolver_addresses, *mirror]))
 
     @property
     def resolver_extra(self) -> tuple[IPAddress, ...]:
-        """Resolver addresses outside the home LAN: held on the resolver's loopback."""
-        return tuple(a for a in self.resolver_addresses if a not in self.lan)
+        """Service addresses outside the home LAN: held on the resolver's loopback."""
+        return tuple(a for a in self.service_addresses if a not in self.lan)
 
 
 @dataclass(frozen=True)
@@ -178,6 +190,8 @@ class Topology:
     nodes: tuple[NodeTwin, ...]
     sectors: tuple[SectorTwin, ...]
     external: External
+    #: A service address in each protected network (held by the home LAN client).
+    protected_services: tuple[tuple[IPNetwork, IPAddress], ...] = ()
 
     @property
     def primary(self) -> NodeTwin:
@@ -316,7 +330,10 @@ def resolver_addresses(plan: StackPlan) -> tuple[IPAddress, ...]:
 def _external(plan: StackPlan) -> External:
     lan = home_lan(plan)
     resolvers = resolver_addresses(plan)
+    mirror = plan.package_mirror
     taken = {node.address for node in plan.backplane.nodes} | set(resolvers)
+    if mirror is not None:
+        taken.add(mirror.address)
     in_lan = [address for address in resolvers if address in lan]
     resolver_lan = in_lan[0] if in_lan else _free_address(lan, taken, (53,))
     upstream = resolvers[0]
@@ -330,6 +347,7 @@ def _external(plan: StackPlan) -> External:
         resolver_lan=resolver_lan,
         resolver_addresses=resolvers,
         inet=Namespace(f"{EXTERNAL_PREFIX}inet", "external:inet", "internet", upstream),
+        mirror=(mirror.address, mirror.port) if mirror is not None else None,
     )
 
 
@@ -408,9 +426,42 @@ def build_topology(plan: StackPlan) -> Topology:
             mtu=node.mtu,
             primary=node.name == plan.backplane.primary_exit_node,
             ns=Namespace(f"{NODE_PREFIX}{node.name}", f"node:{node.name}", node.name, upstream),
+            other_addresses=node.other_addresses,
         )
         for index, node in enumerate(plan.backplane.nodes)
     )
     node_names = plan.backplane.node_names
     sectors = tuple(_sector(sector, node_names, upstream) for sector in plan.sectors)
-    return Topology(plan=plan, nodes=nodes, sectors=sectors, external=external)
+    return Topology(
+        plan=plan,
+        nodes=nodes,
+        sectors=sectors,
+        external=external,
+        protected_services=_protected_services(plan, external),
+    )
+
+
+def _protected_services(
+    plan: StackPlan, external: External
+) -> tuple[tuple[IPNetwork, IPAddress], ...]:
+    """An address in each protected network for the home LAN client to answer on: the
+    client's own when the network holds it, else the network's first free address."""
+    taken = {
+        external.router_lan,
+        external.resolver_lan,
+        *external.service_addresses,
+        *plan.backplane.node_addresses,
+    }
+    found = []
+    for network in plan.backplane.protected_networks:
+        if external.client_lan in network:
+            found.append((network, external.client_lan))
+            continue
+        address = next(
+            IPAddress(value)
+            for value in range(network.first + 1, max(network.last, network.first + 2))
+            if IPAddress(value) not in taken
+        )
+        taken.add(address)
+        found.append((network, address))
+    return tuple(found)
