@@ -19,9 +19,9 @@ from orbitlab.settings import (
     BackplaneSettings,
     SectorSettings,
     StackSettings,
+    mirror_endpoint,
 )
 
-GATEWAY_SSH_PORT = 22
 FIRST_SUBNET_MAX_PREFIX = 29  # network, gateway, DNS, load balancer, broadcast
 OTHER_SUBNET_MAX_PREFIX = 30  # network, gateway, one host, broadcast
 
@@ -54,10 +54,22 @@ def parse_endpoint(text: str, sector: SectorSettings) -> Endpoint:
             f"{text!r}: {host!r} is neither a host of Sector {sector.name!r} ({names}) "
             "nor an IPv4 address"
         ) from None
-    if not any(address in subnet for subnet in sector.subnets):
+    subnet = next((s for s in sector.subnets if address in s), None)
+    if subnet is None:
         raise ValueError(
             f"{text!r}: {address} is outside Sector {sector.name!r} "
             f"({', '.join(str(s) for s in sector.subnets)}); backends must be in the Sector"
+        )
+    if address in (subnet.network, subnet.broadcast):
+        raise ValueError(
+            f"{text!r}: {address} is the network or broadcast address of {subnet}; "
+            "expected a host's address"
+        )
+    reserved = reserved_addresses(sector)
+    if address in reserved:
+        raise ValueError(
+            f"{text!r}: {address} is {reserved[address]}'s address, not a host's; "
+            "expected a host of the Sector"
         )
     return Endpoint(None, address, port)
 
@@ -84,6 +96,18 @@ def check_backplane(backplane: BackplaneSettings) -> Iterator[str]:
             yield (
                 f"{prefix}.nodes[{index}].address: {node.address} lies inside the Backplane "
                 f"{backplane.cidr}; node addresses are their vmbr0 (LAN) addresses, outside it"
+            )
+        for position, other in enumerate(node.other_addresses):
+            if other in backplane.cidr:
+                yield (
+                    f"{prefix}.nodes[{index}].other_addresses[{position}]: {other} lies inside "
+                    f"the Backplane {backplane.cidr}; list the node's own NIC addresses outside it"
+                )
+    for index, network in enumerate(backplane.protected_networks):
+        if network in backplane.cidr or backplane.cidr in network:
+            yield (
+                f"{prefix}.protected_networks[{index}]: {network} overlaps the Backplane "
+                f"{backplane.cidr}, which no Sector reaches anyway; list other networks"
             )
     if backplane.primary_exit_node is not None and backplane.primary_exit_node not in names:
         yield (
@@ -119,7 +143,9 @@ def _check_subnets(prefix: str, sector: SectorSettings, backplane_cidr: IPNetwor
                 )
 
 
-def _reserved_addresses(sector: SectorSettings) -> dict[IPAddress, str]:
+def reserved_addresses(sector: SectorSettings) -> dict[IPAddress, str]:
+    """The appliances' addresses in the Sector: the gateway's ``.1`` of every subnet, then
+    the DNS and the load balancer in the first."""
     reserved = {IPAddress(subnet.first + 1): "the gateway" for subnet in sector.subnets}
     first = sector.subnets[0]
     for role in ("dns", "lb"):
@@ -128,7 +154,7 @@ def _reserved_addresses(sector: SectorSettings) -> dict[IPAddress, str]:
 
 
 def _check_hosts(prefix: str, sector: SectorSettings) -> Iterator[str]:
-    reserved = _reserved_addresses(sector)
+    reserved = reserved_addresses(sector)
     for name in _duplicates([host.name for host in sector.hosts]):
         yield f"{prefix}.hosts: host name {name!r} appears more than once"
     for address in _duplicates([host.address for host in sector.hosts]):
@@ -179,16 +205,14 @@ def _check_port_forwards(prefix: str, sector: SectorSettings) -> Iterator[str]:
         yield f"{prefix}.port_forwards: {protocol} port {port} is forwarded more than once"
     for index, forward in enumerate(sector.port_forwards):
         field = f"{prefix}.port_forwards[{index}]"
-        if (forward.protocol, forward.port) == ("tcp", GATEWAY_SSH_PORT):
-            yield (
-                f"{field}.port: tcp {GATEWAY_SSH_PORT} is the gateway's own SSH port on the "
-                "Backplane; choose another port"
-            )
         yield from _check_endpoint(f"{field}.to", forward.to, sector)
 
 
-def _check_egress(prefix: str, sector: SectorSettings, backplane_cidr: IPNetwork) -> Iterator[str]:
+def _check_egress(
+    prefix: str, sector: SectorSettings, backplane: BackplaneSettings
+) -> Iterator[str]:
     egress = sector.egress
+    backplane_cidr = backplane.cidr
     if egress.default == "allow" and egress.allow:
         yield (
             f"{prefix}.egress.allow: only used with default: deny (everything is already "
@@ -200,6 +224,13 @@ def _check_egress(prefix: str, sector: SectorSettings, backplane_cidr: IPNetwork
                 f"{prefix}.egress.allow[{index}]: {cidr} overlaps the Backplane {backplane_cidr}, "
                 "which a Sector never reaches"
             )
+        for position, network in enumerate(backplane.protected_networks):
+            if cidr in network or network in cidr:
+                yield (
+                    f"{prefix}.egress.allow[{index}]: {cidr} overlaps "
+                    f"orbitlab:backplane.protected_networks[{position}] ({network}), which a "
+                    "Sector never reaches"
+                )
 
 
 def _unreachable_reason(address: IPAddress, settings: StackSettings) -> str | None:
@@ -208,8 +239,19 @@ def _unreachable_reason(address: IPAddress, settings: StackSettings) -> str | No
     if address in backplane.cidr:
         return f"lies inside the Backplane {backplane.cidr}"
     for node in backplane.nodes:
-        if address == node.address:
-            return f"is the address of node {node.name!r}"
+        if address in (node.address, *node.other_addresses):
+            return f"is an address of node {node.name!r}"
+    for index, network in enumerate(backplane.protected_networks):
+        if address in network:
+            return f"lies in orbitlab:backplane.protected_networks[{index}] ({network})"
+    return None
+
+
+def _denied_reason(address: IPAddress, sector: SectorSettings) -> str | None:
+    """Why the Sector's own egress settings refuse ``address`` (a deny always wins)."""
+    for position, cidr in enumerate(sector.egress.deny):
+        if address in cidr:
+            return f"lies in its egress.deny[{position}] ({cidr}) (a deny always wins)"
     return None
 
 
@@ -220,7 +262,7 @@ def _check_forwarders(index: int, sector: SectorSettings, settings: StackSetting
     own = sector.dns.forwarders
     field = f"{prefix}.dns.forwarders" if own else "orbitlab:appliances.nameservers"
     for position, address in enumerate(own or settings.appliances.nameservers):
-        reason = _unreachable_reason(address, settings)
+        reason = _unreachable_reason(address, settings) or _denied_reason(address, sector)
         if reason is None:
             continue
         if own:
@@ -245,21 +287,52 @@ def check_sector(index: int, sector: SectorSettings, settings: StackSettings) ->
     yield from _check_subnets(prefix, sector, settings.backplane.cidr)
     for node in settings.backplane.nodes:
         for subnet_index, subnet in enumerate(sector.subnets):
-            if node.address in subnet:
+            for address in (node.address, *node.other_addresses):
+                if address in subnet:
+                    yield (
+                        f"{prefix}.subnets[{subnet_index}]: {subnet} contains the address of "
+                        f"node {node.name!r} ({address}); Sectors must not overlap node addresses"
+                    )
+    for subnet_index, subnet in enumerate(sector.subnets):
+        for index, network in enumerate(settings.backplane.protected_networks):
+            if subnet in network or network in subnet:
                 yield (
-                    f"{prefix}.subnets[{subnet_index}]: {subnet} contains the address of node "
-                    f"{node.name!r} ({node.address}); Sectors must not overlap node addresses"
+                    f"{prefix}.subnets[{subnet_index}]: {subnet} overlaps "
+                    f"orbitlab:backplane.protected_networks[{index}] ({network}), which no "
+                    "Sector may reach"
                 )
     yield from _check_hosts(prefix, sector)
     yield from _check_load_balancer(prefix, sector)
     yield from _check_port_forwards(prefix, sector)
-    yield from _check_egress(prefix, sector, settings.backplane.cidr)
+    yield from _check_egress(prefix, sector, settings.backplane)
     yield from _check_forwarders(index, sector, settings)
+
+
+def check_package_mirror(settings: StackSettings) -> Iterator[str]:
+    """A deny-by-default Sector's DNS is let through to the mirror alone: it must be
+    reachable at all (not the Backplane, a node or a protected network, not denied)."""
+    url = settings.appliances.package_mirror
+    if url is None:
+        return
+    field = "orbitlab:appliances.package_mirror"
+    address, _ = mirror_endpoint(url)
+    reason = _unreachable_reason(address, settings)
+    if reason is not None:
+        yield f"{field}: {address} {reason}, which no Sector DNS may reach; use a mirror elsewhere"
+    for index, sector in enumerate(settings.sectors):
+        for position, cidr in enumerate(sector.egress.deny):
+            if address in cidr:
+                yield (
+                    f"{field}: {address} lies in orbitlab:sectors[{index}].egress.deny"
+                    f"[{position}] ({cidr}); the Sector DNS of {sector.name!r} could not "
+                    "install its packages"
+                )
 
 
 def cross_check(settings: StackSettings) -> list[str]:
     """Every relational problem in the settings, each naming its field."""
     problems = list(check_backplane(settings.backplane))
+    problems.extend(check_package_mirror(settings))
     for name in _duplicates([sector.name for sector in settings.sectors]):
         problems.append(f"orbitlab:sectors: Sector name {name!r} appears more than once")
     explicit = [sector.tag for sector in settings.sectors if sector.tag is not None]

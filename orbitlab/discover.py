@@ -61,7 +61,7 @@ BRIDGE = "vmbr0"
 DEFAULT_MTU = 1500
 API_PREFIX = "/api2/json"
 BACKPLANE_KEY = f"{CONFIG_NAMESPACE}:backplane"
-TOKEN_SHAPE = re.compile(r"^[^\s@!=]+@[^\s@!=]+![A-Za-z][A-Za-z0-9._-]*=\S+$")
+TOKEN_SHAPE = re.compile(r"[^\s@!=]+@[^\s@!=]+![A-Za-z][A-Za-z0-9._-]*=\S+")
 PRIVILEGE_HINT = (
     "the token needs Sys.Audit on /nodes, e.g. `pveum acl modify /nodes --tokens "
     "'USER@REALM!TOKENID' --roles PVEAuditor` (with privilege separation the token's own "
@@ -126,7 +126,7 @@ def parse_token(value: str | None, privileges: str = PRIVILEGE_HINT) -> ApiToken
             f"{privileges}"
         )
     value = value.strip().removeprefix("PVEAPIToken=")
-    if not TOKEN_SHAPE.match(value):
+    if not TOKEN_SHAPE.fullmatch(value):
         raise DiscoverError(
             f"{TOKEN_ENV} is not in the form USER@REALM!TOKENID=SECRET "
             "(e.g. orbitlab@pve!discover=<uuid>); its value is not shown here"

@@ -29,6 +29,7 @@ from orbitlab.settings import (
     EgressSettings,
     HealthCheckSettings,
     StackSettings,
+    mirror_endpoint,
 )
 
 BACKPLANE_CONTROLLER_ID = "olevpn"
@@ -43,6 +44,13 @@ class NodePlan:
     address: IPAddress
     mtu: int
     host_key: str | None = None
+    #: The node's other IPv4 addresses (storage, corosync, management NICs).
+    other_addresses: tuple[IPAddress, ...] = ()
+
+    @property
+    def addresses(self) -> tuple[IPAddress, ...]:
+        """Every address of the node: ``vmbr0`` first."""
+        return (self.address, *self.other_addresses)
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,8 @@ class BackplanePlan:
     vnet_tag: int = allocation.BACKPLANE_VNET_TAG
     #: The stack that owns the Backplane, when this stack only attaches Sectors to it.
     owner_stack: str | None = None
+    #: Networks no Sector may reach (storage, corosync, management LANs).
+    protected_networks: tuple[IPNetwork, ...] = ()
 
     @property
     def alias(self) -> str:
@@ -75,6 +85,11 @@ class BackplanePlan:
     @property
     def node_names(self) -> tuple[str, ...]:
         return tuple(node.name for node in self.nodes)
+
+    @property
+    def node_addresses(self) -> tuple[IPAddress, ...]:
+        """Every address of every node: no Sector may reach any of them."""
+        return tuple(address for node in self.nodes for address in node.addresses)
 
 
 @dataclass(frozen=True)
@@ -178,11 +193,28 @@ class SectorPlan:
 
 
 @dataclass(frozen=True)
+class MirrorPlan:
+    """The package mirror: the URL for the repositories, its address and port for the rules."""
+
+    url: str
+    address: IPAddress
+    port: int
+
+
+@dataclass(frozen=True)
 class StackPlan:
     stack: str
     backplane: BackplanePlan
     sectors: tuple[SectorPlan, ...]
     appliances: ApplianceSettings = field(default_factory=ApplianceSettings)
+
+    @property
+    def package_mirror(self) -> MirrorPlan | None:
+        url = self.appliances.package_mirror
+        if url is None:
+            return None
+        address, port = mirror_endpoint(url)
+        return MirrorPlan(url.rstrip("/"), address, port)
 
     def sector(self, name: str) -> SectorPlan:
         for sector in self.sectors:
@@ -197,7 +229,10 @@ def sector_alias(stack: str, sector: str) -> str:
 
 def plan_backplane(settings: StackSettings) -> BackplanePlan:
     backplane = settings.backplane
-    nodes = tuple(NodePlan(n.name, n.address, n.mtu, n.host_key) for n in backplane.nodes)
+    nodes = tuple(
+        NodePlan(n.name, n.address, n.mtu, n.host_key, tuple(n.other_addresses))
+        for n in backplane.nodes
+    )
     return BackplanePlan(
         cidr=backplane.cidr,
         gateway=allocation.backplane_gateway(backplane.cidr),
@@ -206,6 +241,7 @@ def plan_backplane(settings: StackSettings) -> BackplanePlan:
         nodes=nodes,
         primary_exit_node=backplane.primary_exit_node or nodes[0].name,
         owner_stack=backplane.stack,
+        protected_networks=tuple(backplane.protected_networks),
     )
 
 

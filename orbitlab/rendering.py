@@ -14,6 +14,7 @@ is deterministic to the byte: same plan, same files, same script.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,9 +26,11 @@ import jinja2
 from netaddr import IPAddress, IPNetwork
 
 from orbitlab.checks import Endpoint
-from orbitlab.plan import BackplanePlan, SectorPlan, StackPlan
+from orbitlab.plan import BackplanePlan, MirrorPlan, SectorPlan, StackPlan
 
 ApplianceRole = Literal["gateway", "dns", "lb"]
+SYSCTL_FILE = "/etc/sysctl.d/90-orbitlab.conf"
+FORWARDING_OFF_FILE = "/etc/sysctl.d/89-orbitlab-forwarding.conf"
 ROLES: tuple[ApplianceRole, ...] = ("gateway", "dns", "lb")
 
 
@@ -71,7 +74,10 @@ class Bundle:
     files: tuple[FileSpec, ...]
     packages: tuple[str, ...]
     services: tuple[Service, ...]
+    #: Run before the services are (re)started or reloaded.
     commands: tuple[str, ...] = field(default=())
+    #: Replaces the distribution's CDN in the package repositories (``http://<ip>/alpine``).
+    package_mirror: str | None = None
 
     def file(self, path: str) -> FileSpec:
         for spec in self.files:
@@ -92,6 +98,7 @@ class OsProfile:
     installed: str
     install: str
     enable: str
+    enable_at_boot: str
     is_running: str
     start: str
 
@@ -100,9 +107,9 @@ ALPINE = OsProfile(
     nftables_path="/etc/nftables.nft",
     frr_dir="/etc/frr",
     packages={
-        "gateway": ("frr", "nftables", "iproute2"),
+        "gateway": ("frr", "nftables", "iproute2", "conntrack-tools"),
         "dns": ("coredns",),
-        "lb": ("haproxy", "iproute2"),
+        "lb": ("haproxy", "nftables", "iproute2"),
     },
     mirror_host="dl-cdn.alpinelinux.org",
     prepare=(
@@ -115,6 +122,7 @@ ALPINE = OsProfile(
     installed="apk info -e",
     install="apk add --quiet --no-progress",
     enable="[ -e /etc/runlevels/default/{service} ] || rc-update add {service} default",
+    enable_at_boot="[ -e /etc/runlevels/boot/{service} ] || rc-update add {service} boot",
     is_running="rc-service {service} status",
     start="rc-service {service} start",
 )
@@ -205,9 +213,30 @@ def _backend_name(endpoint: Endpoint) -> str:
     return f"{host}-{endpoint.port}"
 
 
-def gateway_bundle(backplane: BackplanePlan, sector: SectorPlan, os: OsProfile) -> Bundle:
+NFT_TABLE_LOADED = "nft list table inet orbitlab >/dev/null 2>&1"
+FORWARDING_SERVICE = "orbitlab-forwarding"
+
+
+def nftables_service(path: str, flush_conntrack: bool) -> Service:
+    """nftables, checked before it is applied. With ``flush_conntrack``, a reload drops the
+    connection tracking table, so every flow is checked against the new rules: a tightened
+    policy or a removed port forward cuts the flows it no longer allows."""
+    reload = "rc-service nftables reload"
+    if flush_conntrack:
+        reload += " && conntrack -F 2>/dev/null"
+    return Service("nftables", (path,), reload=reload, check=f"nft -c -f {path}")
+
+
+def gateway_bundle(
+    backplane: BackplanePlan,
+    sector: SectorPlan,
+    os: OsProfile,
+    mirror: MirrorPlan | None = None,
+) -> Bundle:
     nft = os.nftables_path
     frr_conf = f"{os.frr_dir}/frr.conf"
+    forwarding = f"/etc/init.d/{FORWARDING_SERVICE}"
+    ruleset = render_template("nftables.nft.j2", sector=sector, backplane=backplane, mirror=mirror)
     return Bundle(
         role="gateway",
         hostname=sector.gateway_hostname,
@@ -216,20 +245,19 @@ def gateway_bundle(backplane: BackplanePlan, sector: SectorPlan, os: OsProfile) 
         files=(
             FileSpec(f"{os.frr_dir}/daemons", render_template("frr-daemons.j2")),
             FileSpec(frr_conf, render_template("frr.conf.j2", sector=sector, backplane=backplane)),
-            FileSpec(
-                nft,
-                render_template("nftables.nft.j2", sector=sector, backplane=backplane),
-                0o755,
-            ),
-            FileSpec("/etc/sysctl.d/90-orbitlab.conf", render_template("gateway-sysctl.conf.j2")),
+            FileSpec(nft, ruleset, 0o755),
+            FileSpec(SYSCTL_FILE, render_template("gateway-sysctl.conf.j2")),
+            FileSpec(FORWARDING_OFF_FILE, render_template("forwarding-off.conf.j2")),
+            FileSpec(forwarding, render_template("forwarding.initd.j2"), 0o755),
         ),
         packages=os.packages["gateway"],
         services=(
+            nftables_service(nft, flush_conntrack=True),
+            # on once the ruleset is loaded (its start checks), restarted with it
             Service(
-                "nftables",
-                (nft,),
-                reload="rc-service nftables reload",
-                check=f"nft -c -f {nft}",
+                FORWARDING_SERVICE,
+                (forwarding, nft),
+                reload=f"rc-service {FORWARDING_SERVICE} restart",
             ),
             Service(
                 "frr",
@@ -240,7 +268,13 @@ def gateway_bundle(backplane: BackplanePlan, sector: SectorPlan, os: OsProfile) 
                 check=f"vtysh -C -f {frr_conf}",
             ),
         ),
-        commands=("sysctl -q -p /etc/sysctl.d/90-orbitlab.conf",),
+        commands=(
+            os.enable_at_boot.format(service="sysctl"),
+            f"sysctl -q -p {SYSCTL_FILE}",
+            # no ruleset loaded yet (a first run, or one that failed): forwarding stays off
+            f"{NFT_TABLE_LOADED} || sysctl -q -w net.ipv4.ip_forward=0",
+        ),
+        package_mirror=mirror.url if mirror else None,
     )
 
 
@@ -268,11 +302,12 @@ def dns_bundle(sector: SectorPlan, os: OsProfile) -> Bundle:
     )
 
 
-def lb_bundle(sector: SectorPlan, os: OsProfile) -> Bundle:
+def lb_bundle(sector: SectorPlan, os: OsProfile, mirror: MirrorPlan | None = None) -> Bundle:
     lb = sector.load_balancer
     if lb is None:
         raise ValueError(f"Sector {sector.name!r} declares no load balancer")
     config = "/etc/haproxy/haproxy.cfg"
+    nft = os.nftables_path
     return Bundle(
         role="lb",
         hostname=lb.hostname,
@@ -283,7 +318,8 @@ def lb_bundle(sector: SectorPlan, os: OsProfile) -> Bundle:
                 config,
                 render_template("haproxy.cfg.j2", sector=sector, lb=lb, backend_name=_backend_name),
             ),
-            FileSpec("/etc/sysctl.d/90-orbitlab.conf", render_template("lb-sysctl.conf.j2")),
+            FileSpec(nft, render_template("lb-nftables.nft.j2", sector=sector, lb=lb), 0o755),
+            FileSpec(SYSCTL_FILE, render_template("lb-sysctl.conf.j2")),
             FileSpec(
                 "/etc/local.d/orbitlab-routes.start",
                 render_template("lb-routes.start.j2", sector=sector, lb=lb),
@@ -292,6 +328,8 @@ def lb_bundle(sector: SectorPlan, os: OsProfile) -> Bundle:
         ),
         packages=os.packages["lb"],
         services=(
+            # the ruleset is in place before HAProxy starts (services run in this order)
+            nftables_service(nft, flush_conntrack=False),
             Service(
                 "haproxy",
                 (config,),
@@ -300,22 +338,27 @@ def lb_bundle(sector: SectorPlan, os: OsProfile) -> Bundle:
             ),
         ),
         commands=(
-            "sysctl -q -p /etc/sysctl.d/90-orbitlab.conf",
+            os.enable_at_boot.format(service="sysctl"),
+            f"sysctl -q -p {SYSCTL_FILE}",
             os.enable.format(service="local"),
             "/etc/local.d/orbitlab-routes.start",
         ),
+        package_mirror=mirror.url if mirror else None,
     )
 
 
 def sector_bundles(plan: StackPlan, sector: SectorPlan) -> dict[str, Bundle]:
     """The bundles of a Sector's appliances: ``gateway``, ``dns`` and, if declared, ``lb``."""
     os = OS_PROFILES[plan.appliances.os]
+    mirror = plan.package_mirror
     bundles = {
-        "gateway": gateway_bundle(plan.backplane, sector, os),
-        "dns": dns_bundle(sector, os),
+        "gateway": gateway_bundle(plan.backplane, sector, os, mirror),
+        "dns": dataclasses.replace(
+            dns_bundle(sector, os), package_mirror=mirror.url if mirror else None
+        ),
     }
     if sector.load_balancer is not None:
-        bundles["lb"] = lb_bundle(sector, os)
+        bundles["lb"] = lb_bundle(sector, os, mirror)
     return bundles
 
 

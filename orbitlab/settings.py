@@ -42,9 +42,24 @@ DEFAULT_TEMPLATE_URL = (
 RESERVED_HOST_NAMES = frozenset({"gateway", "dns", "lb"})
 #: ``orbitlab:*`` keys that configure the program rather than the network (not settings).
 PROGRAM_KEYS = frozenset({"sshPrivateKey"})
-STACK_REFERENCE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
-DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
-DOMAIN = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+# Patterns are matched with fullmatch: a value with a trailing newline never passes.
+STACK_REFERENCE = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}")
+DNS_LABEL = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
+DOMAIN = re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
+HOST_KEY = re.compile(r"(ssh-|ecdsa-)[a-z0-9-]+ [A-Za-z0-9+/=]+")
+#: Plain URL path characters (and a plain query), nothing a config file could choke on.
+HTTP_PATH = re.compile(r"/[A-Za-z0-9._~/%-]*(\?[A-Za-z0-9._~%=&-]*)?")
+TEMPLATE_URL = re.compile(r"https?://[A-Za-z0-9._~:/%+-]+\.tar\.(xz|gz|zst)")
+TEMPLATE_VOLUME = re.compile(r"[a-zA-Z][\w.-]*:vztmpl/[A-Za-z0-9._+-]+")
+MIRROR_URL = re.compile(
+    r"(?P<scheme>https?)://(?P<host>[0-9.]+)(:(?P<port>[0-9]{1,5}))?(?P<path>/[A-Za-z0-9._~/%-]*)?"
+)
+#: Top-level domains that are special-use (RFC 6761, 6762): never a Sector domain — but
+#: ``home.arpa`` is the one RFC 8375 sets aside for home networks.
+SPECIAL_USE_TLDS = frozenset({"arpa", "local", "localhost", "invalid", "test"})
+HOME_NETWORK_DOMAIN = "home.arpa"
+#: The zone file of a domain is ``db.<domain>``: a file name of at most 255 bytes.
+ZONE_FILE_NAME_MAX = 255
 
 
 #: RFC 6890 special-purpose IPv4 ranges: never a Backplane, a Sector subnet, a node, a
@@ -145,7 +160,7 @@ def _parse_address(value: Any) -> IPAddress:
 
 
 def _parse_label(value: Any) -> str:
-    if not isinstance(value, str) or not DNS_LABEL.match(value):
+    if not isinstance(value, str) or not DNS_LABEL.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid name; use a DNS label: lowercase letters, digits and "
             "'-', starting with a letter, not ending with '-', at most 63 characters"
@@ -154,12 +169,48 @@ def _parse_label(value: Any) -> str:
 
 
 def _parse_domain(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 253 or not DOMAIN.match(value):
+    if not isinstance(value, str) or len(value) > 253 or not DOMAIN.fullmatch(value):
         raise ValueError(
-            f"{value!r} is not a valid DNS domain; use dot-separated lowercase labels, "
-            "e.g. web.internal"
+            f"{value!r} is not a valid DNS domain; use two or more dot-separated lowercase "
+            "labels, e.g. web.internal"
+        )
+    top = value.rsplit(".", 1)[1]
+    home = value == HOME_NETWORK_DOMAIN or value.endswith("." + HOME_NETWORK_DOMAIN)
+    if top in SPECIAL_USE_TLDS and not home:
+        raise ValueError(
+            f"{value!r} ends in the special-use domain {top!r} (not allowed: "
+            f"{', '.join(sorted(SPECIAL_USE_TLDS))}, except under {HOME_NETWORK_DOMAIN}); "
+            f"use e.g. {value.rsplit('.', 1)[0]}.internal"
+        )
+    if len(f"db.{value}") > ZONE_FILE_NAME_MAX:
+        raise ValueError(
+            f"{value!r} is {len(value)} characters: too long for its zone file name "
+            f"db.<domain> ({ZONE_FILE_NAME_MAX} at most); use at most "
+            f"{ZONE_FILE_NAME_MAX - 3} characters"
         )
     return value
+
+
+def mirror_endpoint(url: str) -> tuple[IPAddress, int]:
+    """The address and TCP port of a package mirror URL with an IPv4 host.
+
+    >>> mirror_endpoint("http://192.0.2.80/alpine")
+    (IPAddress('192.0.2.80'), 80)
+    >>> mirror_endpoint("https://192.0.2.80:8443/alpine")[1]
+    8443
+    """
+    found = MIRROR_URL.fullmatch(url) if isinstance(url, str) else None
+    if found is None:
+        raise ValueError(
+            f"{url!r} is not a package mirror URL with an IPv4 host; expected e.g. "
+            "http://192.0.2.80/alpine (it replaces https://dl-cdn.alpinelinux.org/alpine)"
+        )
+    address = _parse_address(found["host"])
+    default = 443 if found["scheme"] == "https" else 80
+    port = int(found["port"]) if found["port"] else default
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{url!r}: port {port} is outside 1-65535")
+    return address, port
 
 
 Cidr = Annotated[IPNetwork, BeforeValidator(_parse_cidr)]
@@ -190,17 +241,20 @@ class Model(BaseModel):
 
 
 class NodeSettings(Model):
-    """A Proxmox node: its name, its ``vmbr0`` address and MTU, optionally its SSH host key."""
+    """A Proxmox node: its name, its ``vmbr0`` address and MTU, optionally its SSH host key
+    and its other IPv4 addresses (storage, corosync, management NICs), which no Sector
+    may reach either (``orbitlab discover`` fills them in)."""
 
     name: Label
     address: Address
     mtu: int = Field(default=1500, ge=MIN_MTU + VXLAN_OVERHEAD, le=65535, strict=True)
     host_key: str | None = None
+    other_addresses: list[Address] = Field(default_factory=list)
 
     @field_validator("host_key")
     @classmethod
     def _host_key_shape(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^(ssh-|ecdsa-)[a-z0-9-]+ [A-Za-z0-9+/=]+$", value):
+        if value is not None and not HOST_KEY.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not an SSH public host key; expected e.g. 'ssh-ed25519 AAAA...'"
             )
@@ -220,11 +274,14 @@ class BackplaneSettings(Model):
     primary_exit_node: Label | None = None
     mtu: int | None = Field(default=None, ge=MIN_MTU, le=65535, strict=True)
     stack: str | None = None
+    #: Networks no Sector may ever reach, whatever its egress settings (storage, corosync,
+    #: management LANs), on top of the Backplane and every node address.
+    protected_networks: list[Cidr] = Field(default_factory=list)
 
     @field_validator("stack")
     @classmethod
     def _stack_reference(cls, value: str | None) -> str | None:
-        if value is not None and not STACK_REFERENCE.match(value):
+        if value is not None and not STACK_REFERENCE.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a stack name; expected org/project/stack, e.g. me/orbitlab/home"
             )
@@ -264,8 +321,12 @@ class HealthCheckSettings(Model):
     @field_validator("path")
     @classmethod
     def _absolute_path(cls, value: str | None) -> str | None:
-        if value is not None and (not value.startswith("/") or re.search(r"\s", value)):
-            raise ValueError(f"{value!r} is not an HTTP path; expected e.g. /healthz")
+        if value is not None and (len(value) > 200 or not HTTP_PATH.fullmatch(value)):
+            raise ValueError(
+                f"{value!r} is not a plain HTTP path; expected e.g. /healthz or /status?full=1 "
+                "(letters, digits and - . _ ~ / %, then an optional ?query of those and = &; "
+                "at most 200 characters)"
+            )
         return value
 
 
@@ -336,20 +397,31 @@ class ApplianceSettings(Model):
     cores: int = Field(default=1, ge=1, le=8, strict=True)
     nameservers: list[Address] = Field(default_factory=list)
     ssh_user: str = "root"
+    #: Where the appliances install packages from instead of the distribution's CDN, e.g.
+    #: http://192.0.2.80/alpine (it replaces https://dl-cdn.alpinelinux.org/alpine). An
+    #: IPv4 address, so a deny-by-default Sector's DNS can be let through to it alone.
+    package_mirror: str | None = None
 
     @field_validator("template_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://\S+\.tar\.(xz|gz|zst)$", value):
+        if not TEMPLATE_URL.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a container template URL; expected http(s)://...tar.xz|gz|zst"
             )
         return value
 
+    @field_validator("package_mirror")
+    @classmethod
+    def _mirror_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            mirror_endpoint(value)
+        return value
+
     @field_validator("template_file_id")
     @classmethod
     def _volume_id(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^[a-zA-Z][\w.-]*:vztmpl/\S+$", value):
+        if value is not None and not TEMPLATE_VOLUME.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a template volume ID; expected e.g. "
                 "local:vztmpl/alpine-3.22-default_20250617_amd64.tar.xz"

@@ -78,6 +78,18 @@ def test_nftables_ruleset_is_accepted(name, sector, bundles, tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "sector", "bundles"),
+    [b for b in BUNDLES if "lb" in b[2]],
+    ids=[b[0] for b in BUNDLES if "lb" in b[2]],
+)
+def test_the_load_balancers_ruleset_is_accepted(name, sector, bundles, tmp_path):
+    ruleset = bundles["lb"].file("/etc/nftables.nft").content
+    assert nft_check(write(tmp_path, bundles["lb"], "/etc/nftables.nft")).returncode == 0
+    broken = write(tmp_path, bundles["lb"], "/etc/nftables.nft", ruleset.replace("dport", "dprt"))
+    assert nft_check(broken).returncode != 0
+
+
 @pytest.mark.parametrize(("name", "sector", "bundles"), BUNDLES, ids=IDS)
 def test_frr_config_is_accepted(name, sector, bundles, tmp_path):
     result = vtysh_check(write(tmp_path, bundles["gateway"], "/etc/frr/frr.conf"))

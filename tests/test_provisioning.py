@@ -130,6 +130,12 @@ STUB_CHECK = """#!/bin/sh
 echo "{tool} $*" >> /run/calls.log
 case "$*" in *-c*|*-C*) [ ! -e /run/fail-check ] || exit 1 ;; esac
 """
+# `nft list table inet orbitlab` answers whether the ruleset is loaded
+STUB_NFT = """#!/bin/sh
+echo "nft $*" >> /run/calls.log
+case "$1" in list) [ -e /run/running-nftables ] ; exit ;; esac
+case "$*" in *-c*) [ ! -e /run/fail-check ] || exit 1 ;; esac
+"""
 STUB_APK = """#!/bin/sh
 echo "apk $*" >> /run/calls.log
 case "$1" in
@@ -140,6 +146,11 @@ esac
 STUB_IP = """#!/bin/sh
 echo "ip $*" >> /run/calls.log
 case "$*" in "route show default") echo "default via 10.200.0.1 dev eth1" ;; esac
+"""
+# rc-update stands for "the run is interrupted here" when /run/interrupt exists
+STUB_RC_UPDATE = """#!/bin/sh
+echo "rc-update $*" >> /run/calls.log
+[ ! -e /run/interrupt ] || kill -9 $PPID
 """
 
 
@@ -163,31 +174,43 @@ echo 'https://mirror.invalid/alpine/v3.22/main' > /etc/apk/repositories
     )
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root")
-def test_commands_part_installs_reloads_on_change_and_fails_loudly(bundles, tmp_path):
-    stubs = tmp_path / "stubs"
+def write_stubs(stubs: Path) -> None:
     stubs.mkdir()
     (stubs / "rc-service").write_text(STUB_RC_SERVICE)
+    (stubs / "rc-update").write_text(STUB_RC_UPDATE)
     (stubs / "ip").write_text(STUB_IP)
-    for tool in ("nft", "vtysh"):
-        (stubs / tool).write_text(STUB_CHECK.format(tool=tool))
+    (stubs / "nft").write_text(STUB_NFT)
+    (stubs / "vtysh").write_text(STUB_CHECK.format(tool="vtysh"))
     (stubs / "apk").write_text(STUB_APK)
-    for tool in ("sysctl", "nslookup", "rc-update"):
+    for tool in ("sysctl", "nslookup", "conntrack"):
         (stubs / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> /run/calls.log\n')
     for stub in stubs.iterdir():
         stub.chmod(0o755)
 
+
+RUNS = ("first", "second", "changed", "broken", "retry", "interrupted", "after")
+
+
+@pytest.fixture(scope="module")
+def gateway_runs(bundles, tmp_path_factory) -> dict[str, list[str]]:
+    """The gateway's script run in a sandbox, one scenario after the other; each run's log."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root")
+    tmp_path = tmp_path_factory.mktemp("gateway")
+    write_stubs(tmp_path / "stubs")
     bundle = bundles["gateway"]
-    extra = PortForwardPlan("udp", 5353, bundle_target(bundles))
-    changed = changed_gateway_bundle(extra)
-    scripts = {"v1": provisioning_script(bundle), "v2": provisioning_script(changed)}
-    for name, text in scripts.items():
-        (tmp_path / f"{name}.sh").write_text(text)
+    changed = changed_gateway_bundle(PortForwardPlan("udp", 5353, bundle_target(bundles)))
+    more = changed_gateway_bundle(PortForwardPlan("udp", 5354, bundle_target(bundles)))
+    for name, version in (("v1", bundle), ("v2", changed), ("v3", more)):
+        (tmp_path / f"{name}.sh").write_text(provisioning_script(version))
     out = tmp_path / "out"
     out.mkdir()
     steps = f"""
 run() {{ : > /run/calls.log; sh {tmp_path}/$1.sh 2>/dev/null; echo "exit=$?" >> /run/calls.log;
          cp /run/calls.log {out}/$2.log; }}
+: > /run/fail-check
+run v1 failed-first
+rm /run/fail-check
 run v1 first
 run v1 second
 run v2 changed
@@ -195,44 +218,117 @@ run v2 changed
 run v1 broken
 rm /run/fail-check
 run v1 retry
+: > /run/interrupt
+rm -f /etc/runlevels/boot/sysctl
+run v3 interrupted
+rm /run/interrupt
+run v3 after
 cp /etc/nftables.nft {out}/nftables.nft
 """
-    result = sandbox_run(stubs, steps)
+    result = sandbox_run(tmp_path / "stubs", steps)
     assert result.returncode == 0, result.stderr
-    log = {
-        name: (out / f"{name}.log").read_text().splitlines()
-        for name in ("first", "second", "changed", "broken", "retry")
-    }
+    logs = {name: (out / f"{name}.log").read_text().splitlines() for name in RUNS}
+    logs["failed-first"] = (out / "failed-first.log").read_text().splitlines()
+    logs["nftables.nft"] = (out / "nftables.nft").read_text().splitlines()
+    return logs
 
-    first = log["first"]
-    assert first[-1] == "exit=0"
-    assert first.index("apk update --quiet") < first.index(
-        "apk add --quiet --no-progress frr nftables iproute2"
+
+FORWARDING_OFF = "sysctl -q -w net.ipv4.ip_forward=0"
+
+
+def test_a_first_run_installs_checks_and_starts_in_order(gateway_runs) -> None:
+    installing = gateway_runs["failed-first"]  # packages come first, before any check
+    assert installing.index("apk update --quiet") < installing.index(
+        "apk add --quiet --no-progress frr nftables iproute2 conntrack-tools"
     )
-    assert "nft -c -f /etc/nftables.nft" in first
+    assert installing.index(
+        "apk add --quiet --no-progress frr nftables iproute2 conntrack-tools"
+    ) < (installing.index("nft -c -f /etc/nftables.nft"))
+    first = gateway_runs["first"]
+    assert first[-1] == "exit=0"
     assert first.index("nft -c -f /etc/nftables.nft") < first.index("rc-service nftables start")
+    # forwarding is off until the ruleset is loaded, then its service turns it on, then FRR
+    assert first.index(FORWARDING_OFF) < first.index("rc-service nftables start")
+    assert first.index("rc-service nftables start") < first.index(
+        "rc-service orbitlab-forwarding start"
+    )
+    assert first.index("rc-service orbitlab-forwarding start") < first.index("rc-service frr start")
     assert "vtysh -C -f /etc/frr/frr.conf" in first
-    assert "rc-service frr start" in first
     assert "sysctl -q -p /etc/sysctl.d/90-orbitlab.conf" in first
 
-    second = log["second"]
+
+def test_a_failed_check_on_a_first_run_leaves_forwarding_off(gateway_runs) -> None:
+    failed = gateway_runs["failed-first"]
+    assert failed[-1] != "exit=0"
+    assert FORWARDING_OFF in failed
+    assert not [line for line in failed if line.startswith("rc-service") and "start" in line]
+
+
+def test_a_second_run_changes_nothing(gateway_runs) -> None:
+    second = gateway_runs["second"]
     assert second[-1] == "exit=0"
     assert not [line for line in second if line.startswith(("apk update", "apk add", "nslookup"))]
     assert not [
         line for line in second if "reload" in line or " start" in line or "restart" in line
     ]
+    # the ruleset is loaded: forwarding is left alone
+    assert FORWARDING_OFF not in second
 
-    changed_log = log["changed"]
-    assert "rc-service nftables reload" in changed_log  # the ruleset changed...
-    assert not [line for line in changed_log if line.startswith("rc-service frr re")]  # FRR didn't
 
-    broken = log["broken"]  # the nftables check fails: the run fails, nothing is reloaded
+def test_a_changed_ruleset_is_reloaded_and_flushes_connection_tracking(gateway_runs) -> None:
+    changed = gateway_runs["changed"]
+    assert changed.index("rc-service nftables reload") < changed.index("conntrack -F")
+    assert not [line for line in changed if line.startswith("rc-service frr re")]
+
+
+def test_a_failed_check_reloads_nothing_and_the_next_run_catches_up(gateway_runs) -> None:
+    broken = gateway_runs["broken"]
     assert broken[-1] != "exit=0"
     assert "rc-service nftables reload" not in broken
-    retry = log["retry"]  # the next good run still reloads what the failed run left pending
+    retry = gateway_runs["retry"]
     assert retry[-1] == "exit=0"
     assert "rc-service nftables reload" in retry
-    assert (out / "nftables.nft").read_text() == bundle.file("/etc/nftables.nft").content
+
+
+def test_an_interrupted_run_is_caught_up_by_the_next(gateway_runs) -> None:
+    interrupted = gateway_runs["interrupted"]  # killed after writing, before reloading
+    assert "rc-service nftables reload" not in interrupted
+    assert interrupted[-1] != "exit=0"
+    after = gateway_runs["after"]  # the files are already written: still reloaded
+    assert after[-1] == "exit=0"
+    assert "rc-service nftables reload" in after
+    assert any("udp dport 5354" in line for line in gateway_runs["nftables.nft"])
+
+
+def forwarding_service(bundles) -> str:
+    return bundles["gateway"].file("/etc/init.d/orbitlab-forwarding").content
+
+
+@pytest.mark.parametrize("loaded", [True, False])
+def test_the_forwarding_service_turns_forwarding_on_only_with_the_ruleset(
+    bundles, tmp_path, loaded: bool
+) -> None:
+    """The rendered OpenRC script's start(), with stubs for nft and sysctl."""
+    calls = tmp_path / "calls"
+    body = forwarding_service(bundles).split("\n", 1)[1]  # without the openrc-run shebang
+    script = f"""
+ebegin() {{ :; }}
+eend() {{ return "$1"; }}
+nft() {{ echo "nft $*" >> {calls}; {"true" if loaded else "false"}; }}
+sysctl() {{ echo "sysctl $*" >> {calls}; }}
+{body}
+start
+"""
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+    logged = calls.read_text().splitlines()
+    assert logged[0] == "nft list table inet orbitlab"
+    if loaded:
+        assert result.returncode == 0
+        assert logged[1:] == ["sysctl -q -w net.ipv4.ip_forward=1"]
+    else:
+        assert result.returncode != 0
+        assert logged[1:] == []
+    assert "need nftables" in forwarding_service(bundles)
 
 
 def bundle_target(bundles):

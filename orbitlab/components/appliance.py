@@ -34,10 +34,10 @@ from orbitlab.plan import NodePlan
 from orbitlab.rendering import script_digest
 from orbitlab.settings import DNS_LABEL, ApplianceSettings
 
-NIC_NAME = re.compile(r"^eth[0-9]$")
+NIC_NAME = re.compile(r"eth[0-9]")
 #: Unicast (the lowest bit of the first octet clear), lowercase hex, colon-separated.
-UNICAST_MAC = re.compile(r"^[0-9a-f][02468ace](:[0-9a-f]{2}){5}$")
-PROXMOX_TAG = re.compile(r"^[a-z0-9_][a-z0-9_+.-]*$")
+UNICAST_MAC = re.compile(r"[0-9a-f][02468ace](:[0-9a-f]{2}){5}")
+PROXMOX_TAG = re.compile(r"[a-z0-9_][a-z0-9_+.-]*")
 
 
 @dataclass(frozen=True)
@@ -128,23 +128,23 @@ class ApplianceArgs:
         problems = []
         if not 100 <= self.vmid <= 999_999_999:
             problems.append(f"vmid: {self.vmid} is outside 100-999999999")
-        if not DNS_LABEL.match(self.hostname):
+        if not DNS_LABEL.fullmatch(self.hostname):
             problems.append(f"hostname: {self.hostname!r} is not a DNS label")
         if not self.nics:
             problems.append("nics: an appliance needs at least one NIC")
         names = [nic.name for nic in self.nics]
         for nic in self.nics:
-            if not NIC_NAME.match(nic.name) or names.count(nic.name) > 1:
+            if not NIC_NAME.fullmatch(nic.name) or names.count(nic.name) > 1:
                 problems.append(f"nics: {nic.name!r} must be a unique eth0-eth9")
             if "/" not in nic.address:
                 problems.append(f"nics[{nic.name}].address: {nic.address!r} needs a /prefix")
-            if nic.mac is not None and not UNICAST_MAC.match(nic.mac):
+            if nic.mac is not None and not UNICAST_MAC.fullmatch(nic.mac):
                 problems.append(
                     f"nics[{nic.name}].mac: {nic.mac!r} is not a unicast MAC "
                     "(e.g. 02:4f:4c:20:03:e9, lowercase)"
                 )
         for tag in self.tags:
-            if not PROXMOX_TAG.match(tag):
+            if not PROXMOX_TAG.fullmatch(tag):
                 problems.append(f"tags: {tag!r} is not a Proxmox tag (a-z 0-9 _ + . -)")
         if not self.script.startswith("#!"):
             problems.append("script: expected a provisioning script starting with '#!'")

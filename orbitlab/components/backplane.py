@@ -55,9 +55,16 @@ def backplane_facts(plan: BackplanePlan) -> dict[str, Any]:
         "primaryExitNode": plan.primary_exit_node,
         "peers": [str(address) for address in plan.peers],
         "nodes": [
-            {"name": n.name, "address": str(n.address), "mtu": n.mtu, "hostKey": n.host_key}
+            {
+                "name": n.name,
+                "address": str(n.address),
+                "mtu": n.mtu,
+                "hostKey": n.host_key,
+                "otherAddresses": [str(a) for a in n.other_addresses],
+            }
             for n in plan.nodes
         ],
+        "protectedNetworks": [str(network) for network in plan.protected_networks],
     }
 
 
@@ -68,7 +75,13 @@ def backplane_from_facts(facts: Mapping[str, Any]) -> BackplanePlan:
     """
     try:
         nodes = tuple(
-            NodePlan(str(n["name"]), IPAddress(str(n["address"])), int(n["mtu"]), n.get("hostKey"))
+            NodePlan(
+                str(n["name"]),
+                IPAddress(str(n["address"])),
+                int(n["mtu"]),
+                n.get("hostKey"),
+                tuple(IPAddress(str(a)) for a in n.get("otherAddresses") or ()),
+            )
             for n in facts["nodes"]
         )
         return BackplanePlan(
@@ -81,6 +94,9 @@ def backplane_from_facts(facts: Mapping[str, Any]) -> BackplanePlan:
             controller_id=str(facts["controller"]),
             zone_id=str(facts["zone"]),
             vnet_id=str(facts["vnet"]),
+            protected_networks=tuple(
+                IPNetwork(str(network)) for network in facts.get("protectedNetworks") or ()
+            ),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(

@@ -87,8 +87,12 @@ def backplane_mismatches(expected: BackplanePlan, actual: BackplanePlan) -> list
         "mtu": (expected.mtu, actual.mtu),
         "vnet": (expected.vnet_id, actual.vnet_id),
         "nodes": (
-            [(n.name, str(n.address)) for n in expected.nodes],
-            [(n.name, str(n.address)) for n in actual.nodes],
+            [(n.name, [str(a) for a in n.addresses]) for n in expected.nodes],
+            [(n.name, [str(a) for a in n.addresses]) for n in actual.nodes],
+        ),
+        "protected networks": (
+            [str(network) for network in expected.protected_networks],
+            [str(network) for network in actual.protected_networks],
         ),
     }
     return [

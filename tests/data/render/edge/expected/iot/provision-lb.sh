@@ -20,8 +20,12 @@ case "${1:-}" in
 	*) echo "usage: provision.sh [--root DIR]" >&2; exit 64 ;;
 esac
 
-CHANGED=""
 say() { echo "orbitlab[olvn1234-lb]: $*" >&2; }
+
+# A service is reloaded when one of its files changed in this run or in an earlier run that
+# did not get to reload it (failed or interrupted): a changed file is recorded in $PENDING
+# before it is replaced, and the record goes only once every service is active.
+PENDING=/run/orbitlab-pending
 
 # put_file PATH MODE < CONTENT: replace PATH only when its content differs.
 put_file() {
@@ -31,9 +35,12 @@ put_file() {
 	if [ -f "$target" ] && cmp -s "$target.orbitlab-new" "$target"; then
 		rm -f "$target.orbitlab-new"
 	else
+		if [ "$FILES_ONLY" = 0 ]; then
+			mkdir -p "$(dirname "$PENDING")"
+			echo "$1" >> "$PENDING"
+		fi
 		chmod "$2" "$target.orbitlab-new"
 		mv -f "$target.orbitlab-new" "$target"
-		CHANGED="$CHANGED $1"
 		say "wrote $1"
 	fi
 	[ "$(stat -c %a "$target")" = "$2" ] || chmod "$2" "$target"
@@ -85,14 +92,44 @@ backend iot-8443
 	server 10-10-1-5-443 10.10.1.5:443 check inter 10s fall 3 rise 2 send-proxy-v2 check-send-proxy
 	server cam2-443 10.10.8.4:443 check inter 10s fall 3 rise 2 send-proxy-v2 check-send-proxy
 ORBITLAB_EOF_d100b60615ea9c75
-	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_a3a37436d3dcc3fd'
-# OrbitLab Sector Load Balancer: its Sector leg must never route. Rendered by OrbitLab.
+	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_d8bda0784d185d99'
+#!/usr/sbin/nft -f
+# OrbitLab Sector Load Balancer olvn1234-lb: Sector iot (tag 1234).
+# Rendered by OrbitLab; local changes are overwritten. eth0 = Backplane, eth1 = Sector.
+# In: only the listeners on the Backplane address, and replies (health checks, backends).
+# Forwarding is off and dropped. Loaded before HAProxy starts.
+flush ruleset
+
+table inet orbitlab {
+	chain input {
+		type filter hook input priority filter; policy drop;
+		iifname "lo" accept
+		ct state invalid drop
+		ct state established,related accept
+		meta nfproto ipv6 drop
+		iifname "eth0" ip daddr 10.99.1.221 tcp dport { 8443 } accept
+	}
+
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+	}
+}
+ORBITLAB_EOF_d8bda0784d185d99
+	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_171a91bf0300e52e'
+# OrbitLab Sector Load Balancer: its Sector leg must never route; no ICMP redirects on any
+# interface; no IPv6. Rendered by OrbitLab.
 net.ipv4.ip_forward = 0
+net.ipv4.conf.all.send_redirects = 0
+net.ipv4.conf.default.send_redirects = 0
+net.ipv4.conf.eth0.send_redirects = 0
+net.ipv4.conf.eth1.send_redirects = 0
 net.ipv4.conf.all.accept_redirects = 0
 net.ipv4.conf.default.accept_redirects = 0
+net.ipv4.conf.eth0.accept_redirects = 0
+net.ipv4.conf.eth1.accept_redirects = 0
 net.ipv6.conf.all.disable_ipv6 = 1
 net.ipv6.conf.default.disable_ipv6 = 1
-ORBITLAB_EOF_a3a37436d3dcc3fd
+ORBITLAB_EOF_171a91bf0300e52e
 	put_file /etc/local.d/orbitlab-routes.start 755 <<'ORBITLAB_EOF_cc6afa29eb6ce1fc'
 #!/bin/sh
 # OrbitLab Sector Load Balancer olvn1234-lb: routes from its Sector leg (eth1) to the
@@ -106,26 +143,34 @@ ORBITLAB_EOF_cc6afa29eb6ce1fc
 # --- commands ------------------------------------------------------------------------
 prepare() {
 	export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-	if apk info -e haproxy iproute2 >/dev/null 2>&1; then
+	if apk info -e haproxy nftables iproute2 >/dev/null 2>&1; then
 		return 0
 	fi
 	wait_for "a default route" 120 has_default_route
 	wait_for "DNS (dl-cdn.alpinelinux.org)" 120 nslookup dl-cdn.alpinelinux.org
 	grep -q '/community$' /etc/apk/repositories || sed -n 's#/main$#/community#p' /etc/apk/repositories >> /etc/apk/repositories
 	apk update --quiet
-	say "installing haproxy iproute2"
-	apk add --quiet --no-progress haproxy iproute2
+	say "installing haproxy nftables iproute2"
+	apk add --quiet --no-progress haproxy nftables iproute2
 }
 
-# A service is reloaded when one of its files changed in this run or in an earlier run
-# that failed before reloading (kept in $PENDING), or when it is not running.
-PENDING=/run/orbitlab-pending
+# Each service: enabled; started (its config checked first) when it is not running, else
+# reloaded (checked first) when one of its files is pending.
 activate() {
-	mkdir -p "$(dirname "$PENDING")"
-	for path in $CHANGED; do echo "$path" >> "$PENDING"; done
+	[ -e /etc/runlevels/boot/sysctl ] || rc-update add sysctl boot
 	sysctl -q -p /etc/sysctl.d/90-orbitlab.conf
 	[ -e /etc/runlevels/default/local ] || rc-update add local default
 	/etc/local.d/orbitlab-routes.start
+	[ -e /etc/runlevels/default/nftables ] || rc-update add nftables default
+	if ! rc-service nftables status >/dev/null 2>&1; then
+		nft -c -f /etc/nftables.nft
+		say "starting nftables"
+		rc-service nftables start
+	elif grep -qxF -e /etc/nftables.nft "$PENDING" 2>/dev/null; then
+		nft -c -f /etc/nftables.nft
+		say "reloading nftables"
+		rc-service nftables reload
+	fi
 	[ -e /etc/runlevels/default/haproxy ] || rc-update add haproxy default
 	if ! rc-service haproxy status >/dev/null 2>&1; then
 		haproxy -c -q -f /etc/haproxy/haproxy.cfg

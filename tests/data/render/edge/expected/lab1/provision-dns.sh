@@ -20,8 +20,12 @@ case "${1:-}" in
 	*) echo "usage: provision.sh [--root DIR]" >&2; exit 64 ;;
 esac
 
-CHANGED=""
 say() { echo "orbitlab[olvn1001-dns]: $*" >&2; }
+
+# A service is reloaded when one of its files changed in this run or in an earlier run that
+# did not get to reload it (failed or interrupted): a changed file is recorded in $PENDING
+# before it is replaced, and the record goes only once every service is active.
+PENDING=/run/orbitlab-pending
 
 # put_file PATH MODE < CONTENT: replace PATH only when its content differs.
 put_file() {
@@ -31,9 +35,12 @@ put_file() {
 	if [ -f "$target" ] && cmp -s "$target.orbitlab-new" "$target"; then
 		rm -f "$target.orbitlab-new"
 	else
+		if [ "$FILES_ONLY" = 0 ]; then
+			mkdir -p "$(dirname "$PENDING")"
+			echo "$1" >> "$PENDING"
+		fi
 		chmod "$2" "$target.orbitlab-new"
 		mv -f "$target.orbitlab-new" "$target"
-		CHANGED="$CHANGED $1"
 		say "wrote $1"
 	fi
 	[ "$(stat -c %a "$target")" = "$2" ] || chmod "$2" "$target"
@@ -131,12 +138,9 @@ prepare() {
 	apk add --quiet --no-progress coredns
 }
 
-# A service is reloaded when one of its files changed in this run or in an earlier run
-# that failed before reloading (kept in $PENDING), or when it is not running.
-PENDING=/run/orbitlab-pending
+# Each service: enabled; started (its config checked first) when it is not running, else
+# reloaded (checked first) when one of its files is pending.
 activate() {
-	mkdir -p "$(dirname "$PENDING")"
-	for path in $CHANGED; do echo "$path" >> "$PENDING"; done
 	[ -e /etc/runlevels/default/coredns ] || rc-update add coredns default
 	if ! rc-service coredns status >/dev/null 2>&1; then
 		say "starting coredns"

@@ -20,8 +20,12 @@ case "${1:-}" in
 	*) echo "usage: provision.sh [--root DIR]" >&2; exit 64 ;;
 esac
 
-CHANGED=""
 say() { echo "orbitlab[olvn1001-router]: $*" >&2; }
+
+# A service is reloaded when one of its files changed in this run or in an earlier run that
+# did not get to reload it (failed or interrupted): a changed file is recorded in $PENDING
+# before it is replaced, and the record goes only once every service is active.
+PENDING=/run/orbitlab-pending
 
 # put_file PATH MODE < CONTENT: replace PATH only when its content differs.
 put_file() {
@@ -31,9 +35,12 @@ put_file() {
 	if [ -f "$target" ] && cmp -s "$target.orbitlab-new" "$target"; then
 		rm -f "$target.orbitlab-new"
 	else
+		if [ "$FILES_ONLY" = 0 ]; then
+			mkdir -p "$(dirname "$PENDING")"
+			echo "$1" >> "$PENDING"
+		fi
 		chmod "$2" "$target.orbitlab-new"
 		mv -f "$target.orbitlab-new" "$target"
-		CHANGED="$CHANGED $1"
 		say "wrote $1"
 	fi
 	[ "$(stat -c %a "$target")" = "$2" ] || chmod "$2" "$target"
@@ -84,14 +91,15 @@ zebra_options="-A 127.0.0.1 -s 90000000"
 mgmtd_options="-A 127.0.0.1"
 staticd_options="-A 127.0.0.1"
 ORBITLAB_EOF_db323b561066fc3b
-	put_file /etc/frr/frr.conf 644 <<'ORBITLAB_EOF_5d2ca65d2731d2e0'
+	put_file /etc/frr/frr.conf 644 <<'ORBITLAB_EOF_7c15598238b06264'
 ! OrbitLab Sector Gateway olvn1001-router: Sector web (tag 1001).
 ! Rendered by OrbitLab; local changes are overwritten. Static routing only, by design.
 frr defaults traditional
 hostname olvn1001-router
 log syslog informational
 no ipv6 forwarding
-ip forwarding
+! IPv4 forwarding is not FRR's: the orbitlab-forwarding service turns it on only once
+! nftables has loaded the ruleset (fail closed).
 !
 interface eth0
  ip address 172.16.0.1/24
@@ -105,8 +113,8 @@ interface eth1
 ip route 0.0.0.0/0 10.200.0.1
 !
 end
-ORBITLAB_EOF_5d2ca65d2731d2e0
-	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_0fb16c720dd7ee5a'
+ORBITLAB_EOF_7c15598238b06264
+	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_6dcac9dbe72387bc'
 #!/usr/sbin/nft -f
 # OrbitLab Sector Gateway olvn1001-router: Sector web (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten. eth0 = Sector, eth1 = Backplane.
@@ -142,7 +150,7 @@ table inet orbitlab {
 		iifname "eth0" ip daddr $sector_gateways icmp type echo-request accept
 		iifname "eth0" reject with icmpx type admin-prohibited
 		iifname "eth1" ip daddr $gateway_backplane icmp type echo-request accept
-		iifname "eth1" ip daddr $gateway_backplane tcp dport 22 accept
+		# nothing else: no SSH (the appliance runs no sshd; the node uses pct enter)
 	}
 
 	chain forward {
@@ -153,58 +161,90 @@ table inet orbitlab {
 		meta nfproto ipv6 drop
 		# between the Sector's own subnets
 		iifname "eth0" oifname "eth0" ip saddr $sector_nets ip daddr $sector_nets accept
-		# never the Backplane, never a node (their LAN addresses, their GUI)
+		# never the Backplane, never a node (any of its addresses: LAN, GUI, storage ...)
 		iifname "eth0" ip daddr $backplane reject with icmpx type admin-prohibited
 		iifname "eth0" ip daddr $nodes reject with icmpx type admin-prohibited
 		# only the Sector DNS queries resolvers directly: its address and its pinned MAC
 		# together, so a host that takes its address does not pass
 		iifname "eth0" ip saddr != $sector_dns meta l4proto { tcp, udp } th dport { 53, 853 } reject with icmpx type admin-prohibited
 		iifname "eth0" ether saddr != $sector_dns_mac meta l4proto { tcp, udp } th dport { 53, 853 } reject with icmpx type admin-prohibited
-		# the Sector DNS appliance (address and MAC) forwards to its resolvers and installs
-		# packages, whatever the egress policy; the rest of its traffic follows the policy
+		# an explicit deny always wins, for the appliances too
+		# the Sector DNS appliance (address and MAC) forwards to its resolvers
 		iifname "eth0" oifname "eth1" ether saddr $sector_dns_mac ip saddr $sector_dns ip daddr { 192.0.2.53 } meta l4proto { tcp, udp } th dport { 53, 853 } accept
-		iifname "eth0" oifname "eth1" ether saddr $sector_dns_mac ip saddr $sector_dns tcp dport { 80, 443 } accept
 		iifname "eth0" oifname "eth1" ip saddr $sector_nets accept
 		# declared port forwards, DNAT-ed on the way in
 		iifname "eth1" oifname "eth0" ip daddr 172.16.0.21 tcp dport 22 ct status dnat accept
 		iifname "eth0" reject with icmpx type admin-prohibited
 	}
 }
-ORBITLAB_EOF_0fb16c720dd7ee5a
-	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_aaef616fedb7ef57'
-# OrbitLab Sector Gateway: forward IPv4 between the Sector and the Backplane; no IPv6,
-# no ICMP redirects (hosts in different subnets share eth0). Rendered by OrbitLab.
-net.ipv4.ip_forward = 1
+ORBITLAB_EOF_6dcac9dbe72387bc
+	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_c0b9813af92fef05'
+# OrbitLab Sector Gateway: no IPv6, no ICMP redirects (hosts in different subnets share
+# eth0), on every interface: a redirect is sent if "all" or the interface allows it.
+# Forwarding is not set here: orbitlab-forwarding keeps it off until nftables has loaded
+# the ruleset, and FRR turns it on. Rendered by OrbitLab.
 net.ipv4.conf.all.send_redirects = 0
 net.ipv4.conf.default.send_redirects = 0
+net.ipv4.conf.eth0.send_redirects = 0
+net.ipv4.conf.eth1.send_redirects = 0
 net.ipv4.conf.all.accept_redirects = 0
 net.ipv4.conf.default.accept_redirects = 0
+net.ipv4.conf.eth0.accept_redirects = 0
+net.ipv4.conf.eth1.accept_redirects = 0
 net.ipv6.conf.all.disable_ipv6 = 1
 net.ipv6.conf.default.disable_ipv6 = 1
-ORBITLAB_EOF_aaef616fedb7ef57
+ORBITLAB_EOF_c0b9813af92fef05
+	put_file /etc/sysctl.d/89-orbitlab-forwarding.conf 644 <<'ORBITLAB_EOF_92d37697f2024f35'
+# OrbitLab Sector Gateway: forwarding starts off at boot; the orbitlab-forwarding service
+# turns it on once nftables has loaded the ruleset. Rendered by OrbitLab.
+net.ipv4.ip_forward = 0
+ORBITLAB_EOF_92d37697f2024f35
+	put_file /etc/init.d/orbitlab-forwarding 755 <<'ORBITLAB_EOF_4eeb6395ef469ee7'
+#!/sbin/openrc-run
+# OrbitLab Sector Gateway: IPv4 forwarding is on only while the ruleset is loaded. It needs
+# nftables, so a ruleset that fails to load leaves the gateway not forwarding (boot sets
+# forwarding off first: /etc/sysctl.d/89-orbitlab-forwarding.conf). Rendered by OrbitLab.
+description="OrbitLab: IPv4 forwarding, once nftables has loaded the ruleset"
+
+depend() {
+	need nftables
+	before frr
+}
+
+start() {
+	ebegin "Turning IPv4 forwarding on (the ruleset is loaded)"
+	nft list table inet orbitlab >/dev/null && sysctl -q -w net.ipv4.ip_forward=1
+	eend $?
+}
+
+stop() {
+	ebegin "Turning IPv4 forwarding off"
+	sysctl -q -w net.ipv4.ip_forward=0
+	eend $?
+}
+ORBITLAB_EOF_4eeb6395ef469ee7
 }
 
 # --- commands ------------------------------------------------------------------------
 prepare() {
 	export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-	if apk info -e frr nftables iproute2 >/dev/null 2>&1; then
+	if apk info -e frr nftables iproute2 conntrack-tools >/dev/null 2>&1; then
 		return 0
 	fi
 	wait_for "a default route" 120 has_default_route
 	wait_for "DNS (dl-cdn.alpinelinux.org)" 120 nslookup dl-cdn.alpinelinux.org
 	grep -q '/community$' /etc/apk/repositories || sed -n 's#/main$#/community#p' /etc/apk/repositories >> /etc/apk/repositories
 	apk update --quiet
-	say "installing frr nftables iproute2"
-	apk add --quiet --no-progress frr nftables iproute2
+	say "installing frr nftables iproute2 conntrack-tools"
+	apk add --quiet --no-progress frr nftables iproute2 conntrack-tools
 }
 
-# A service is reloaded when one of its files changed in this run or in an earlier run
-# that failed before reloading (kept in $PENDING), or when it is not running.
-PENDING=/run/orbitlab-pending
+# Each service: enabled; started (its config checked first) when it is not running, else
+# reloaded (checked first) when one of its files is pending.
 activate() {
-	mkdir -p "$(dirname "$PENDING")"
-	for path in $CHANGED; do echo "$path" >> "$PENDING"; done
+	[ -e /etc/runlevels/boot/sysctl ] || rc-update add sysctl boot
 	sysctl -q -p /etc/sysctl.d/90-orbitlab.conf
+	nft list table inet orbitlab >/dev/null 2>&1 || sysctl -q -w net.ipv4.ip_forward=0
 	[ -e /etc/runlevels/default/nftables ] || rc-update add nftables default
 	if ! rc-service nftables status >/dev/null 2>&1; then
 		nft -c -f /etc/nftables.nft
@@ -213,7 +253,15 @@ activate() {
 	elif grep -qxF -e /etc/nftables.nft "$PENDING" 2>/dev/null; then
 		nft -c -f /etc/nftables.nft
 		say "reloading nftables"
-		rc-service nftables reload
+		rc-service nftables reload && conntrack -F 2>/dev/null
+	fi
+	[ -e /etc/runlevels/default/orbitlab-forwarding ] || rc-update add orbitlab-forwarding default
+	if ! rc-service orbitlab-forwarding status >/dev/null 2>&1; then
+		say "starting orbitlab-forwarding"
+		rc-service orbitlab-forwarding start
+	elif grep -qxF -e /etc/init.d/orbitlab-forwarding -e /etc/nftables.nft "$PENDING" 2>/dev/null; then
+		say "reloading orbitlab-forwarding"
+		rc-service orbitlab-forwarding restart
 	fi
 	[ -e /etc/runlevels/default/frr ] || rc-update add frr default
 	if ! rc-service frr status >/dev/null 2>&1; then
