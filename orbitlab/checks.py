@@ -294,11 +294,11 @@ def check_sector(index: int, sector: SectorSettings, settings: StackSettings) ->
                         f"node {node.name!r} ({address}); Sectors must not overlap node addresses"
                     )
     for subnet_index, subnet in enumerate(sector.subnets):
-        for index, network in enumerate(settings.backplane.protected_networks):
+        for position, network in enumerate(settings.backplane.protected_networks):
             if subnet in network or network in subnet:
                 yield (
                     f"{prefix}.subnets[{subnet_index}]: {subnet} overlaps "
-                    f"orbitlab:backplane.protected_networks[{index}] ({network}), which no "
+                    f"orbitlab:backplane.protected_networks[{position}] ({network}), which no "
                     "Sector may reach"
                 )
     yield from _check_hosts(prefix, sector)

@@ -184,14 +184,44 @@ def split_by_status(listing: list[dict[str, Any]]) -> tuple[list[str], list[str]
     return online, other
 
 
-def node_from_bridge(node: str, bridge: dict[str, Any]) -> dict[str, Any]:
-    """Build a node entry from ``GET /nodes/{node}/network/vmbr0``, validated as NodeSettings.
+def other_addresses(interfaces: list[dict[str, Any]], main: str) -> list[str]:
+    """The IPv4 addresses of a node's other interfaces (``GET /nodes/{node}/network``):
+    storage, corosync, management NICs — no Sector may reach them either.
+
+    >>> other_addresses([{"iface": "vmbr0", "cidr": "192.0.2.11/24"},
+    ...                  {"iface": "vmbr1", "cidr": "198.51.100.11/24"},
+    ...                  {"iface": "eno2", "address": "203.0.113.11", "netmask": "24"},
+    ...                  {"iface": "eno3"}], "192.0.2.11")
+    ['198.51.100.11', '203.0.113.11']
+    """
+    found = []
+    for interface in interfaces:
+        raw = interface.get("cidr") or interface.get("address")
+        if not raw:
+            continue
+        try:
+            address = str(ipaddress.IPv4Interface(str(raw)).ip)
+        except ValueError:
+            continue  # an IPv6 address where an IPv4 one was expected: not ours to judge
+        if address != main and not ipaddress.ip_address(address).is_loopback:
+            found.append(address)
+    return sorted(set(found), key=ipaddress.ip_address)
+
+
+def node_from_bridge(
+    node: str, bridge: dict[str, Any], interfaces: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Build a node entry from ``GET /nodes/{node}/network/vmbr0`` (and the node's other
+    interfaces), validated as NodeSettings.
 
     >>> node_from_bridge("pve1", {"type": "bridge", "cidr": "192.0.2.11/24", "mtu": "9000"})
     {'name': 'pve1', 'address': '192.0.2.11', 'mtu': 9000}
     """
     address = _bridge_ipv4(node, bridge)
-    entry = {"name": node, "address": address, "mtu": _bridge_mtu(node, bridge)}
+    entry: dict[str, Any] = {"name": node, "address": address, "mtu": _bridge_mtu(node, bridge)}
+    others = other_addresses(interfaces or [], address)
+    if others:
+        entry["other_addresses"] = others
     try:
         NodeSettings.model_validate(entry)
     except ValidationError as error:
@@ -471,7 +501,20 @@ def discover(client: ProxmoxClient) -> tuple[list[dict[str, Any]], list[str]]:
     online, offline = split_by_status(listing)
     if not online:
         raise DiscoverError(f"no node is online (offline or unknown: {', '.join(offline)})")
-    return [node_from_bridge(name, read_bridge(client, name)) for name in online], offline
+    nodes = [
+        node_from_bridge(name, read_bridge(client, name), read_interfaces(client, name))
+        for name in online
+    ]
+    return nodes, offline
+
+
+def read_interfaces(client: ProxmoxClient, node: str) -> list[dict[str, Any]]:
+    """``GET /nodes/{node}/network``: every interface of the node."""
+    path = f"/nodes/{urllib.parse.quote(node, safe='')}/network"
+    listing = client.get(path)
+    if not isinstance(listing, list):
+        raise DiscoverError(f"GET {path}: expected a list of interfaces, got {listing!r}")
+    return [entry for entry in listing if isinstance(entry, dict)]
 
 
 def read_bridge(client: ProxmoxClient, node: str) -> dict[str, Any]:

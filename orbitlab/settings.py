@@ -51,6 +51,7 @@ HOST_KEY = re.compile(r"(ssh-|ecdsa-)[a-z0-9-]+ [A-Za-z0-9+/=]+")
 HTTP_PATH = re.compile(r"/[A-Za-z0-9._~/%-]*(\?[A-Za-z0-9._~%=&-]*)?")
 TEMPLATE_URL = re.compile(r"https?://[A-Za-z0-9._~:/%+-]+\.tar\.(xz|gz|zst)")
 TEMPLATE_VOLUME = re.compile(r"[a-zA-Z][\w.-]*:vztmpl/[A-Za-z0-9._+-]+")
+TEMPLATE_CHECKSUM = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
 MIRROR_URL = re.compile(
     r"(?P<scheme>https?)://(?P<host>[0-9.]+)(:(?P<port>[0-9]{1,5}))?(?P<path>/[A-Za-z0-9._~/%-]*)?"
 )
@@ -389,6 +390,9 @@ class ApplianceSettings(Model):
 
     os: Literal["alpine"] = "alpine"
     template_url: str = DEFAULT_TEMPLATE_URL
+    #: The template's published checksum, ``sha256:<hex>`` or ``sha512:<hex>`` (Proxmox lists
+    #: them in ``pveam available`` / its aplinfo index): the download is verified against it.
+    template_checksum: str | None = None
     template_file_id: str | None = None
     template_storage: str = "local"
     storage: str = "local-lvm"
@@ -416,6 +420,16 @@ class ApplianceSettings(Model):
     def _mirror_url(cls, value: str | None) -> str | None:
         if value is not None:
             mirror_endpoint(value)
+        return value
+
+    @field_validator("template_checksum")
+    @classmethod
+    def _checksum(cls, value: str | None) -> str | None:
+        if value is not None and not TEMPLATE_CHECKSUM.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a template checksum; expected sha256:<64 hex digits> or "
+                "sha512:<128 hex digits> (as `pveam available` lists them)"
+            )
         return value
 
     @field_validator("template_file_id")

@@ -81,6 +81,9 @@ class Cluster:
         if path == "/api2/json/cluster/sdn/zones":
             return 200, "OK", {"data": self.zones}
         parts = path.removeprefix("/api2/json/").split("/")
+        if len(parts) == 3 and parts[0] == "nodes" and parts[2] == "network":
+            interfaces = self.bridges.get(parts[1], {})
+            return 200, "OK", {"data": [{"iface": k, **v} for k, v in interfaces.items()]}
         if len(parts) == 4 and parts[0] == "nodes" and parts[2] == "network":
             found = self.bridges.get(parts[1], {}).get(parts[3])
             if found is None:

@@ -324,3 +324,25 @@ def test_an_appliance_refuses_a_multicast_mac() -> None:
         ValueError, match=r"nics\[eth0\]\.mac: '01:00:5e:00:00:01' is not a unicast"
     ):
         Appliance("web-dns", args)
+
+
+def test_a_template_checksum_verifies_the_download_and_none_is_warned_about(monkeypatch) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *a, **k: warnings.append(message))
+    config = stack_file_config()
+    run = run_program(main, config=config, cluster=FakeCluster())
+    assert all("checksum" not in d.inputs for d in run.of_type("proxmoxve:download/file:File"))
+    assert [w for w in warnings if "without a checksum" in w]
+    # no node of the example pins its host key: preview says so
+    assert [w for w in warnings if "SSH to node(s) pve2 is not pinned" in w]
+
+    warnings.clear()
+    digest = "0f" * 64
+    config["orbitlab:appliances"] = {"template_checksum": f"sha512:{digest}"}
+    for node in config["orbitlab:backplane"]["nodes"]:
+        node["host_key"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOrbitLabTestKey"
+    run = run_program(main, config=config, cluster=FakeCluster())
+    for download in run.of_type("proxmoxve:download/file:File"):
+        assert download.inputs["checksum"] == digest
+        assert download.inputs["checksumAlgorithm"] == "sha512"
+    assert warnings == []

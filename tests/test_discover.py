@@ -73,6 +73,27 @@ def test_prints_every_online_node_with_defaults_filled_in(capsys, cluster, endpo
     assert err == ""
 
 
+def test_every_other_ipv4_address_of_a_node_is_filled_in(capsys, cluster, endpoint):
+    cluster.bridges["pve1"]["vmbr1"] = bridge("198.51.100.11/24", iface="vmbr1")
+    cluster.bridges["pve1"]["eno3"] = {"iface": "eno3", "type": "eth", "method": "manual"}
+    cluster.bridges["pve1"]["eno4"] = {
+        "iface": "eno4",
+        "type": "eth",
+        "address": "203.0.113.11",
+        "netmask": "24",
+    }
+    code, out, err = run(capsys, "--endpoint", endpoint)
+    assert code == 0, err
+    nodes = yaml.safe_load(out)["orbitlab:backplane"]["nodes"]
+    assert nodes[0] == {
+        "name": "pve1",
+        "address": "192.0.2.11",
+        "mtu": 1500,
+        "other_addresses": ["198.51.100.11", "203.0.113.11"],
+    }
+    assert "other_addresses" not in nodes[1]
+
+
 def test_endpoint_from_the_environment_with_api_path(capsys, monkeypatch, endpoint):
     monkeypatch.setenv("PROXMOX_VE_ENDPOINT", endpoint + "api2/json")
     code, out, _ = run(capsys)

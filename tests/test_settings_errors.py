@@ -5,14 +5,22 @@ Each row: a change to a valid stack, and the exact pieces its message must conta
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import copy
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from orbitlab import checks as checks_module
+from orbitlab import settings as settings_module
 from orbitlab.errors import SettingsError
 from orbitlab.plan import plan_stack
 from orbitlab.stack import parse_settings, settings_from_config
+from tests.conftest import VALID_STACK
 
 DELETE = object()
 
@@ -30,6 +38,16 @@ def change(path: str, value: Any) -> Callable[[dict], None]:
             del node[key]
         else:
             node[key] = value
+
+    return apply
+
+
+def changes(*steps: Callable[[dict], None]) -> Callable[[dict], None]:
+    """Several changes, in order."""
+
+    def apply(raw: dict) -> None:
+        for step in steps:
+            step(raw)
 
     return apply
 
@@ -403,6 +421,199 @@ CASES: list[tuple[str, Callable[[dict], None], list[str]]] = [
             "set orbitlab:sectors[0].dns.forwarders",
         ],
     ),
+    # --- issue 8: stricter validation ---
+    (
+        "sector name with a trailing newline",
+        change("sectors.1.name", "lab\n"),
+        ["orbitlab:sectors[1].name", "'lab\\n' is not a valid name"],
+    ),
+    (
+        "domain with a trailing newline",
+        change("sectors.1.dns", {"domain": "lab.internal\n"}),
+        ["orbitlab:sectors[1].dns.domain", "is not a valid DNS domain"],
+    ),
+    (
+        "host key with a trailing newline",
+        change("backplane.nodes.0.host_key", "ssh-ed25519 AAAA\n"),
+        ["orbitlab:backplane.nodes[0].host_key", "is not an SSH public host key"],
+    ),
+    (
+        "owner stack with a trailing newline",
+        change("backplane.stack", "me/orbitlab/home\n"),
+        ["orbitlab:backplane.stack", "is not a stack name"],
+    ),
+    (
+        "template url with a trailing newline",
+        change("appliances", {"template_url": "http://example.invalid/a.tar.xz\n"}),
+        ["orbitlab:appliances.template_url", "is not a container template URL"],
+    ),
+    (
+        "template volume with a trailing newline",
+        change("appliances", {"template_file_id": "local:vztmpl/a.tar.xz\n"}),
+        ["orbitlab:appliances.template_file_id", "is not a template volume ID"],
+    ),
+    (
+        "health-check path with a quote",
+        change("sectors.0.load_balancer.listeners.0.health_check", {"path": "/x'y"}),
+        ["load_balancer.listeners[0].health_check.path", "is not a plain HTTP path"],
+    ),
+    (
+        "health-check path with a newline",
+        change("sectors.0.load_balancer.listeners.0.health_check", {"path": "/ok\nfoo"}),
+        ["health_check.path", "is not a plain HTTP path"],
+    ),
+    (
+        "one-label domain",
+        change("sectors.1.dns", {"domain": "lab"}),
+        ["orbitlab:sectors[1].dns.domain", "two or more dot-separated lowercase labels"],
+    ),
+    (
+        "special-use domain",
+        change("sectors.1.dns", {"domain": "lab.local"}),
+        ["orbitlab:sectors[1].dns.domain", "ends in the special-use domain 'local'"],
+    ),
+    (
+        "reverse-zone domain",
+        change("sectors.1.dns", {"domain": "16.172.in-addr.arpa"}),
+        ["orbitlab:sectors[1].dns.domain", "special-use domain 'arpa'", "except under home.arpa"],
+    ),
+    (
+        "domain too long for its zone file",
+        change("sectors.1.dns", {"domain": ".".join(["a" * 63] * 3) + "." + "b" * 61}),
+        ["orbitlab:sectors[1].dns.domain", "too long for its zone file name db.<domain>"],
+    ),
+    (
+        "lb backend on the gateway",
+        change("sectors.0.load_balancer.listeners.0.backends", ["172.16.1.1:8080"]),
+        ["backends[0]", "172.16.1.1 is the gateway's address, not a host's"],
+    ),
+    (
+        "lb backend on the network address",
+        change("sectors.0.load_balancer.listeners.0.backends", ["172.16.0.0:8080"]),
+        ["backends[0]", "network or broadcast address of 172.16.0.0/24"],
+    ),
+    (
+        "port forward to the broadcast address",
+        change("sectors.0.port_forwards", [{"port": 2222, "to": "172.16.1.255:22"}]),
+        ["port_forwards[0].to", "network or broadcast address of 172.16.1.0/24"],
+    ),
+    (
+        "port forward to the dns appliance",
+        change("sectors.0.port_forwards", [{"port": 53, "to": "172.16.0.2:53"}]),
+        ["port_forwards[0].to", "172.16.0.2 is the Sector DNS's address"],
+    ),
+    (
+        "node other address inside the backplane",
+        change("backplane.nodes.0.other_addresses", ["10.200.9.9"]),
+        ["orbitlab:backplane.nodes[0].other_addresses[0]", "lies inside the Backplane"],
+    ),
+    (
+        "sector contains a node's other address",
+        change("backplane.nodes.1.other_addresses", ["172.16.0.77"]),
+        ["orbitlab:sectors[0].subnets[0]", "contains the address of node 'pve2' (172.16.0.77)"],
+    ),
+    (
+        "protected network overlapping the backplane",
+        change("backplane.protected_networks", ["10.0.0.0/8"]),
+        ["orbitlab:backplane.protected_networks[0]", "overlaps the Backplane 10.200.0.0/16"],
+    ),
+    (
+        "sector subnet in a protected network",
+        change("backplane.protected_networks", ["172.16.1.0/24"]),
+        ["orbitlab:sectors[0].subnets[1]", "overlaps orbitlab:backplane.protected_networks[0]"],
+    ),
+    (
+        "egress allow into a protected network",
+        changes(
+            change("backplane.protected_networks", ["198.51.100.0/25"]),
+            change("sectors.1.egress", {"default": "deny", "allow": ["198.51.100.0/24"]}),
+        ),
+        ["egress.allow[0]", "overlaps orbitlab:backplane.protected_networks[0]"],
+    ),
+    (
+        "dns forwarder denied by the sector",
+        change(
+            "sectors.1",
+            {
+                "name": "lab",
+                "subnets": ["172.16.0.0/24"],
+                "dns": {"forwarders": ["192.168.1.53"]},
+                "egress": {"deny": ["192.168.0.0/16"]},
+            },
+        ),
+        ["orbitlab:sectors[1].dns.forwarders[0]: 192.168.1.53 lies in its egress.deny[0]"],
+    ),
+    (
+        "dns forwarder in a protected network",
+        changes(
+            change("backplane.protected_networks", ["198.51.100.0/25"]),
+            change("sectors.1.dns", {"forwarders": ["198.51.100.53"]}),
+        ),
+        ["orbitlab:sectors[1].dns.forwarders[0]", "lies in orbitlab:backplane.protected_networks"],
+    ),
+    (
+        "package mirror not an ipv4 url",
+        change("appliances", {"package_mirror": "http://mirror.example/alpine"}),
+        ["orbitlab:appliances.package_mirror", "is not a package mirror URL with an IPv4 host"],
+    ),
+    (
+        "package mirror on a node",
+        change("appliances", {"package_mirror": "http://192.0.2.11/alpine"}),
+        ["orbitlab:appliances.package_mirror: 192.0.2.11 is an address of node 'pve1'"],
+    ),
+    (
+        "package mirror denied by a sector",
+        changes(
+            change("appliances", {"package_mirror": "http://192.0.2.80/alpine"}),
+            change("sectors.1.egress", {"deny": ["192.0.2.0/25"]}),
+        ),
+        ["orbitlab:appliances.package_mirror: 192.0.2.80 lies in orbitlab:sectors[1].egress.deny"],
+    ),
+    (
+        "template checksum malformed",
+        change("appliances", {"template_checksum": "sha512:abc"}),
+        ["orbitlab:appliances.template_checksum", "sha512:<128 hex digits>"],
+    ),
+    (
+        "node address with a prefix",
+        change("backplane.nodes.0.address", "192.0.2.11/24"),
+        ["orbitlab:backplane.nodes[0].address", "'192.0.2.11/24' is not an IPv4 address"],
+    ),
+    (
+        "package mirror port out of range",
+        change("appliances", {"package_mirror": "http://192.0.2.80:99999/alpine"}),
+        ["orbitlab:appliances.package_mirror", "port 99999 is outside 1-65535"],
+    ),
+    (
+        "a sector that is not a mapping",
+        change("sectors.1", "lab"),
+        ["orbitlab:sectors[1]", "expected a mapping of keys, got str 'lab'"],
+    ),
+    (
+        "two nodes with one address",
+        change("backplane.nodes.1.address", "192.0.2.11"),
+        ["orbitlab:backplane.nodes: address 192.0.2.11 appears more than once"],
+    ),
+    (
+        "two hosts with one name",
+        change("sectors.0.hosts.1.name", "app1"),
+        ["orbitlab:sectors[0].hosts: host name 'app1' appears more than once"],
+    ),
+    (
+        "host on the broadcast address",
+        change("sectors.0.hosts.1.address", "172.16.1.255"),
+        ["orbitlab:sectors[0].hosts[1].address", "network or broadcast address of 172.16.1.0/24"],
+    ),
+    (
+        "a backend listed twice",
+        change("sectors.0.load_balancer.listeners.0.backends", ["app1:8080", "app1:8080"]),
+        ["load_balancer.listeners[0].backends: 'app1:8080' is listed more than once"],
+    ),
+    (
+        "egress allow into the backplane",
+        change("sectors.1.egress", {"default": "deny", "allow": ["10.200.0.0/24"]}),
+        ["orbitlab:sectors[1].egress.allow[0]: 10.200.0.0/24 overlaps the Backplane"],
+    ),
 ]
 
 
@@ -496,3 +707,63 @@ def test_a_wide_egress_target_holding_a_special_range_is_accepted(raw_stack: dic
 def test_forwarders_in_the_sector_itself_are_reachable(raw_stack: dict):
     raw_stack["sectors"][0]["dns"] = {"forwarders": ["172.16.1.53"]}
     assert parse_settings(raw_stack).sectors[0].dns.forwarders[0].format() == "172.16.1.53"
+
+
+# --- every message has a row --------------------------------------------------------------
+
+SOURCES = [Path(settings_module.__file__), Path(checks_module.__file__)]
+
+
+def message_sites(path: Path) -> dict[int, str]:
+    """Lines of ``path`` that raise a ValueError or yield a message: one per rule."""
+    sites = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+            if getattr(node.exc.func, "id", None) == "ValueError":
+                sites[node.lineno] = ast.get_source_segment(path.read_text(), node) or ""
+        elif isinstance(node, ast.Yield) and isinstance(node.value, ast.JoinedStr | ast.Constant):
+            sites[node.lineno] = ast.get_source_segment(path.read_text(), node) or ""
+    return sites
+
+
+def executed_lines(work: Callable[[], None], paths: list[Path]) -> set[tuple[str, int]]:
+    """(file, line) of every line of ``paths`` that ``work`` executed."""
+    wanted = {str(path) for path in paths}
+    seen: set[tuple[str, int]] = set()
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code.co_filename not in wanted:
+            return None
+        if event == "line":
+            seen.add((frame.f_code.co_filename, frame.f_lineno))
+        return tracer
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        work()
+    finally:
+        sys.settrace(previous)
+    return seen
+
+
+def test_every_validation_message_has_a_row() -> None:
+    """Each ``raise ValueError`` and each yielded message in settings.py and checks.py is
+    reached by at least one bad-input row above."""
+
+    def run_every_row() -> None:
+        for _, mutate, _ in CASES:
+            raw = copy.deepcopy(VALID_STACK)
+            mutate(raw)
+            with contextlib.suppress(SettingsError):
+                parse_settings(raw)
+
+    executed = executed_lines(run_every_row, SOURCES)
+    missing = [
+        f"{path.name}:{line}: {text.splitlines()[0]}"
+        for path in SOURCES
+        for line, text in sorted(message_sites(path).items())
+        if (str(path), line) not in executed
+    ]
+    assert len(message_sites(SOURCES[0])) + len(message_sites(SOURCES[1])) > 40
+    assert missing == [], "messages no row reaches:\n" + "\n".join(missing)

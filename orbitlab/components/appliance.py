@@ -233,6 +233,33 @@ class Appliance(pulumi.ComponentResource):
         )
 
 
+def template_checksum(value: str | None) -> dict[str, str]:
+    """``checksum`` and ``checksum_algorithm`` inputs of ``download.File`` from ``sha512:<hex>``.
+
+    >>> template_checksum("sha256:" + "ab" * 32)["checksum_algorithm"]
+    'sha256'
+    >>> template_checksum(None)
+    {}
+    """
+    if value is None:
+        return {}
+    algorithm, _, digest = value.partition(":")
+    return {"checksum": digest, "checksum_algorithm": algorithm}
+
+
+def warn_unpinned_nodes(nodes: Sequence[NodePlan], resource: pulumi.Resource) -> None:
+    """Say, in ``preview`` too, which nodes provisioning reaches over SSH without a pinned
+    host key (``host_key`` in the stack's nodes)."""
+    unpinned = [node.name for node in nodes if node.host_key is None]
+    if unpinned:
+        pulumi.log.warn(
+            f"SSH to node(s) {', '.join(unpinned)} is not pinned: set host_key for them in "
+            "orbitlab:backplane.nodes (ssh-keyscan -t ed25519 <node>), or the first "
+            "connection trusts whatever answers",
+            resource=resource,
+        )
+
+
 def template_file_name(url: str) -> str:
     """The file name a template URL is stored under (``.../alpine-3.22.tar.xz`` → that name)."""
     return PurePosixPath(url.split("?", 1)[0]).name
@@ -264,6 +291,14 @@ class ApplianceTemplates(pulumi.ComponentResource):
             raise ValueError(f"ApplianceTemplates {name!r}: nodes repeat: {list(args.nodes)}")
         super().__init__("orbitlab:index:ApplianceTemplates", name, None, opts)
         settings = args.appliances
+        checksum = template_checksum(settings.template_checksum)
+        if settings.template_file_id is None and not checksum:
+            pulumi.log.warn(
+                f"the appliance template {settings.template_url} is downloaded without a "
+                "checksum: set orbitlab:appliances.template_checksum to its published "
+                "sha512 (`pveam available` on a node lists it) to verify it",
+                resource=self,
+            )
         file_ids: dict[str, pulumi.Output[str]] = {}
         for node in args.nodes:
             if settings.template_file_id is not None:
@@ -277,6 +312,7 @@ class ApplianceTemplates(pulumi.ComponentResource):
                 url=settings.template_url,
                 file_name=template_file_name(settings.template_url),
                 overwrite_unmanaged=True,
+                **checksum,
                 opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
             )
             file_ids[node] = download.id

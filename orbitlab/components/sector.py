@@ -38,6 +38,7 @@ from orbitlab.components.appliance import (
     Nic,
     SshCredentials,
     node_connection,
+    warn_unpinned_nodes,
 )
 from orbitlab.components.backplane import SDN_ID_MAX, Backplane, backplane_from_facts
 from orbitlab.components.rollout import Rollout
@@ -324,6 +325,7 @@ class Sector(pulumi.ComponentResource):
         self.subnet_resources = tuple(subnets)
         rollout.track(name, [self.zone, self.vnet, *subnets], self.sdn_digest)
         node = next(n for n in backplane_plan.nodes if n.name == sector.node)
+        warn_unpinned_nodes([node], self)
         connection = node_connection(node, args.ssh)
         self.bridge_wait = sdn.bridge_wait(
             f"{name}-bridges",
