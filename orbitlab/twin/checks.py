@@ -33,19 +33,35 @@ the stack declares (SPEC §6, §7, §9):
 
 from __future__ import annotations
 
-import json
-import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from netaddr import IPAddress
 
-from orbitlab.twin import TwinError, appliances, network, system
+from orbitlab.twin import TwinError, appliance_checks, appliances, network
 from orbitlab.twin.context import TwinContext
+from orbitlab.twin.probing import (
+    REJECT_RETRY_S,
+    REJECT_WAIT_S,
+    SPOOF_PROBES,
+    Check,
+    CheckResult,
+    MarkedProbe,
+    count_output,
+    dig,
+    dns_allowed,
+    egress_allowed,
+    gateway_of,
+    outcome_of,
+    probe,
+    retry_rejected,
+    shown,
+    source_of,
+)
 from orbitlab.twin.topology import (
     GUI_PORT,
     INTERNET_HOST,
@@ -57,31 +73,16 @@ from orbitlab.twin.topology import (
     SectorTwin,
 )
 
-PROBE_TIMEOUT_S = 2.0
 INVALID_PROBES = 3
+
+
 WORKERS = 8
+
+
 LB_SETTLE_S = 15
-REJECT_RETRY_S = 1.5
-REJECT_WAIT_S = 1.0
+
+
 NXDOMAIN_NAME = "no-such-host-twin"
-SPOOF_PROBES = 3
-COUNT_TABLE = "olt_count"
-MARKER_BYTES = 8
-#: Where the payload starts, in bits from the transport header (hping3 sends no options).
-PAYLOAD_OFFSET = {"udp": 64, "tcp": 160}
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    check: str
-    source: str
-    target: str
-    expected: str
-    got: str
-    ok: bool
-
-
-Check = Callable[[], list[CheckResult]]
 
 
 def render_table(results: list[CheckResult]) -> str:
@@ -101,75 +102,6 @@ def _aligned(cells: tuple[str, ...], widths: list[int]) -> str:
 
 
 # --- probes ---------------------------------------------------------------------------
-
-
-def probe(
-    twin: TwinContext,
-    ns: Namespace,
-    protocol: str,
-    address: object,
-    port: int,
-    timeout: float = PROBE_TIMEOUT_S,
-) -> dict[str, str]:
-    """Run :mod:`orbitlab.twin.probe` in ``ns``; ``{"result": ..., "body": ...}``."""
-    target = [protocol, str(address), str(port), "--timeout", str(timeout)]
-    argv = twin.python(ns.name, "orbitlab.twin.probe", *target)
-    result = system.run(argv, check=False, timeout=timeout + 10)
-    try:
-        return json.loads(result.stdout)
-    except ValueError:
-        return {"result": "error", "body": result.stderr.strip()[-80:]}
-
-
-def shown(found: dict[str, str]) -> str:
-    return found["body"] if found["result"] == "ok" else found["result"]
-
-
-@dataclass(frozen=True)
-class DigAnswer:
-    status: str
-    answers: tuple[str, ...]
-
-    def show(self) -> str:
-        return ", ".join(self.answers) if self.answers else self.status
-
-
-def dig(twin: TwinContext, ns: Namespace, *query: str) -> DigAnswer:
-    """Ask the namespace's resolver (its private resolv.conf) or ``@server`` in ``query``."""
-    argv = ["dig", "+time=2", "+tries=1", *query]
-    out = twin.run(ns.name, argv, check=False, timeout=15).stdout
-    status = re.search(r"status: (\w+)", out)
-    if status is None:
-        problem = re.search(r";; (communications error.*|connection timed out.*)", out)
-        return DigAnswer(problem.group(1).split(":")[-1].strip() if problem else "no reply", ())
-    section = out.split("ANSWER SECTION:", 1)
-    answers = ()
-    if len(section) == 2:
-        lines = section[1].strip().split("\n\n")[0].splitlines()
-        answers = tuple(line.split()[-1] for line in lines if line and not line.startswith(";"))
-    return DigAnswer(status.group(1), answers)
-
-
-def source_of(sector: SectorTwin) -> tuple[Namespace, IPAddress]:
-    """Where a Sector's traffic starts: its first host, or its DNS if it declares none."""
-    if sector.hosts:
-        return sector.hosts[0].ns, sector.hosts[0].address
-    return sector.dns, sector.plan.dns_address
-
-
-def gateway_of(sector: SectorTwin, address: IPAddress) -> IPAddress:
-    """The Sector Gateway's address in the subnet of ``address``: where its rejects come from."""
-    return next(s.gateway for s in sector.plan.subnets if address in s.cidr)
-
-
-def outcome_of(found: dict[str, str]) -> str:
-    """How a probe ended, a rejection named with the address it came from."""
-    if found["result"] == "rejected":
-        return f"rejected by {found.get('by', '?')}"
-    return shown(found)
-
-
-# --- checks ---------------------------------------------------------------------------
 
 
 def check_egress(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
@@ -261,16 +193,6 @@ def _isolation_targets(
                 yield f"{other.name}/{host.name}", host, host.tcp_ports[0], other
 
 
-def _rejected(attempt: Callable[[], str]) -> str:
-    """Run ``attempt`` (returning an outcome) again after a pause if it timed out: the
-    gateway's ICMP rejects are rate-limited per host, so a burst may see one dropped."""
-    outcome = attempt()
-    if outcome in ("timeout", "timed out"):
-        time.sleep(REJECT_RETRY_S)
-        outcome = attempt()
-    return outcome
-
-
 def _own_host_reaches(twin: TwinContext, other: SectorTwin, target: HostTwin) -> str:
     """Positive control of a "not reached": the target answers a host of its own Sector."""
     peer = next((h for h in other.hosts if h is not target), None)
@@ -288,7 +210,7 @@ def check_isolation(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     results = []
     for kind, target, port, other in _isolation_targets(twin, sector):
         if other is None:
-            got = _rejected(
+            got = retry_rejected(
                 lambda a=target, p=port: outcome_of(probe(twin, ns, "tcp", a, p, REJECT_WAIT_S))
             )
             results.append(
@@ -311,7 +233,9 @@ def check_isolation(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
             )
         )
     for resolver in twin.topology.external.resolver_addresses:
-        got = _rejected(lambda r=resolver: outcome_of(probe(twin, ns, "udp", r, 53, REJECT_WAIT_S)))
+        got = retry_rejected(
+            lambda r=resolver: outcome_of(probe(twin, ns, "udp", r, 53, REJECT_WAIT_S))
+        )
         results.append(
             CheckResult(
                 "isolation",
@@ -344,7 +268,7 @@ def _syn_fin(twin: TwinContext, ns: Namespace, targets: list[object]) -> int:
     return network.watch_count(twin.topology) - before
 
 
-def check_invalid(twin: TwinContext) -> list[CheckResult]:
+def check_invalid(twin: TwinContext, sectors: tuple[SectorTwin, ...]) -> list[CheckResult]:
     """SYN+FIN (conntrack-invalid) from each Sector: none reaches a node or the Backplane,
     nor the internet that its egress otherwise reaches. The controls (from the home LAN
     client, through no filter of ours) show the counters do see them."""
@@ -362,7 +286,7 @@ def check_invalid(twin: TwinContext) -> list[CheckResult]:
         ),
         _invalid_to_internet(twin, client, "(control)", INVALID_PROBES),
     ]
-    for sector in twin.topology.sectors:
+    for sector in sectors:
         ns, _ = source_of(sector)
         targets = _invalid_targets(twin, sector)
         seen = _syn_fin(twin, ns, targets)
@@ -376,7 +300,7 @@ def check_invalid(twin: TwinContext) -> list[CheckResult]:
                 seen == 0,
             )
         )
-        if _egress_allowed(sector, INTERNET_HOST):
+        if egress_allowed(sector, INTERNET_HOST):
             results.append(_invalid_to_internet(twin, ns, "(egress allowed)", 0))
     return results
 
@@ -408,23 +332,6 @@ def never_reached(twin: TwinContext, address: IPAddress) -> bool:
     )
 
 
-def _egress_allowed(sector: SectorTwin, address: IPAddress) -> bool:
-    egress = sector.plan.egress
-    if any(address in cidr for cidr in egress.deny):
-        return False
-    return egress.default == "allow" or any(address in cidr for cidr in egress.allow)
-
-
-def _dns_allowed(twin: TwinContext, sector: SectorTwin, address: IPAddress, port: int) -> bool:
-    """The Sector DNS follows the policy; under deny by default it also reaches the package
-    mirror (a deny still wins)."""
-    if _egress_allowed(sector, address):
-        return True
-    mirror = twin.topology.external.mirror
-    denied = any(address in cidr for cidr in sector.plan.egress.deny)
-    return mirror == (address, port) and sector.plan.egress.default == "deny" and not denied
-
-
 def _policy_targets(twin: TwinContext) -> list[tuple[str, IPAddress, int]]:
     ext = twin.topology.external
     targets = [
@@ -450,9 +357,9 @@ def check_egress_policy(twin: TwinContext, sector: SectorTwin) -> list[CheckResu
         rejected = f"rejected by {gateway_of(sector, address)}"
         for what, target, port in _policy_targets(twin):
             allowed = (
-                _dns_allowed(twin, sector, target, port)
+                dns_allowed(twin, sector, target, port)
                 if is_dns
-                else _egress_allowed(sector, target)
+                else egress_allowed(sector, target)
             )
             found = probe(twin, ns, "http", target, port)
             if found["result"] == "timeout" and not allowed:
@@ -506,33 +413,6 @@ def check_routing(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     return results
 
 
-def _count_output(twin: TwinContext, ns: Namespace, match: str) -> Callable[[], int]:
-    """Count packets ``ns`` itself sends that match; return a function that reads the count
-    and stops counting."""
-    chain = ["inet", COUNT_TABLE, "out"]
-    setup = (
-        f"add table inet {COUNT_TABLE}\n"
-        f"add chain inet {COUNT_TABLE} out {{ type filter hook output priority -300; }}\n"
-    )
-    twin.run(ns.name, ["nft", "-f", "-"], stdin=setup)
-    added = twin.run(
-        ns.name, ["nft", "--echo", "--handle", "add", "rule", *chain, *match.split(), "counter"]
-    ).stdout
-    handle = re.search(r"# handle (\d+)", added)
-    if handle is None:
-        raise TwinError(f"{ns.label}: nft did not report the counter's handle: {added}")
-
-    def read() -> int:
-        listing = twin.run(ns.name, ["nft", "-a", "list", "chain", *chain]).stdout
-        counted = re.search(
-            rf"counter packets (\d+) bytes \d+ # handle {handle.group(1)}\b", listing
-        )
-        twin.run(ns.name, ["nft", "delete", "rule", *chain, "handle", handle.group(1)])
-        return int(counted.group(1)) if counted else 0
-
-    return read
-
-
 def _redirects_allowed(twin: TwinContext, ns: Namespace) -> list[str]:
     """Interfaces of ``ns`` (and ``all``, ``default``) that would send ICMP redirects; the
     loopback forwards nothing, so it is not counted."""
@@ -566,7 +446,7 @@ def check_redirects(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
         )
     pairs = [(a, b) for a in sector.hosts for b in sector.hosts if a.subnet != b.subnet]
     if pairs:
-        read = _count_output(twin, sector.gateway, "icmp type redirect")
+        read = count_output(twin, sector.gateway, "icmp type redirect")
         for a, b in pairs:
             probe(twin, a.ns, "tcp", b.address, b.tcp_ports[0])
         sent = read()
@@ -606,7 +486,9 @@ def check_dns(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
             )
         )
     unknown = dig(twin, ns, f"{NXDOMAIN_NAME}.{domain}")
-    upstream = dig(twin, ns, INTERNET_NAME)
+    # a name never asked before: a cached answer would hide a broken path to the resolver
+    fresh = f"q{secrets.token_hex(4)}.{INTERNET_NAME}"
+    upstream = dig(twin, ns, fresh)
     results.append(
         CheckResult(
             "dns nxdomain",
@@ -621,7 +503,7 @@ def check_dns(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
         CheckResult(
             "dns forwarding",
             ns.label,
-            INTERNET_NAME,
+            fresh,
             str(INTERNET_HOST),
             upstream.show(),
             upstream.answers == (str(INTERNET_HOST),),
@@ -748,14 +630,15 @@ def _egress_ok(twin: TwinContext, sector: SectorTwin) -> dict[str, str]:
     return probe(twin, ns, "http", INTERNET_HOST, SERVICE_PORT)
 
 
-def check_failover(twin: TwinContext) -> list[CheckResult]:
-    """Stop the first Sector's gateway: only that Sector loses egress; restart: it is back."""
+def check_failover(twin: TwinContext, failing: SectorTwin) -> list[CheckResult]:
+    """Stop a Sector's gateway: only that Sector loses egress; restart: it is back."""
     sectors = twin.topology.sectors
-    failing = sectors[0]
     results = []
     appliances.stop_gateway(twin, failing)
     try:
         for sector in sectors:
+            if not egress_allowed(sector, INTERNET_HOST):
+                continue
             found = _egress_ok(twin, sector)
             down = sector is failing
             results.append(
@@ -768,7 +651,7 @@ def check_failover(twin: TwinContext) -> list[CheckResult]:
                     (found["result"] != "ok") if down else (found["result"] == "ok"),
                 )
             )
-        for sector in sectors[1:]:
+        for sector in (s for s in sectors if s is not failing):
             for row in check_lb(twin, sector):
                 target = f"{row.target}, {failing.name} gateway stopped"
                 results.append(replace(row, check="failover", target=target))
@@ -788,73 +671,6 @@ def check_failover(twin: TwinContext) -> list[CheckResult]:
     return results
 
 
-@dataclass(frozen=True)
-class MarkedProbe:
-    """Packets carrying a random payload marker, counted where they would arrive (in the
-    receiver's namespace, before anything else sees them): NAT keeps a payload intact."""
-
-    protocol: str
-    address: object
-    port: int
-    marker: bytes
-
-    @classmethod
-    def new(cls, protocol: str, address: object, port: int) -> MarkedProbe:
-        return cls(protocol, address, port, secrets.token_bytes(MARKER_BYTES))
-
-    @property
-    def match(self) -> str:
-        offset = PAYLOAD_OFFSET[self.protocol]
-        return (
-            f"{self.protocol} dport {self.port} "
-            f"@th,{offset},{MARKER_BYTES * 8} 0x{self.marker.hex()}"
-        )
-
-    def count_in(self, twin: TwinContext, ns: Namespace) -> Callable[[], int]:
-        """Start counting in ``ns``; return a function that reads the count and stops it."""
-        setup = (
-            f"add table inet {COUNT_TABLE}\n"
-            f"add chain inet {COUNT_TABLE} pre {{ type filter hook prerouting priority -300; }}\n"
-        )
-        twin.run(ns.name, ["nft", "-f", "-"], stdin=setup)
-        chain = ["inet", COUNT_TABLE, "pre"]
-        add = ["nft", "--echo", "--handle", "add", "rule", *chain, *self.match.split(), "counter"]
-        added = twin.run(ns.name, add).stdout
-        found = re.search(r"# handle (\d+)", added)
-        if found is None:
-            raise TwinError(f"{ns.label}: nft did not report the counter's handle: {added}")
-        handle = found.group(1)
-
-        def read() -> int:
-            listing = twin.run(ns.name, ["nft", "-a", "list", "chain", *chain]).stdout
-            counted = re.search(rf"counter packets (\d+) bytes \d+ # handle {handle}\b", listing)
-            twin.run(ns.name, ["nft", "delete", "rule", *chain, "handle", handle])
-            return int(counted.group(1)) if counted else 0
-
-        return read
-
-    def send(
-        self,
-        twin: TwinContext,
-        ns: Namespace,
-        spoof: object | None = None,
-        flags: tuple[str, ...] = ("-S",),
-    ) -> None:
-        """``SPOOF_PROBES`` TCP segments (SYN, or ``flags``) or UDP datagrams with the
-        marker, from ``spoof`` if given."""
-        marker = twin.run_dir(ns.name) / f"marker-{self.marker.hex()}"
-        marker.write_bytes(self.marker)
-        argv = ["hping3", "-q", "-c", str(SPOOF_PROBES), "-i", "u20000"]
-        argv += ["-2"] if self.protocol == "udp" else list(flags)
-        argv += ["-d", str(MARKER_BYTES), "-E", str(marker)]
-        if spoof is not None:
-            argv += ["-a", str(spoof)]
-        try:
-            twin.run(ns.name, [*argv, "-p", str(self.port), str(self.address)], check=False)
-        finally:
-            marker.unlink(missing_ok=True)
-
-
 def _spoof_targets(
     twin: TwinContext, sector: SectorTwin
 ) -> Iterator[tuple[str, Namespace, IPAddress, str, int]]:
@@ -868,8 +684,8 @@ def _spoof_targets(
     mirror = ext.mirror
     exempt = (
         mirror is not None
-        and not _egress_allowed(sector, mirror[0])
-        and _dns_allowed(twin, sector, mirror[0], mirror[1])
+        and not egress_allowed(sector, mirror[0])
+        and dns_allowed(twin, sector, mirror[0], mirror[1])
     )
     if mirror is not None and exempt:
         yield "package mirror", ext.resolver, mirror[0], "tcp", mirror[1]
@@ -922,43 +738,104 @@ def _shared_subnets(a: SectorTwin, b: SectorTwin) -> list[tuple[object, object]]
     ]
 
 
-def parallel_checks(twin: TwinContext) -> list[Check]:
-    """Checks that do not disturb each other, in table order."""
+SectorCheck = Callable[[TwinContext, SectorTwin], list[CheckResult]]
+
+#: Checks that do not disturb each other, in table order, and the groups their rows carry.
+PARALLEL: tuple[tuple[SectorCheck, tuple[str, ...]], ...] = (
+    (check_egress, ("egress SNAT",)),
+    (check_isolation, ("isolation",)),
+    (check_egress_policy, ("egress policy",)),
+    (check_routing, ("subnet routing",)),
+    (check_dns, ("dns forward", "dns reverse", "dns nxdomain", "dns forwarding")),
+    (check_lb, ("lb ingress", "lb client address")),
+    (check_port_forwards, ("port forward",)),
+    (check_dns_spoofing, ("dns spoofing",)),
+    (check_redirects, ("icmp redirects",)),
+    (appliance_checks.check_gateway_services, ("gateway services",)),
+    (appliance_checks.check_mss, ("mss clamp",)),
+    (appliance_checks.check_foreign_source, ("anti-spoofing",)),
+)
+#: Checks that change the twin for a moment (routes, sysctls): one Sector at a time.
+SEQUENTIAL: tuple[tuple[SectorCheck, tuple[str, ...]], ...] = (
+    (appliance_checks.check_ingress, ("ingress",)),
+    (appliance_checks.check_lb_routing, ("lb routing",)),
+)
+GROUPS = (
+    *(group for _, groups in PARALLEL for group in groups),
+    "overlap",
+    "invalid pkts",
+    *(group for _, groups in SEQUENTIAL for group in groups),
+    "failover",
+)
+
+
+def parallel_checks(
+    twin: TwinContext, sectors: tuple[SectorTwin, ...], groups: frozenset[str]
+) -> list[Check]:
+    """The independent checks of the chosen Sectors and groups, in table order."""
     checks: list[Check] = []
-    per_sector = (
-        check_egress,
-        check_isolation,
-        check_egress_policy,
-        check_routing,
-        check_dns,
-        check_lb,
-        check_port_forwards,
-        check_dns_spoofing,
-        check_redirects,
-    )
-    for check in per_sector:
-        checks += [lambda c=check, s=sector: c(twin, s) for sector in twin.topology.sectors]
-        if check is check_egress:
+    for check, its_groups in PARALLEL:
+        if groups.isdisjoint(its_groups):
+            continue
+        checks += [lambda c=check, s=sector: c(twin, s) for sector in sectors]
+        if check is check_egress and "overlap" in groups:
             checks += [
-                lambda a=a, b=b: check_overlap(twin, a, b) for a, b in _overlapping_pairs(twin)
+                lambda a=a, b=b: check_overlap(twin, a, b)
+                for a, b in _overlapping_pairs(twin)
+                if a in sectors or b in sectors
             ]
     return checks
+
+
+def select_sectors(twin: TwinContext, names: Sequence[str] = ()) -> tuple[SectorTwin, ...]:
+    """The Sectors to check: all of them, or those named (each must exist)."""
+    if not names:
+        return twin.topology.sectors
+    known = {sector.name: sector for sector in twin.topology.sectors}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise TwinError(
+            f"no Sector {', '.join(map(repr, unknown))} in the twin; Sectors: {', '.join(known)}"
+        )
+    return tuple(known[name] for name in dict.fromkeys(names))
+
+
+def select_groups(names: Sequence[str] = ()) -> frozenset[str]:
+    """The check groups to run: all of them, or those named (each must exist).
+
+    >>> sorted(select_groups(["isolation"]))
+    ['isolation']
+    """
+    unknown = [name for name in names if name not in GROUPS]
+    if unknown:
+        raise TwinError(f"no check {', '.join(map(repr, unknown))}; checks: {', '.join(GROUPS)}")
+    return frozenset(names or GROUPS)
 
 
 def run_checks(
     twin: TwinContext,
     skip_failover: bool = False,
     progress: Callable[[str], None] = lambda _: None,
+    sectors: Sequence[str] = (),
+    checks: Sequence[str] = (),
 ) -> list[CheckResult]:
-    """Run every check; the independent ones in parallel, then those that change the twin
-    (invalid-packet counters, gateway failure) one after the other."""
-    checks = parallel_checks(twin)
-    progress(f"running {len(checks)} check groups ({WORKERS} at a time)...")
+    """Run the checks (of the named Sectors and groups, or all); the independent ones in
+    parallel, then those that change the twin (counters, routes, a gateway failure) one
+    after the other."""
+    chosen = select_sectors(twin, sectors)
+    groups = select_groups(checks)
+    independent = parallel_checks(twin, chosen, groups)
+    progress(f"running {len(independent)} check groups ({WORKERS} at a time)...")
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        results = [row for rows in pool.map(lambda check: check(), checks) for row in rows]
-    progress("sending invalid packets (SYN+FIN)...")
-    results += check_invalid(twin)
-    if not skip_failover and twin.topology.sectors:
-        progress(f"stopping and restarting the {twin.topology.sectors[0].name} gateway...")
-        results += check_failover(twin)
+        results = [row for rows in pool.map(lambda check: check(), independent) for row in rows]
+    if "invalid pkts" in groups:
+        progress("sending invalid packets (SYN+FIN)...")
+        results += check_invalid(twin, chosen)
+    for check, its_groups in SEQUENTIAL:
+        if not groups.isdisjoint(its_groups):
+            for sector in chosen:
+                results += check(twin, sector)
+    if not skip_failover and chosen and "failover" in groups:
+        progress(f"stopping and restarting the {chosen[0].name} gateway...")
+        results += check_failover(twin, chosen[0])
     return results

@@ -93,7 +93,13 @@ def cmd_test(args: argparse.Namespace) -> int:
     twin = runner.context_of(require_state())
     try:
         with runner.interruptible():  # SIGTERM too: a stopped gateway restarts on the way out
-            results = run_checks(twin, skip_failover=args.skip_failover, progress=say)
+            results = run_checks(
+                twin,
+                skip_failover=args.skip_failover,
+                progress=say,
+                sectors=args.sector,
+                checks=args.check,
+            )
     except KeyboardInterrupt:
         print("interrupted: checks stopped (the twin is still up)", file=sys.stderr)
         return 130
@@ -115,6 +121,20 @@ def add_twin_parser(commands: Any) -> None:
     up.set_defaults(handler=cmd_up)
 
     test = sub.add_parser("test", help="check the traffic rules; a table, exit 1 on failure")
+    test.add_argument(
+        "--sector",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="check only this Sector (repeat for more); default: every Sector",
+    )
+    test.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="run only this check group, e.g. 'egress policy' (repeat for more); default: all",
+    )
     test.add_argument(
         "--skip-failover", action="store_true", help="leave out the gateway failure check"
     )

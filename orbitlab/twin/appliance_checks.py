@@ -1,0 +1,266 @@
+"""Checks of the appliances' own rules: what each rule of the gateway's and the load
+balancer's rulesets is there for, seen from outside.
+
+- gateway services: hosts ping their gateway and are rejected on any other port; a node
+  pings its Backplane address and gets no answer on any other; the gateway reaches its own
+  loopback and, for its own needs, the upstream resolver;
+- MSS clamping: a SYN offering an MSS larger than the path arrives clamped;
+- anti-spoofing: a Sector host sending with a foreign source address is rejected, never
+  forwarded;
+- ingress: only declared port forwards enter a Sector, even when a node routes to a Sector
+  address through the gateway (run one Sector at a time: it changes a node's routes);
+- load balancer: its forwarding is off, and its forward chain drops even with forwarding
+  forced on (one Sector at a time too).
+
+    >>> str(foreign_source([IPNetwork("203.0.113.192/27")]))
+    '203.0.113.224'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from netaddr import IPAddress, IPNetwork
+
+from orbitlab.twin import system
+from orbitlab.twin.context import TwinContext
+from orbitlab.twin.probing import (
+    CheckResult,
+    MarkedProbe,
+    count_output,
+    dig,
+    egress_allowed,
+    gateway_of,
+    outcome_of,
+    probe,
+    retry_rejected,
+    shown,
+)
+from orbitlab.twin.topology import INTERNET_HOST, INTERNET_NAME, SERVICE_PORT, Namespace, SectorTwin
+
+#: Unused ports: nothing listens there, so only the rules decide what comes back.
+CLOSED_PORT = 179
+FOREIGN_SOURCES = tuple(IPAddress(f"203.0.113.{n}") for n in range(200, 250))
+UNCLAMPED_MSS = 1460
+
+
+def ping(twin: TwinContext, ns: Namespace, address: object) -> str:
+    result = twin.run(ns.name, ["ping", "-c", "1", "-W", "1", str(address)], check=False)
+    return "answers" if result.returncode == 0 else "no answer"
+
+
+def _row(check: str, source: str, target: str, expected: str, got: str) -> CheckResult:
+    return CheckResult(check, source, target, expected, got, got == expected)
+
+
+def check_gateway_services(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """What the gateway (and the LB) answer themselves, and what they reach for their own
+    needs."""
+    plan = sector.plan
+    node = twin.topology.node(sector.node).ns
+    results = []
+    if sector.hosts:
+        host = sector.hosts[0]
+        gateway = gateway_of(sector, host.address)
+        results.append(
+            _row(
+                "gateway services",
+                host.ns.label,
+                f"ping {gateway}",
+                "answers",
+                ping(twin, host.ns, gateway),
+            )
+        )
+        got = retry_rejected(
+            lambda: outcome_of(probe(twin, host.ns, "tcp", gateway, CLOSED_PORT, 1.0))
+        )
+        results.append(
+            _row(
+                "gateway services",
+                host.ns.label,
+                f"gateway {gateway}:{CLOSED_PORT}",
+                f"rejected by {gateway}",
+                got,
+            )
+        )
+    backplane = plan.gateway_backplane
+    results.append(
+        _row(
+            "gateway services",
+            node.label,
+            f"ping {backplane}",
+            "answers",
+            ping(twin, node, backplane),
+        )
+    )
+    found = probe(twin, node, "tcp", backplane, 22, 1.0)
+    results.append(
+        _row("gateway services", node.label, f"gateway {backplane}:22", "timeout", shown(found))
+    )
+    results.append(
+        _row(
+            "gateway services",
+            sector.gateway.label,
+            "ping 127.0.0.1 (its loopback)",
+            "answers",
+            ping(twin, sector.gateway, "127.0.0.1"),
+        )
+    )
+    upstream = twin.topology.external.resolver_addresses[0]
+    answer = dig(twin, sector.gateway, f"@{upstream}", INTERNET_NAME)
+    results.append(
+        _row(
+            "gateway services",
+            sector.gateway.label,
+            f"its own DNS query to {upstream}",
+            str(INTERNET_HOST),
+            answer.show(),
+        )
+    )
+    lb = plan.load_balancer
+    if sector.lb is not None and lb is not None:
+        results.append(
+            _row(
+                "gateway services",
+                sector.lb.label,
+                "ping 127.0.0.1 (its loopback)",
+                "answers",
+                ping(twin, sector.lb, "127.0.0.1"),
+            )
+        )
+        found = probe(twin, node, "tcp", lb.backplane_address, CLOSED_PORT, 1.0)
+        results.append(
+            _row(
+                "gateway services",
+                node.label,
+                f"LB {lb.backplane_address}:{CLOSED_PORT} (no listener)",
+                "timeout",
+                shown(found),
+            )
+        )
+    return results
+
+
+def check_mss(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """A SYN offering a 1460-byte MSS leaves the Sector clamped to the path (MTU - 40)."""
+    if not sector.hosts or not egress_allowed(sector, INTERNET_HOST):
+        return []
+    host = sector.hosts[0]
+    inet = twin.topology.external.inet
+    marked = MarkedProbe.new("tcp", INTERNET_HOST, SERVICE_PORT, mss=UNCLAMPED_MSS)
+    read_all = marked.count_in(twin, inet)
+    read_unclamped = marked.count_in(twin, inet, also=f"tcp option maxseg size {UNCLAMPED_MSS}")
+    marked.send(twin, host.ns)
+    arrived, unclamped = read_all(), read_unclamped()
+    clamped = sector.plan.mtu - 40
+    return [
+        CheckResult(
+            "mss clamp",
+            host.ns.label,
+            f"SYN MSS {UNCLAMPED_MSS} to {INTERNET_HOST}:{SERVICE_PORT}",
+            f"arrive clamped to {clamped}",
+            f"{arrived} arrive, {unclamped} unclamped",
+            arrived > 0 and unclamped == 0,
+        )
+    ]
+
+
+def foreign_source(subnets: Iterable[IPNetwork]) -> IPAddress:
+    """An address outside every subnet of a Sector, to send from as a spoofer would."""
+    cidrs = list(subnets)
+    return next(a for a in FOREIGN_SOURCES if not any(a in cidr for cidr in cidrs))
+
+
+def check_foreign_source(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """Packets with a source outside the Sector's subnets are rejected by the gateway,
+    never forwarded (counted at the destination, the reject at the gateway)."""
+    if not sector.hosts:
+        return []
+    host = sector.hosts[0]
+    source = foreign_source(subnet.cidr for subnet in sector.plan.subnets)
+    marked = MarkedProbe.new("tcp", INTERNET_HOST, SERVICE_PORT)
+    arrived = marked.count_in(twin, twin.topology.external.inet)
+    quoted = f"0x{int(source):08x}"
+    rejects = count_output(
+        twin, sector.gateway, f"icmp type destination-unreachable @th,160,32 {quoted}"
+    )
+    marked.send(twin, host.ns, spoof=source)
+    got_arrived, got_rejects = arrived(), rejects()
+    return [
+        CheckResult(
+            "anti-spoofing",
+            f"{host.ns.label} as {source}",
+            f"{INTERNET_HOST}:{SERVICE_PORT}",
+            "0 arrive, rejected by the gateway",
+            f"{got_arrived} arrive, {got_rejects} rejects",
+            got_arrived == 0 and got_rejects > 0,
+        )
+    ]
+
+
+def check_ingress(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """A node that routes a Sector address through the gateway does not get in: only
+    declared port forwards enter. It changes the node's routes for a moment: run it alone."""
+    if not sector.hosts:
+        return []
+    host = sector.hosts[0]
+    node = twin.topology.node(sector.node).ns
+    route = f"{host.address}/32 via {sector.plan.gateway_backplane}"
+    system.ip_batch(node.name, [f"route replace {route}"])
+    try:
+        found = probe(twin, node, "tcp", host.address, host.tcp_ports[0], 1.0)
+    finally:
+        system.ip_batch(node.name, [f"route del {route}"])
+    peer = next((h for h in sector.hosts if h is not host), None)
+    control = shown(
+        probe(twin, peer.ns if peer else sector.dns, "tcp", host.address, host.tcp_ports[0])
+    )
+    return [
+        CheckResult(
+            "ingress",
+            node.label,
+            f"{host.ns.label} {host.address}:{host.tcp_ports[0]} via the gateway",
+            f"not reached (its own Sector: {host.name} answers)",
+            f"{found['result']} (its own Sector: {control.split()[0] if control else control})",
+            found["result"] in ("timeout", "rejected", "unreachable")
+            and control.split()[:1] == [host.name],
+        )
+    ]
+
+
+def check_lb_routing(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """The LB never routes: forwarding is off, and its forward chain drops even with
+    forwarding forced on (a host routing the internet through the LB gets nowhere). It
+    changes the LB and a host for a moment: run it alone."""
+    lb = sector.plan.load_balancer
+    if sector.lb is None or lb is None or not sector.hosts:
+        return []
+    forwarding = twin.run(sector.lb.name, ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip()
+    results = [
+        CheckResult(
+            "lb routing", sector.lb.label, "net.ipv4.ip_forward", "0", forwarding, forwarding == "0"
+        )
+    ]
+    host = sector.hosts[0]
+    route = f"{INTERNET_HOST}/32 via {lb.sector_address}"
+    marked = MarkedProbe.new("tcp", INTERNET_HOST, SERVICE_PORT)
+    arrived = marked.count_in(twin, twin.topology.external.inet)
+    twin.run(sector.lb.name, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    system.ip_batch(host.ns.name, [f"route replace {route}"])
+    try:
+        marked.send(twin, host.ns)
+    finally:
+        system.ip_batch(host.ns.name, [f"route del {route}"])
+        twin.run(sector.lb.name, ["sysctl", "-q", "-w", f"net.ipv4.ip_forward={forwarding}"])
+    got = arrived()
+    results.append(
+        CheckResult(
+            "lb routing",
+            host.ns.label,
+            f"{INTERNET_HOST}:{SERVICE_PORT} via the LB, its forwarding forced on",
+            "0 arrive",
+            f"{got} arrive",
+            got == 0,
+        )
+    )
+    return results
