@@ -77,6 +77,8 @@ class ResourceType:
     replace_on: frozenset[str] = frozenset()
     #: Outputs known before the resource exists (shown by ``preview``), from its inputs.
     preview: Callable[[dict[str, Any]], dict[str, Any]] = lambda inputs: {}
+    #: What the provider fills in for an input left out (a diff compares with it).
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 class StandIn(p.Provider):
@@ -141,14 +143,15 @@ class StandIn(p.Provider):
 
     async def check(self, request: p.CheckRequest) -> p.CheckResponse:
         news = to_plain_map(request.new_inputs)
-        problems = input_problems(self.package, request.type, news)
+        problems = input_problems(self.package, type_of(request.urn), news)
         failures = [p.CheckFailure(path, reason) for path, reason in problems]
         return p.CheckResponse(inputs=request.new_inputs, failures=failures or None)
 
     async def diff(self, request: p.DiffRequest) -> p.DiffResponse:
-        handler = self.types[request.type]
-        olds, news = to_plain_map(request.old_state), to_plain_map(request.new_inputs)
-        inputs = resource(self.package, request.type).get("inputProperties", {})
+        handler = self.types[type_of(request.urn)]
+        olds = to_plain_map(request.old_state)
+        news = {**handler.defaults, **to_plain_map(request.new_inputs)}
+        inputs = resource(self.package, type_of(request.urn)).get("inputProperties", {})
         changed = [
             key
             for key in sorted(inputs)
@@ -167,7 +170,7 @@ class StandIn(p.Provider):
         )
 
     async def create(self, request: p.CreateRequest) -> p.CreateResponse:
-        handler = self.types[request.type]
+        handler = self.types[type_of(request.urn)]
         inputs = to_plain_map(request.properties)
         if request.preview:
             outputs = {**inputs, **_unknowns(handler.preview(inputs))}
@@ -177,7 +180,7 @@ class StandIn(p.Provider):
         return p.CreateResponse(resource_id, from_plain_map(_keep_secrets(inputs, outputs)))
 
     async def update(self, request: p.UpdateRequest) -> p.UpdateResponse:
-        handler = self.types[request.type]
+        handler = self.types[type_of(request.urn)]
         olds, news = to_plain_map(request.olds), to_plain_map(request.news)
         if request.preview:
             return p.UpdateResponse(from_plain_map({**olds, **news}))
@@ -188,7 +191,7 @@ class StandIn(p.Provider):
         return p.UpdateResponse(from_plain_map(_keep_secrets(news, outputs)))
 
     async def delete(self, request: p.DeleteRequest) -> None:
-        handler = self.types[request.type]
+        handler = self.types[type_of(request.urn)]
         olds = to_plain_map(request.properties)
         call = self.call(request.urn, olds)
         await self.run(lambda: handler.delete(call, request.resource_id, reveal(olds)))
@@ -209,6 +212,15 @@ class StandIn(p.Provider):
         call = self.call(f"invoke::{request.tok}", args)
         result = await self.run(lambda: function(call, reveal(args)))
         return p.InvokeResponse(return_value=from_plain_map(result))
+
+
+def type_of(urn: str) -> str:
+    """A resource's type token from its URN (a child's type follows its parents' ``$``).
+
+    >>> type_of("urn:pulumi:s::p::orbitlab:index:Sector$proxmoxve:sdn/vnet:Vnet::web-vnet")
+    'proxmoxve:sdn/vnet:Vnet'
+    """
+    return urn.split("::")[-2].rsplit("$", 1)[-1]
 
 
 def _differs(old: Any, new: Any) -> bool:

@@ -178,7 +178,7 @@ def _applier() -> ResourceType:
 
 # --- downloads and containers ------------------------------------------------------------
 
-DOWNLOAD_OUTPUTS = {"size": 0, "overwrite": True, "uploadTimeout": 600, "verify": True}
+DOWNLOAD_DEFAULTS = {"overwrite": True, "uploadTimeout": 600, "verify": True}
 
 
 def _download() -> ResourceType:
@@ -195,7 +195,7 @@ def _download() -> ResourceType:
             overwrite=bool(inputs.get("overwriteUnmanaged")),
         )
         call.log(f"downloaded {volid} on {inputs['nodeName']} (not fetched: emulated)")
-        return volid, {**DOWNLOAD_OUTPUTS, **inputs, "fileName": file_name}
+        return volid, {**DOWNLOAD_DEFAULTS, **inputs, "fileName": file_name, "size": 0}
 
     def update(call: Call, volid: str, olds: dict[str, Any], news: dict[str, Any]) -> dict:
         return {**olds, **news}
@@ -206,7 +206,12 @@ def _download() -> ResourceType:
 
     keys = frozenset({"contentType", "datastoreId", "fileName", "nodeName", "url", "checksum"})
     return ResourceType(
-        create, update, delete, keys, preview=lambda inputs: {"size": 0, "fileName": ""}
+        create,
+        update,
+        delete,
+        keys,
+        preview=lambda inputs: {"size": 0},
+        defaults=DOWNLOAD_DEFAULTS,
     )
 
 
