@@ -7,11 +7,14 @@ The end-to-end rehearsal with the real CLI is in ``tests/test_rehearsal.py``.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
 
+import pulumi_command
 import pytest
 from pulumi.provider.experimental import provider as p
 
@@ -22,11 +25,12 @@ from orbitlab.emulate import cluster as c
 from orbitlab.emulate.command import stand_in as command_stand_in
 from orbitlab.emulate.node import run_on_node
 from orbitlab.emulate.proxmoxve import stand_in as proxmoxve_stand_in
+from orbitlab.emulate.schema import SCHEMA_DIR, SCHEMA_FILES, compact_text, resource
 from orbitlab.emulate.store import Store
 from orbitlab.emulate.wire import Secret, from_plain_map
 from orbitlab.rendering import provisioning_script, sector_bundles
 from orbitlab.stack import load_plan
-from tests.pulumi_mocks import EXAMPLE_STACK
+from tests.pulumi_mocks import EXAMPLE_STACK, ROOT
 
 TOKEN = "orbitlab@pve!pulumi=5a1f0c8e-7d3b-4e29-9c61-0f2b8d4e6a17"
 KEY = (
@@ -377,3 +381,46 @@ def test_emulate_start_env_status_stop(tmp_path: Path, monkeypatch, capsys) -> N
     assert not (tmp_path / "emu").exists()
     assert cli_main(["emulate", "status"]) == 1
     assert "no emulated cluster in" in capsys.readouterr().err
+
+
+# --- schemas and the build -----------------------------------------------------------------
+
+
+def test_the_emulators_schema_is_the_provider_schema_subset_without_descriptions() -> None:
+    full = json.loads((ROOT / "tests" / "data" / "proxmoxve-schema-subset.json").read_text())
+    packaged = (SCHEMA_DIR / SCHEMA_FILES["proxmoxve"]).read_text()
+    assert packaged == compact_text(full), (
+        "refresh it: python -m orbitlab.emulate.schema tests/data/proxmoxve-schema-subset.json"
+    )
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def test_the_command_schema_has_every_input_of_the_pinned_sdk() -> None:
+    sdk_inputs = {
+        _camel(name)
+        for name in inspect.signature(pulumi_command.remote.Command._internal_init).parameters
+        if name not in ("__self__", "resource_name", "opts", "__props__")
+    }
+    schema = resource("command", "command:remote:Command")
+    assert set(schema["inputProperties"]) == sdk_inputs
+    connection = {
+        _camel(name) for name in inspect.signature(pulumi_command.remote.ConnectionArgs).parameters
+    }
+    types = json.loads((SCHEMA_DIR / SCHEMA_FILES["command"]).read_text())["types"]
+    assert set(types["command:remote:Connection"]["properties"]) == connection
+
+
+def test_the_build_script_puts_the_cli_where_the_emulator_looks(monkeypatch) -> None:
+    monkeypatch.delenv("ORBITLAB_PULUMI_DIR", raising=False)
+    printed = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "build-pulumi.sh"), "--print"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(printed) == control.pulumi_bin()
+    assert control.pulumi_bin().parent.name == control.PULUMI_VERSION
