@@ -22,6 +22,7 @@ from orbitlab.cli import main as cli_main
 from orbitlab.components.sdn import bridge_wait_script
 from orbitlab.emulate import ProxmoxError, control
 from orbitlab.emulate import cluster as c
+from orbitlab.emulate.backend import FilesBackend
 from orbitlab.emulate.command import stand_in as command_stand_in
 from orbitlab.emulate.node import run_on_node
 from orbitlab.emulate.proxmoxve import stand_in as proxmoxve_stand_in
@@ -242,7 +243,7 @@ def test_pct_exec_runs_the_provisioning_files_part_in_the_container(store: Store
     c.create_container(store, container())
     first = run_on_node(store, "pve1", "pct exec 10011 -- /bin/sh -s", script, "web-gw")
     assert first.status == 0, first.stderr
-    root = c.rootfs(store, "pve1", 10011)
+    root = FilesBackend(store.cluster_dir).rootfs("pve1", 10011)
     assert "table inet" in (root / "etc/nftables.nft").read_text()
     again = run_on_node(store, "pve1", "pct exec 10011 -- /bin/sh -s", script, "web-gw")
     runs = store.read()["runs"]

@@ -15,6 +15,8 @@ Modules, one concern each:
 - :mod:`~orbitlab.emulate.store` — the state directory, its file lock and the log;
 - :mod:`~orbitlab.emulate.cluster` — the cluster: nodes, SDN (pending/running), the SDN apply
   and its lock, templates, containers, and Proxmox's rules;
+- :mod:`~orbitlab.emulate.backend` — what nodes and containers are made of (files today;
+  the twin's namespaces can implement the same protocol);
 - :mod:`~orbitlab.emulate.node` — what runs on a node: ``pct exec`` and node shell commands;
 - :mod:`~orbitlab.emulate.plugin` — the provider-protocol server both stand-ins share;
 - :mod:`~orbitlab.emulate.proxmoxve` / :mod:`~orbitlab.emulate.command` — the two stand-ins;

@@ -23,8 +23,10 @@ What it enforces (messages are Proxmox's own where it has one):
 
 Every function takes the :class:`~orbitlab.emulate.store.Store` and changes the state under
 its lock. IDs in the state are Proxmox's (``olvn1001``), properties the provider's inputs.
+What makes nodes and containers real is the cluster's backend (:mod:`~orbitlab.emulate.backend`).
 
 >>> import tempfile
+>>> from pathlib import Path
 >>> store = Store(Path(tempfile.mkdtemp()))
 >>> create_cluster(store, [Node("pve1", "192.0.2.11")], apply_s=0)
 >>> create_sdn(store, "zones", "olvz1001", {"type": "vxlan", "peers": ["192.0.2.11"]})
@@ -42,16 +44,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 
 from orbitlab.emulate import ProxmoxError
+from orbitlab.emulate.backend import Backend, backend_for
 from orbitlab.emulate.store import Store
 
 FORMAT = 1
@@ -84,12 +85,13 @@ def create_cluster(
     apply_s: float = APPLY_S,
     lock_wait_s: float = LOCK_WAIT_S,
     stack: str = "",
+    backend: str = "files",
 ) -> None:
     """A fresh cluster: the nodes with their storages and ``vmbr0``, no SDN, nothing else."""
     state: dict[str, Any] = {
         "format": FORMAT,
         "stack": stack,
-        "settings": {"apply_s": apply_s, "lock_wait_s": lock_wait_s},
+        "settings": {"apply_s": apply_s, "lock_wait_s": lock_wait_s, "backend": backend},
         "nodes": {
             node.name: {
                 "address": node.address,
@@ -109,7 +111,12 @@ def create_cluster(
     }
     store.write(state)
     for node in nodes:
-        _write_bridges(store, node.name, ["vmbr0"])
+        backend_of(store, state).node_reloaded(node.name, ["vmbr0"])
+
+
+def backend_of(store: Store, state: dict[str, Any]) -> Backend:
+    """What makes this cluster's nodes and containers real (its ``settings.backend``)."""
+    return backend_for(store.cluster_dir, state["settings"].get("backend", "files"))
 
 
 def _empty_sdn() -> dict[str, dict[str, Any]]:
@@ -392,18 +399,7 @@ def running_bridges(state: dict[str, Any], node: str) -> list[str]:
 def _reload_node(store: Store, state: dict[str, Any], node: str) -> None:
     names = running_bridges(state, node)
     state["nodes"][node]["bridges"] = names
-    _write_bridges(store, node, names)
-
-
-def _write_bridges(store: Store, node: str, names: list[str]) -> None:
-    """The node's ``/sys/class/net``: one entry per bridge, nothing else."""
-    net = store.node_dir(node) / "sys" / "class" / "net"
-    net.mkdir(parents=True, exist_ok=True)
-    for entry in net.iterdir():
-        if entry.name not in names:
-            entry.unlink()
-    for name in names:
-        (net / name).touch()
+    backend_of(store, state).node_reloaded(node, names)
 
 
 # --- templates ---------------------------------------------------------------------------
@@ -472,10 +468,6 @@ class Container:
         }
 
 
-def rootfs(store: Store, node: str, vmid: int) -> Path:
-    return store.node_dir(node) / "ct" / str(vmid) / "rootfs"
-
-
 def create_container(store: Store, container: Container) -> None:
     with store.change() as state:
         _node(state, container.node)
@@ -486,8 +478,8 @@ def create_container(store: Store, container: Container) -> None:
                 f"on node '{existing['node']}'"
             )
         _check_container(state, container)
-        state["containers"][str(container.vmid)] = container.record()
-    rootfs(store, container.node, container.vmid).mkdir(parents=True, exist_ok=True)
+        record = state["containers"][str(container.vmid)] = container.record()
+        backend_of(store, state).container_created(container.node, container.vmid, record)
 
 
 def update_container(store: Store, container: Container) -> None:
@@ -513,7 +505,7 @@ def delete_container(store: Store, vmid: int) -> None:
         container = state["containers"].pop(str(vmid), None)
         if container is None:
             raise ProxmoxError(f"CT {vmid} does not exist")
-    shutil.rmtree(rootfs(store, container["node"], vmid).parent, ignore_errors=True)
+        backend_of(store, state).container_deleted(container["node"], vmid)
 
 
 def record_run(store: Store, run: dict[str, Any]) -> None:

@@ -9,6 +9,9 @@
   ``/sys/class/net/`` mapped to the node's own (its bridges as files): that is how the bridge
   wait sees the bridges a network reload made. It is not sandboxed otherwise.
 
+Both go through the cluster's backend (:mod:`~orbitlab.emulate.backend`); this module adds
+what is the same for every backend: Proxmox's checks and the record of what ran.
+
 Every run is recorded in the cluster state (command, node, exit status, the SHA-256 of its
 stdin, the files a provisioning run wrote), never its stdin itself.
 
@@ -22,29 +25,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
 import time
-from dataclasses import dataclass
 
 from orbitlab.emulate import ProxmoxError
-from orbitlab.emulate.cluster import record_run, rootfs
+from orbitlab.emulate.backend import Result
+from orbitlab.emulate.cluster import backend_of, record_run
 from orbitlab.emulate.store import Store
 
 PCT_EXEC = re.compile(r"^\s*pct\s+exec\s+(\d+)\s+--\s+/bin/sh\s+-s\s*$")
 PCT_ANY = re.compile(r"^\s*pct\b")
-NODE_SYS_NET = "/sys/class/net/"
-#: A command on a node may not run longer than this (the bridge wait's own bound is 120 s).
-COMMAND_TIMEOUT_S = 300
 WROTE = re.compile(r"^orbitlab\[[^\]]*\]: wrote (\S+)$")
-
-
-@dataclass(frozen=True)
-class Result:
-    """A finished command: exit status and output."""
-
-    status: int
-    stdout: str
-    stderr: str
 
 
 def parse_pct_exec(command: str) -> int | None:
@@ -62,9 +52,7 @@ def run_on_node(store: Store, node: str, command: str, stdin: str | None, by: st
         raise ProxmoxError(
             f"the emulated node runs only 'pct exec VMID -- /bin/sh -s' (got {command!r})"
         )
-    node_dir = store.node_dir(node)
-    mapped = command.replace(NODE_SYS_NET, f"{node_dir}{NODE_SYS_NET}")
-    result = _run(["sh", "-c", mapped], stdin, str(node_dir))
+    result = backend_of(store, store.read()).run_on_node(node, command, stdin)
     _record(store, node, command, stdin, by, result, vmid=None, files=[])
     return result
 
@@ -76,29 +64,10 @@ def _pct_exec(store: Store, node: str, vmid: int, script: str, command: str, by:
         raise ProxmoxError(f"Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist")
     if container["status"] != "running":
         raise ProxmoxError(f"CT {vmid} not running")
-    root = rootfs(store, node, vmid)
-    result = _run(["sh", "-s", "--", "--root", str(root)], script, str(root))
+    result = backend_of(store, state).exec_in_container(node, vmid, script)
     files = [m.group(1) for line in result.stderr.splitlines() if (m := WROTE.match(line))]
     _record(store, node, command, script, by, result, vmid=vmid, files=files)
     return result
-
-
-def _run(argv: list[str], stdin: str | None, cwd: str) -> Result:
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
-    try:
-        done = subprocess.run(
-            argv,
-            input=stdin or "",
-            capture_output=True,
-            text=True,
-            cwd=cwd,
-            env=env,
-            timeout=COMMAND_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return Result(124, "", f"timed out after {COMMAND_TIMEOUT_S} s")
-    return Result(done.returncode, done.stdout, done.stderr)
 
 
 def _record(
