@@ -20,10 +20,12 @@ Modules, one concern each:
 - :mod:`~orbitlab.emulate.node` — what runs on a node: ``pct exec`` and node shell commands;
 - :mod:`~orbitlab.emulate.plugin` — the provider-protocol server both stand-ins share;
 - :mod:`~orbitlab.emulate.proxmoxve` / :mod:`~orbitlab.emulate.command` — the two stand-ins;
-- :mod:`~orbitlab.emulate.control` — start, env, status, stop;
+- :mod:`~orbitlab.emulate.control` — start, env, stop; :mod:`~orbitlab.emulate.status` —
+  what ``status`` shows;
+- :mod:`~orbitlab.emulate.rehearsal` — driving a rehearsal from Python (tests, benchmark);
 - :mod:`~orbitlab.emulate.cli` — the ``orbitlab emulate`` commands.
 
-It imports orbitlab's lower layers (stack reading, the bridge-wait script), never the CLI.
+It imports orbitlab's lower layers (reading a stack file), never the command line.
 """
 
 from orbitlab.errors import OrbitLabError
