@@ -297,6 +297,13 @@ def test_every_input_is_checked_against_the_provider_schema() -> None:
     assert ("create", "expected string, got 1.0") in command
 
 
+def test_a_resource_type_the_emulator_lacks_is_a_check_failure() -> None:
+    failures = _check(proxmoxve_stand_in(), "proxmoxve:index/vm:Vm", {"nodeName": "pve1"})
+    assert failures[0][1].startswith(
+        "the emulated cluster does not emulate proxmoxve:index/vm:Vm (it emulates "
+    )
+
+
 def _run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 

@@ -142,8 +142,15 @@ class StandIn(p.Provider):
         )
 
     async def check(self, request: p.CheckRequest) -> p.CheckResponse:
+        token = type_of(request.urn)
+        if token not in self.types:
+            reason = (
+                f"the emulated cluster does not emulate {token} (it emulates "
+                f"{', '.join(sorted(self.types))})"
+            )
+            return p.CheckResponse(inputs=request.new_inputs, failures=[p.CheckFailure("", reason)])
         news = to_plain_map(request.new_inputs)
-        problems = input_problems(self.package, type_of(request.urn), news)
+        problems = input_problems(self.package, token, news)
         failures = [p.CheckFailure(path, reason) for path, reason in problems]
         return p.CheckResponse(inputs=request.new_inputs, failures=failures or None)
 
