@@ -432,3 +432,45 @@ def test_the_build_script_puts_the_cli_where_the_emulator_looks(monkeypatch) -> 
     ).stdout.strip()
     assert Path(printed) == control.pulumi_bin()
     assert control.pulumi_bin().parent.name == control.PULUMI_VERSION
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"endpoint": "https://192.0.2.11:8006/"}, "the Proxmox VE API token is missing: set it"),
+        (
+            {"apiToken": Secret("root@pam=abc"), "endpoint": "https://192.0.2.11:8006/"},
+            "the Proxmox VE API token is not 'user@realm!tokenid=secret'",
+        ),
+        ({"apiToken": Secret(TOKEN)}, "the Proxmox VE endpoint is missing: set proxmoxve:endpoint"),
+        (
+            {"apiToken": Secret(TOKEN), "endpoint": "https://192.0.2.99:8006/"},
+            "dial tcp 192.0.2.99:8006: connect: connection refused (the endpoint is not a node",
+        ),
+    ],
+)
+def test_the_provider_config_is_checked_with_a_message(
+    store: Store, monkeypatch, config: dict[str, Any], message: str
+) -> None:
+    monkeypatch.setenv("ORBITLAB_EMULATE_DIR", str(store.root))
+    monkeypatch.delenv("PROXMOX_VE_API_TOKEN", raising=False)
+    proxmoxve = proxmoxve_stand_in()
+    _run(proxmoxve.configure(p.ConfigureRequest({}, from_plain_map(config), True, True)))
+    urn = URN.format(type="proxmoxve:sdn/zone/vxlan:Vxlan", name="z")
+    inputs = from_plain_map({"resourceId": "olvz1001", "peers": ["192.0.2.11"]})
+    with pytest.raises(ProxmoxError) as raised:
+        _run(proxmoxve.create(p.CreateRequest(urn, inputs, 60, False)))
+    assert message in str(raised.value)
+
+
+def test_a_plugin_without_a_started_cluster_says_how_to_start_one(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ORBITLAB_EMULATE_DIR", str(tmp_path / "none"))
+    with pytest.raises(ProxmoxError, match=r"run `orbitlab emulate start STACKFILE` and `eval"):
+        proxmoxve_stand_in().store()
+
+
+def test_emulate_start_refuses_negative_times(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("ORBITLAB_EMULATE_DIR", str(tmp_path / "emu"))
+    argv = ["emulate", "start", str(EXAMPLE_STACK), "--apply-seconds", "-1"]
+    assert cli_main(argv) == 1
+    assert "--apply-seconds and --lock-wait-seconds must not be negative" in capsys.readouterr().err
