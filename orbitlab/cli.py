@@ -4,6 +4,7 @@ orbitlab validate stacks/Pulumi.example.yaml
 orbitlab render stacks/Pulumi.example.yaml --out out/
 orbitlab diagram stacks/Pulumi.example.yaml --out docs/example-stack.svg
 orbitlab show stacks/Pulumi.example.yaml [--json] [--cluster]
+orbitlab emulate start stacks/Pulumi.example.yaml   # then: eval "$(orbitlab emulate env)"
 """
 
 from __future__ import annotations
@@ -130,7 +131,9 @@ def add_view_parsers(commands: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orbitlab",
-        description="OrbitLab Networks as code: validate, render, diagram, show, discover, twin.",
+        description=(
+            "OrbitLab Networks as code: validate, render, diagram, show, discover, twin, emulate."
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -154,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     from orbitlab.twin.cli import add_twin_parser
 
     add_twin_parser(commands)
+
+    from orbitlab.emulate.cli import add_emulate_parser
+
+    add_emulate_parser(commands)
 
     return parser
 

@@ -5,7 +5,19 @@
 # in tools/mermaid) and a Python virtualenv in .venv with the pinned requirements and
 # orbitlab itself.
 # Safe to run again: every step is skipped or a no-op when already done.
+#
+#   scripts/setup.sh               everything the CLI, the tests and the twin need
+#   scripts/setup.sh --rehearsal   ... and the Pulumi CLI for `orbitlab emulate` and the
+#                                  rehearsal tests (scripts/build-pulumi.sh: minutes, once)
 set -euo pipefail
+
+REHEARSAL=0
+for argument in "$@"; do
+  case "$argument" in
+    --rehearsal) REHEARSAL=1 ;;
+    *) echo "usage: $0 [--rehearsal]" >&2; exit 64 ;;
+  esac
+done
 
 COREDNS_VERSION="v1.11.3"
 DEBIAN_PACKAGES=(
@@ -58,4 +70,8 @@ fi
 say "installing Python packages (requirements.txt) and orbitlab"
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
 .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
+
+if [ "$REHEARSAL" -eq 1 ]; then
+  bash scripts/build-pulumi.sh
+fi
 say "setup done"

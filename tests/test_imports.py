@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "orbitlab"
-COMMAND_LINES = {"orbitlab.cli", "orbitlab.twin.cli"}
+COMMAND_LINES = {"orbitlab.cli", "orbitlab.twin.cli", "orbitlab.emulate.cli"}
 
 
 def module_name(path: Path) -> str:

@@ -2,9 +2,13 @@
 
 An :class:`Appliance` is one unprivileged LXC plus the ``pulumi_command.remote.Command``
 that runs its provisioning script on the node hosting it (``pct exec <vmid> -- /bin/sh -s``,
-script on stdin). The command's triggers hold the script's hash and the container, so a
-changed config shows in ``pulumi preview`` and reaches the running appliance on ``pulumi
-up`` without a restart; a replaced container is provisioned again.
+script on stdin). A changed script is a change of the command's ``stdin``: ``pulumi
+preview`` shows it as an *update* of ``<name>-provision`` and ``pulumi up`` runs it again
+(pulumi-command runs ``update`` on an update) in the running appliance, without a restart.
+The command's only trigger is the container: a replaced container (same VMID, so the engine
+replaces its dependents whose trigger it feeds) is provisioned again. Putting the script's
+hash in the triggers too would *replace* the command on every config change (pulumi-command
+marks ``triggers`` replace-on-change), which the rehearsal with the real engine showed.
 
 Example (inside a Pulumi program)::
 
@@ -215,7 +219,8 @@ class Appliance(pulumi.ComponentResource):
             create=run,
             update=run,
             stdin=args.script,
-            triggers=[self.script_sha256, self.container.id],
+            # Only the container: a changed script is an update (stdin), not a replacement.
+            triggers=[self.container.id],
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[self.container, *args.provision_after],

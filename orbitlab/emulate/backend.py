@@ -1,0 +1,123 @@
+"""What the emulated cluster's nodes and containers are made of: the backend.
+
+The cluster (:mod:`~orbitlab.emulate.cluster`) decides what exists and enforces Proxmox's
+rules; a backend makes it real in one way. :class:`FilesBackend`, the one today, makes a
+node a directory whose ``sys/class/net`` holds one file per bridge, and a container a root
+directory into which the provisioning script writes its files (``--root``). A backend of
+network namespaces (the twin: a node's bridges as real bridges and VXLANs, a container as a
+namespace running the script in full) implements the same :class:`Backend` protocol and is
+chosen by the cluster's ``settings.backend``.
+
+>>> import tempfile
+>>> backend = FilesBackend(Path(tempfile.mkdtemp()))
+>>> backend.node_reloaded("pve1", ["olvn1001", "vmbr0"])
+>>> sorted(p.name for p in (backend.node_dir("pve1") / "sys/class/net").iterdir())
+['olvn1001', 'vmbr0']
+>>> backend.run_on_node("pve1", "ls /sys/class/net/", None).stdout.split()
+['olvn1001', 'vmbr0']
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+NODE_SYS_NET = "/sys/class/net/"
+#: A command on a node may not run longer than this (the bridge wait's own bound is 120 s).
+COMMAND_TIMEOUT_S = 300
+BACKENDS = ("files",)
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished command: exit status and output."""
+
+    status: int
+    stdout: str
+    stderr: str
+
+
+class Backend(Protocol):
+    """What makes the emulated cluster's nodes and containers real."""
+
+    def node_reloaded(self, node: str, bridges: list[str]) -> None:
+        """A node's network now has exactly these bridges."""
+
+    def container_created(self, node: str, vmid: int, record: dict[str, Any]) -> None:
+        """A container exists (and runs, if its record says so) on a node."""
+
+    def container_deleted(self, node: str, vmid: int) -> None:
+        """A container is gone."""
+
+    def exec_in_container(self, node: str, vmid: int, script: str) -> Result:
+        """``pct exec <vmid> -- /bin/sh -s`` with ``script`` on stdin."""
+
+    def run_on_node(self, node: str, command: str, stdin: str | None) -> Result:
+        """A command in a shell on the node."""
+
+
+class FilesBackend:
+    """Nodes and containers as directories under the cluster's directory."""
+
+    def __init__(self, cluster_dir: Path) -> None:
+        self.cluster_dir = cluster_dir
+
+    def node_dir(self, node: str) -> Path:
+        return self.cluster_dir / "nodes" / node
+
+    def rootfs(self, node: str, vmid: int) -> Path:
+        return self.node_dir(node) / "ct" / str(vmid) / "rootfs"
+
+    def node_reloaded(self, node: str, bridges: list[str]) -> None:
+        net = self.node_dir(node) / "sys" / "class" / "net"
+        net.mkdir(parents=True, exist_ok=True)
+        for entry in net.iterdir():
+            if entry.name not in bridges:
+                entry.unlink()
+        for name in bridges:
+            (net / name).touch()
+
+    def container_created(self, node: str, vmid: int, record: dict[str, Any]) -> None:
+        self.rootfs(node, vmid).mkdir(parents=True, exist_ok=True)
+
+    def container_deleted(self, node: str, vmid: int) -> None:
+        shutil.rmtree(self.rootfs(node, vmid).parent, ignore_errors=True)
+
+    def exec_in_container(self, node: str, vmid: int, script: str) -> Result:
+        """The script's files part, written under the container's root directory."""
+        root = self.rootfs(node, vmid)
+        return _run(["sh", "-s", "--", "--root", str(root)], script, root)
+
+    def run_on_node(self, node: str, command: str, stdin: str | None) -> Result:
+        """``sh -c`` in the node's directory, ``/sys/class/net/`` mapped to the node's."""
+        node_dir = self.node_dir(node)
+        mapped = command.replace(NODE_SYS_NET, f"{node_dir}{NODE_SYS_NET}")
+        return _run(["sh", "-c", mapped], stdin, node_dir)
+
+
+def backend_for(cluster_dir: Path, name: str = "files") -> Backend:
+    """The backend a cluster was started with."""
+    if name != "files":
+        raise ValueError(f"unknown emulator backend {name!r} (known: {', '.join(BACKENDS)})")
+    return FilesBackend(cluster_dir)
+
+
+def _run(argv: list[str], stdin: str | None, cwd: Path) -> Result:
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+    try:
+        done = subprocess.run(
+            argv,
+            input=stdin or "",
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=env,
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return Result(124, "", f"timed out after {COMMAND_TIMEOUT_S} s")
+    return Result(done.returncode, done.stdout, done.stderr)

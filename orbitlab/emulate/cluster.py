@@ -1,0 +1,514 @@
+"""The emulated Proxmox cluster: nodes, SDN, templates and containers, with Proxmox's rules.
+
+What it enforces (messages are Proxmox's own where it has one):
+
+- zone and VNet IDs: 2-8 characters, ``[a-zA-Z][a-zA-Z0-9]*[a-zA-Z0-9]``; zones, VNets,
+  subnets and controllers unique; one EVPN controller per cluster; VXLAN tags unique among
+  VXLAN/EVPN VNets; an EVPN zone's VRF-VXLAN tag unique; a VNet's zone, a subnet's VNet and
+  an EVPN zone's controller must exist; a subnet's gateway inside its CIDR;
+- SDN changes stay *pending* until an apply (``PUT /cluster/sdn``) commits them to the
+  *running* config; then every node reloads its network, and only then does a VNet's bridge
+  exist on the nodes of its zone;
+- the apply takes the cluster-wide ``sdn`` domain lock (Proxmox waits 10 s for it) and holds
+  it for ``apply_s``: the commit, then the node reloads. An apply that finds the lock taken is
+  an overlapping apply: when it gets the lock its commit goes through but the nodes are still
+  reloading for the other one, so its reload fails (ifupdown2: "Another instance of this
+  program is already running."); when it does not get it in time: "could not commit SDN
+  config: cfs-lock 'domain-sdn' error: got lock request timeout";
+- a template is a volume on one node's storage; a container needs its template on its node,
+  its root disk's storage, a VMID free in the whole cluster, and every NIC's bridge existing
+  (applied) on its node;
+- in use cannot be deleted: a zone with VNets, a VNet with subnets or containers on it, a
+  controller with zones, a template a container on its node was made from.
+
+Every function takes the :class:`~orbitlab.emulate.store.Store` and changes the state under
+its lock. IDs in the state are Proxmox's (``olvn1001``), properties the provider's inputs.
+What makes nodes and containers real is the cluster's backend (:mod:`~orbitlab.emulate.backend`).
+
+>>> import tempfile
+>>> from pathlib import Path
+>>> store = Store(Path(tempfile.mkdtemp()))
+>>> create_cluster(store, [Node("pve1", "192.0.2.11")], apply_s=0)
+>>> create_sdn(store, "zones", "olvz1001", {"type": "vxlan", "peers": ["192.0.2.11"]})
+>>> create_sdn(store, "vnets", "olvn1001", {"zone": "olvz1001", "tag": 1001})
+>>> bridges(store.read(), "pve1")
+['vmbr0']
+>>> apply_sdn(store, "rollout-apply", "create")["ok"]
+True
+>>> bridges(store.read(), "pve1")
+['olvn1001', 'vmbr0']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from netaddr import AddrFormatError, IPAddress, IPNetwork
+
+from orbitlab.emulate import ProxmoxError
+from orbitlab.emulate.backend import Backend, backend_for
+from orbitlab.emulate.store import Store
+
+FORMAT = 1
+SDN_ID = re.compile(r"^[a-zA-Z][a-zA-Z0-9]*[a-zA-Z0-9]$")
+SDN_KINDS = ("controllers", "zones", "vnets", "subnets")
+#: Proxmox waits this long for the cluster-wide "sdn" lock (cfs_lock_domain's default).
+LOCK_WAIT_S = 10.0
+#: How long an apply holds the lock: the commit, then the node reloads.
+APPLY_S = 1.5
+#: A node's storages and what they hold, as on a fresh Proxmox VE install.
+STORAGES = {"local": ["vztmpl", "iso", "backup", "snippets"], "local-lvm": ["rootdir", "images"]}
+IFRELOAD_BUSY = "error: Another instance of this program is already running."
+LOCK_TIMEOUT = "could not commit SDN config: cfs-lock 'domain-sdn' error: got lock request timeout"
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node as the stack file names it."""
+
+    name: str
+    address: str
+    mtu: int = 1500
+    host_key: str | None = None
+
+
+def create_cluster(
+    store: Store,
+    nodes: list[Node],
+    *,
+    apply_s: float = APPLY_S,
+    lock_wait_s: float = LOCK_WAIT_S,
+    stack: str = "",
+    backend: str = "files",
+) -> None:
+    """A fresh cluster: the nodes with their storages and ``vmbr0``, no SDN, nothing else."""
+    state: dict[str, Any] = {
+        "format": FORMAT,
+        "stack": stack,
+        "settings": {"apply_s": apply_s, "lock_wait_s": lock_wait_s, "backend": backend},
+        "nodes": {
+            node.name: {
+                "address": node.address,
+                "mtu": node.mtu,
+                "host_key": node.host_key,
+                "storages": STORAGES,
+                "bridges": ["vmbr0"],
+            }
+            for node in nodes
+        },
+        "sdn": {"version": 0, "config": _empty_sdn(), "running": _empty_sdn()},
+        "volumes": {node.name: {} for node in nodes},
+        "containers": {},
+        "applies": [],
+        "failed_tasks": [],
+        "runs": [],
+    }
+    store.write(state)
+    for node in nodes:
+        backend_of(store, state).node_reloaded(node.name, ["vmbr0"])
+
+
+def backend_of(store: Store, state: dict[str, Any]) -> Backend:
+    """What makes this cluster's nodes and containers real (its ``settings.backend``)."""
+    return backend_for(store.cluster_dir, state["settings"].get("backend", "files"))
+
+
+def _empty_sdn() -> dict[str, dict[str, Any]]:
+    return {kind: {} for kind in SDN_KINDS}
+
+
+# --- SDN objects -------------------------------------------------------------------------
+
+
+def check_sdn_id(kind: str, value: str) -> None:
+    """Proxmox's format of zone and VNet IDs (``pve-sdn-zone-id``, ``pve-sdn-vnet-id``).
+
+    >>> check_sdn_id("zones", "olvz1001")
+    >>> check_sdn_id("vnets", "olvn10011")
+    Traceback (most recent call last):
+    ...
+    orbitlab.emulate.ProxmoxError: vnet: value may only be 8 characters long ('olvn10011')
+    """
+    label = kind.removesuffix("s")
+    if len(value) < 2:
+        raise ProxmoxError(f"{label}: value must be at least 2 characters long ({value!r})")
+    if len(value) > 8:
+        raise ProxmoxError(f"{label}: value may only be 8 characters long ({value!r})")
+    if not SDN_ID.match(value):
+        raise ProxmoxError(
+            f"{label}: value does not match the regex pattern "
+            f"'[a-zA-Z][a-zA-Z0-9]*[a-zA-Z0-9]' ({value!r})"
+        )
+
+
+def subnet_id(zone: str, cidr: str) -> str:
+    """Proxmox's ID of a subnet: its zone and CIDR (``olvz1001-172.16.0.0-24``)."""
+    return f"{zone}-{cidr.replace('/', '-')}"
+
+
+def create_sdn(store: Store, kind: str, object_id: str, props: dict[str, Any]) -> None:
+    """Add a controller, zone, VNet or subnet to the pending config."""
+    with store.change() as state:
+        config = state["sdn"]["config"]
+        if object_id in config[kind]:
+            label = kind.removesuffix("s")
+            raise ProxmoxError(f"sdn {label} object ID '{object_id}' already defined")
+        _validate_sdn(config, kind, object_id, props)
+        config[kind][object_id] = props
+
+
+def update_sdn(store: Store, kind: str, object_id: str, props: dict[str, Any]) -> None:
+    """Change an object of the pending config (its ID stays)."""
+    with store.change() as state:
+        config = state["sdn"]["config"]
+        _require(config, kind, object_id)
+        _validate_sdn(config, kind, object_id, props)
+        config[kind][object_id] = props
+
+
+def delete_sdn(store: Store, kind: str, object_id: str) -> None:
+    """Remove an object from the pending config, unless something still uses it."""
+    with store.change() as state:
+        config = state["sdn"]["config"]
+        _require(config, kind, object_id)
+        _refuse_delete_in_use(state, kind, object_id)
+        del config[kind][object_id]
+
+
+def _require(config: dict[str, Any], kind: str, object_id: str) -> None:
+    if object_id not in config[kind]:
+        raise ProxmoxError(f"sdn {kind.removesuffix('s')} '{object_id}' does not exist")
+
+
+def _validate_sdn(config: dict[str, Any], kind: str, object_id: str, props: dict[str, Any]) -> None:
+    if kind in ("zones", "vnets", "controllers"):
+        check_sdn_id(kind, object_id)
+    validate = {
+        "controllers": _validate_controller,
+        "zones": _validate_zone,
+        "vnets": _validate_vnet,
+        "subnets": _validate_subnet,
+    }[kind]
+    validate(config, object_id, props)
+
+
+def _validate_controller(config: dict[str, Any], object_id: str, props: dict[str, Any]) -> None:
+    others = [c for c in config["controllers"] if c != object_id]
+    if props.get("type") == "evpn" and any(
+        config["controllers"][c].get("type") == "evpn" for c in others
+    ):
+        raise ProxmoxError("only 1 global evpn controller can be defined")
+    if not props.get("peers"):
+        raise ProxmoxError("must have exactly one of peers / fabric defined")
+
+
+def _validate_zone(config: dict[str, Any], object_id: str, props: dict[str, Any]) -> None:
+    if props.get("type") == "vxlan" and not props.get("peers"):
+        raise ProxmoxError(f"neither peers nor fabric configured for VXLAN zone {object_id}")
+    if props.get("type") != "evpn":
+        return
+    controller = props.get("controller")
+    if controller not in config["controllers"]:
+        raise ProxmoxError(f"controller {controller} don't exist")
+    vrf = props.get("vrfVxlan")
+    for other, zone in config["zones"].items():
+        if other != object_id and zone.get("type") == "evpn" and zone.get("vrfVxlan") == vrf:
+            raise ProxmoxError(f"vrf-vxlan {vrf} is already declared in {other}")
+
+
+def _validate_vnet(config: dict[str, Any], object_id: str, props: dict[str, Any]) -> None:
+    zone_id = props.get("zone")
+    zone = config["zones"].get(zone_id)
+    if zone is None:
+        raise ProxmoxError(f"zone: zone '{zone_id}' does not exist")
+    if zone.get("type") not in ("vxlan", "evpn"):
+        return
+    tag = props.get("tag")
+    if tag is None:
+        raise ProxmoxError("tag: missing vxlan tag")
+    if tag > 16777216:
+        raise ProxmoxError("tag: vxlan tag max value is 16777216")
+    for other, vnet in sorted(config["vnets"].items()):
+        other_zone = config["zones"].get(vnet.get("zone"), {})
+        if other == object_id or other_zone.get("type") not in ("vxlan", "evpn"):
+            continue
+        if vnet.get("tag") == tag:
+            raise ProxmoxError(
+                f"tag: vxlan tag {tag} already exist in vnet {other} in zone {vnet['zone']} "
+            )
+
+
+def _validate_subnet(config: dict[str, Any], object_id: str, props: dict[str, Any]) -> None:
+    vnet = props.get("vnet")
+    if vnet not in config["vnets"]:
+        raise ProxmoxError(f"vnet: {vnet} don't exist")
+    try:
+        cidr = IPNetwork(props["cidr"])
+    except (AddrFormatError, ValueError, KeyError):
+        raise ProxmoxError("cidr: value does not look like a valid CIDR network") from None
+    gateway = props.get("gateway")
+    if gateway and IPAddress(gateway) not in cidr:
+        raise ProxmoxError(f"gateway: {gateway} is not in subnet {cidr}")
+
+
+def _refuse_delete_in_use(state: dict[str, Any], kind: str, object_id: str) -> None:
+    config = state["sdn"]["config"]
+    if kind == "controllers":
+        for zone_id, zone in sorted(config["zones"].items()):
+            if zone.get("controller") == object_id:
+                raise ProxmoxError(f"controller {object_id} is used by {zone_id}")
+    elif kind == "zones":
+        for vnet_id, vnet in sorted(config["vnets"].items()):
+            if vnet.get("zone") == object_id:
+                raise ProxmoxError(f"zone {object_id} is used by vnet {vnet_id}")
+    elif kind == "vnets":
+        if any(subnet.get("vnet") == object_id for subnet in config["subnets"].values()):
+            raise ProxmoxError("vnet: Can't delete vnet if subnets exists")
+        for vmid, container in sorted(state["containers"].items()):
+            if any(nic["bridge"] == object_id for nic in container["nics"]):
+                raise ProxmoxError(f"vnet {object_id} is used by CT {vmid}")
+
+
+def sdn_listing(state: dict[str, Any], kind: str) -> list[tuple[str, dict[str, Any], str | None]]:
+    """The objects as the API lists them with pending changes: the config, plus what is
+    deleted but still running; each with its state (``new``, ``changed``, ``deleted`` or None).
+    """
+    config, running = state["sdn"]["config"][kind], state["sdn"]["running"][kind]
+    listed = []
+    for object_id in sorted(set(config) | set(running)):
+        if object_id not in running:
+            listed.append((object_id, config[object_id], "new"))
+        elif object_id not in config:
+            listed.append((object_id, running[object_id], "deleted"))
+        else:
+            changed = config[object_id] != running[object_id]
+            listed.append((object_id, config[object_id], "changed" if changed else None))
+    return listed
+
+
+# --- the apply ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def domain_lock(store: Store, wait_s: float) -> Iterator[bool]:
+    """Proxmox's cluster-wide ``sdn`` lock; yields whether it had to wait for another holder.
+
+    Raises :class:`ProxmoxError` (Proxmox's message) when it is not free within ``wait_s``.
+    """
+    store.cluster_dir.mkdir(parents=True, exist_ok=True)
+    with open(store.domain_lock_path, "a") as handle:
+        waited = False
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = True
+                if time.monotonic() >= deadline:
+                    raise ProxmoxError(LOCK_TIMEOUT) from None
+                time.sleep(0.05)
+        try:
+            yield waited
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def apply_sdn(store: Store, by: str, why: str) -> dict[str, Any]:
+    """``PUT /cluster/sdn``: commit the pending config, reload every node's network.
+
+    Returns the apply's record; raises :class:`ProxmoxError` when it overlapped another apply.
+    """
+    settings = store.read()["settings"]
+    started = time.time()
+    with domain_lock(store, settings["lock_wait_s"]) as waited:
+        with store.change() as state:
+            record = _commit(state, by, why, started)
+            if waited:
+                _fail_reloads(state, record)
+        if waited:
+            raise ProxmoxError(record["error"])
+        time.sleep(settings["apply_s"])
+        with store.change() as state:
+            record = state["applies"][record["n"] - 1]
+            for node in state["nodes"]:
+                _reload_node(store, state, node)
+            record.update(ok=True, end=time.time())
+    store.log("cluster", f"apply #{record['n']} by {by} ({why}): SDN version {record['version']}")
+    return record
+
+
+def _commit(state: dict[str, Any], by: str, why: str, started: float) -> dict[str, Any]:
+    sdn = state["sdn"]
+    sdn["version"] += 1
+    sdn["running"] = {kind: dict(objects) for kind, objects in sdn["config"].items()}
+    record = {
+        "n": len(state["applies"]) + 1,
+        "by": by,
+        "why": why,
+        "version": sdn["version"],
+        "start": started,
+        "end": None,
+        "ok": False,
+        "error": None,
+    }
+    state["applies"].append(record)
+    return record
+
+
+def _fail_reloads(state: dict[str, Any], record: dict[str, Any]) -> None:
+    """An apply that overlapped another: its commit went through, its node reloads fail."""
+    nodes = sorted(state["nodes"])
+    for node in nodes:
+        state["failed_tasks"].append(
+            {"node": node, "task": "srvreload", "apply": record["n"], "error": IFRELOAD_BUSY}
+        )
+    record.update(
+        end=time.time(),
+        error=(
+            f"SDN apply #{record['n']} overlapped another apply: the commit went through, but "
+            f"reloading the network failed on {', '.join(nodes)}: {IFRELOAD_BUSY} "
+            "(two SDN applies at once; see 'orbitlab emulate status')"
+        ),
+    )
+
+
+def bridges(state: dict[str, Any], node: str) -> list[str]:
+    """The bridges on a node now: those of its last network reload."""
+    return list(state["nodes"][node]["bridges"])
+
+
+def running_bridges(state: dict[str, Any], node: str) -> list[str]:
+    """The bridges the running config puts on a node: ``vmbr0`` and every VNet whose zone
+    spans the node (a zone without ``nodes`` spans them all)."""
+    running = state["sdn"]["running"]
+    found = {"vmbr0"}
+    for vnet_id, vnet in running["vnets"].items():
+        zone = running["zones"].get(vnet.get("zone"), {})
+        if node in (zone.get("nodes") or list(state["nodes"])):
+            found.add(vnet_id)
+    return sorted(found)
+
+
+def _reload_node(store: Store, state: dict[str, Any], node: str) -> None:
+    names = running_bridges(state, node)
+    state["nodes"][node]["bridges"] = names
+    backend_of(store, state).node_reloaded(node, names)
+
+
+# --- templates ---------------------------------------------------------------------------
+
+
+def _node(state: dict[str, Any], node: str) -> dict[str, Any]:
+    if node not in state["nodes"]:
+        raise ProxmoxError(f"no such cluster node '{node}'")
+    return state["nodes"][node]
+
+
+def _storage(state: dict[str, Any], node: str, storage: str, content: str) -> None:
+    kinds = _node(state, node)["storages"].get(storage)
+    if kinds is None:
+        raise ProxmoxError(f"storage '{storage}' does not exist")
+    if content not in kinds:
+        raise ProxmoxError(f"storage '{storage}' does not support content-type '{content}'")
+
+
+def create_volume(
+    store: Store, node: str, storage: str, content: str, file_name: str, url: str, overwrite: bool
+) -> str:
+    """A downloaded template (or other file) on a node's storage; returns its volume ID."""
+    volid = f"{storage}:{content}/{file_name}"
+    with store.change() as state:
+        _storage(state, node, storage, content)
+        if volid in state["volumes"][node] and not overwrite:
+            raise ProxmoxError(f"refusing to override existing file '{file_name}'")
+        state["volumes"][node][volid] = {"url": url}
+    return volid
+
+
+def delete_volume(store: Store, node: str, volid: str) -> None:
+    with store.change() as state:
+        if volid not in state["volumes"].get(node, {}):
+            raise ProxmoxError(f"volume '{volid}' does not exist")
+        for vmid, container in sorted(state["containers"].items()):
+            if container["node"] == node and container["template"] == volid:
+                raise ProxmoxError(f"volume '{volid}' is used by CT {vmid}")
+        del state["volumes"][node][volid]
+
+
+# --- containers --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Container:
+    """What the emulator keeps of a container (no secret: passwords and keys stay out)."""
+
+    vmid: int
+    node: str
+    hostname: str
+    template: str
+    storage: str
+    nics: tuple[dict[str, Any], ...]
+    started: bool = True
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "hostname": self.hostname,
+            "template": self.template,
+            "storage": self.storage,
+            "nics": list(self.nics),
+            "status": "running" if self.started else "stopped",
+        }
+
+
+def create_container(store: Store, container: Container) -> None:
+    with store.change() as state:
+        _node(state, container.node)
+        existing = state["containers"].get(str(container.vmid))
+        if existing is not None:
+            raise ProxmoxError(
+                f"unable to create CT {container.vmid} - CT {container.vmid} already exists "
+                f"on node '{existing['node']}'"
+            )
+        _check_container(state, container)
+        record = state["containers"][str(container.vmid)] = container.record()
+        backend_of(store, state).container_created(container.node, container.vmid, record)
+
+
+def update_container(store: Store, container: Container) -> None:
+    with store.change() as state:
+        if str(container.vmid) not in state["containers"]:
+            raise ProxmoxError(f"CT {container.vmid} does not exist")
+        _check_container(state, container)
+        state["containers"][str(container.vmid)] = container.record()
+
+
+def _check_container(state: dict[str, Any], container: Container) -> None:
+    if container.template not in state["volumes"][container.node]:
+        raise ProxmoxError(f"volume '{container.template}' does not exist")
+    _storage(state, container.node, container.storage, "rootdir")
+    present = bridges(state, container.node)
+    for nic in container.nics:
+        if nic["bridge"] not in present:
+            raise ProxmoxError(f"bridge '{nic['bridge']}' does not exist")
+
+
+def delete_container(store: Store, vmid: int) -> None:
+    with store.change() as state:
+        container = state["containers"].pop(str(vmid), None)
+        if container is None:
+            raise ProxmoxError(f"CT {vmid} does not exist")
+        backend_of(store, state).container_deleted(container["node"], vmid)
+
+
+def record_run(store: Store, run: dict[str, Any]) -> None:
+    """Remember a command that ran on a node or in a container (no stdin, only its hash)."""
+    with store.change() as state:
+        state["runs"].append(run)

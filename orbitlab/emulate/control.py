@@ -1,0 +1,157 @@
+"""Start, describe and stop an emulated cluster; the environment ``pulumi`` runs in.
+
+``start`` creates the cluster from a stack file's nodes, writes the stand-in plugins into
+``bin/`` (small launchers running this Python with this orbitlab), a file backend, a
+Pulumi home and a passphrase of the rehearsal's own. ``environment`` is what
+``orbitlab emulate env`` prints: PATH with the stand-ins, the built Pulumi CLI and language
+host, and this virtualenv's ``bin`` first (the language host runs ``python3`` from PATH).
+
+>>> print("\\n".join(export_lines({"A": "x y", "PATH": "/b:$PATH"})))
+export A='x y'
+export PATH="/b:$PATH"
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orbitlab
+from orbitlab.emulate import EmulateError
+from orbitlab.emulate.cluster import APPLY_S, LOCK_WAIT_S, Node, create_cluster
+from orbitlab.emulate.store import DIR_ENV, Store
+from orbitlab.stack import load_stack_file
+
+PULUMI_VERSION = "v3.250.0"
+PULUMI_DIR_ENV = "ORBITLAB_PULUMI_DIR"
+PROJECT_ROOT = Path(orbitlab.__file__).resolve().parent.parent
+BUILD_SCRIPT = PROJECT_ROOT / "scripts" / "build-pulumi.sh"
+STAND_INS = {"pulumi-resource-proxmoxve": "proxmoxve", "pulumi-resource-command": "command"}
+
+
+def pulumi_bin() -> Path:
+    """Where ``scripts/build-pulumi.sh`` puts the CLI and the language host."""
+    root = os.environ.get(PULUMI_DIR_ENV)
+    base = Path(root) if root else PROJECT_ROOT / ".orbitlab" / "pulumi" / PULUMI_VERSION
+    return base / "bin"
+
+
+def pulumi_built() -> bool:
+    return all((pulumi_bin() / name).exists() for name in ("pulumi", "pulumi-language-python"))
+
+
+def ensure_pulumi(say: Any = print) -> Path:
+    """The built CLI's directory, building it first if needed (minutes, once)."""
+    if pulumi_built():
+        return pulumi_bin()
+    if not BUILD_SCRIPT.is_file():
+        raise EmulateError(
+            f"the Pulumi CLI is not built in {pulumi_bin()} and {BUILD_SCRIPT} is missing; "
+            "build it with scripts/build-pulumi.sh from an OrbitLab checkout"
+        )
+    say(f"building the Pulumi CLI {PULUMI_VERSION} first (minutes, once): {BUILD_SCRIPT}")
+    if subprocess.run(["bash", str(BUILD_SCRIPT)], check=False).returncode != 0:
+        raise EmulateError(f"building the Pulumi CLI failed; run {BUILD_SCRIPT} to see why")
+    return pulumi_bin()
+
+
+def launcher(module: str) -> str:
+    """A stand-in plugin's executable: this Python, this orbitlab, that module's ``main``."""
+    return (
+        f"#!{sys.executable}\n"
+        f'"""Stand-in Pulumi plugin (orbitlab emulate): orbitlab.emulate.{module}."""\n'
+        "import sys\n"
+        f"sys.path.insert(0, {str(PROJECT_ROOT)!r})\n"
+        f"from orbitlab.emulate.{module} import main, stand_in\n"
+        "main(stand_in())\n"
+    )
+
+
+def start(
+    store: Store,
+    stack_file: str,
+    *,
+    apply_s: float = APPLY_S,
+    lock_wait_s: float = LOCK_WAIT_S,
+    build: bool = True,
+) -> dict[str, Any]:
+    """Create the emulated cluster of a stack file's nodes; returns what was made."""
+    if store.exists:
+        raise EmulateError(
+            f"an emulated cluster already runs in {store.root}; `orbitlab emulate stop` first"
+        )
+    if apply_s < 0 or lock_wait_s < 0:
+        raise EmulateError("--apply-seconds and --lock-wait-seconds must not be negative")
+    stack, settings = load_stack_file(stack_file)
+    nodes = [Node(n.name, str(n.address), n.mtu, n.host_key) for n in settings.backplane.nodes]
+    if build:
+        ensure_pulumi()
+    create_cluster(store, nodes, apply_s=apply_s, lock_wait_s=lock_wait_s, stack=stack)
+    bin_dir = store.root / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name, module in STAND_INS.items():
+        path = bin_dir / name
+        path.write_text(launcher(module))
+        path.chmod(0o755)
+    for folder in ("backend", "pulumi-home"):
+        (store.root / folder).mkdir(exist_ok=True)
+    passphrase = store.root / "passphrase"
+    passphrase.write_text(secrets.token_hex(16) + "\n")
+    passphrase.chmod(0o600)
+    store.log("emulate", f"started from {stack_file}: nodes {', '.join(n.name for n in nodes)}")
+    return {"stack": stack, "nodes": [n.name for n in nodes]}
+
+
+def require(store: Store) -> Store:
+    if not store.exists:
+        raise EmulateError(
+            f"no emulated cluster in {store.root}; start one with `orbitlab emulate start "
+            f"STACKFILE` (or set {DIR_ENV} to where it runs)"
+        )
+    return store
+
+
+def environment(store: Store) -> dict[str, str]:
+    """What ``pulumi`` needs to rehearse against this cluster (PATH expands ``$PATH``)."""
+    require(store)
+    path = [str(store.root / "bin"), str(pulumi_bin()), str(Path(sys.executable).parent)]
+    return {
+        "PATH": ":".join(path) + ":$PATH",
+        "PULUMI_BACKEND_URL": f"file://{store.root / 'backend'}",
+        "PULUMI_HOME": str(store.root / "pulumi-home"),
+        "PULUMI_CONFIG_PASSPHRASE": (store.root / "passphrase").read_text().strip(),
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        DIR_ENV: str(store.root),
+    }
+
+
+def export_lines(env: dict[str, str]) -> list[str]:
+    """``export`` lines for ``eval``: values quoted, ``$PATH`` left to the shell."""
+    lines = []
+    for key, value in env.items():
+        if value.endswith(":$PATH"):
+            lines.append(f'export {key}="{value}"')
+        else:
+            lines.append(f"export {key}={shlex.quote(value)}")
+    return lines
+
+
+def process_environment(store: Store, base: dict[str, str] | None = None) -> dict[str, str]:
+    """A process environment for ``pulumi`` (``$PATH`` expanded against ``base``)."""
+    base = dict(os.environ if base is None else base)
+    for key, value in environment(store).items():
+        base[key] = value.replace("$PATH", base.get("PATH", ""))
+    return base
+
+
+def stop(store: Store) -> None:
+    """Remove the cluster, its plugins, backend and Pulumi home."""
+    require(store)
+    shutil.rmtree(store.root)

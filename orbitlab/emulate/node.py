@@ -1,0 +1,96 @@
+"""What runs on an emulated node over "SSH": ``pct exec`` into a container, or a shell command.
+
+- ``pct exec <vmid> -- /bin/sh -s`` with a script on stdin (the provisioning command) runs
+  the script's *files part* against the container's root directory
+  (``sh -s -- --root <rootfs>``): the bundle's files land where the container would have
+  them, and no command of the bundle runs on this machine. The container must exist on that
+  node and be running (Proxmox's messages otherwise).
+- any other command runs in ``sh`` on this machine, in the node's directory, with
+  ``/sys/class/net/`` mapped to the node's own (its bridges as files): that is how the bridge
+  wait sees the bridges a network reload made. It is not sandboxed otherwise.
+
+Both go through the cluster's backend (:mod:`~orbitlab.emulate.backend`); this module adds
+what is the same for every backend: Proxmox's checks and the record of what ran.
+
+Every run is recorded in the cluster state (command, node, exit status, the SHA-256 of its
+stdin, the files a provisioning run wrote), never its stdin itself.
+
+>>> parse_pct_exec("pct exec 10011 -- /bin/sh -s")
+10011
+>>> parse_pct_exec("pct exec 10011 -- rm -rf /") is None
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+
+from orbitlab.emulate import ProxmoxError
+from orbitlab.emulate.backend import Result
+from orbitlab.emulate.cluster import backend_of, record_run
+from orbitlab.emulate.store import Store
+
+PCT_EXEC = re.compile(r"^\s*pct\s+exec\s+(\d+)\s+--\s+/bin/sh\s+-s\s*$")
+PCT_ANY = re.compile(r"^\s*pct\b")
+WROTE = re.compile(r"^orbitlab\[[^\]]*\]: wrote (\S+)$")
+
+
+def parse_pct_exec(command: str) -> int | None:
+    """The VMID of a provisioning command, or None for anything else."""
+    match = PCT_EXEC.match(command)
+    return int(match.group(1)) if match else None
+
+
+def run_on_node(store: Store, node: str, command: str, stdin: str | None, by: str) -> Result:
+    """Run ``command`` on ``node`` as the emulated SSH session would."""
+    vmid = parse_pct_exec(command)
+    if vmid is not None:
+        return _pct_exec(store, node, vmid, stdin or "", command, by)
+    if PCT_ANY.match(command):
+        raise ProxmoxError(
+            f"the emulated node runs only 'pct exec VMID -- /bin/sh -s' (got {command!r})"
+        )
+    result = backend_of(store, store.read()).run_on_node(node, command, stdin)
+    _record(store, node, command, stdin, by, result, vmid=None, files=[])
+    return result
+
+
+def _pct_exec(store: Store, node: str, vmid: int, script: str, command: str, by: str) -> Result:
+    state = store.read()
+    container = state["containers"].get(str(vmid))
+    if container is None or container["node"] != node:
+        raise ProxmoxError(f"Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist")
+    if container["status"] != "running":
+        raise ProxmoxError(f"CT {vmid} not running")
+    result = backend_of(store, state).exec_in_container(node, vmid, script)
+    files = [m.group(1) for line in result.stderr.splitlines() if (m := WROTE.match(line))]
+    _record(store, node, command, script, by, result, vmid=vmid, files=files)
+    return result
+
+
+def _record(
+    store: Store,
+    node: str,
+    command: str,
+    stdin: str | None,
+    by: str,
+    result: Result,
+    *,
+    vmid: int | None,
+    files: list[str],
+) -> None:
+    record_run(
+        store,
+        {
+            "at": time.time(),
+            "by": by,
+            "node": node,
+            "vmid": vmid,
+            "command": command,
+            "stdin_sha256": hashlib.sha256((stdin or "").encode()).hexdigest(),
+            "status": result.status,
+            "wrote": files,
+        },
+    )

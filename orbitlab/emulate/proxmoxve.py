@@ -1,0 +1,356 @@
+"""The stand-in ``proxmoxve`` 8.6.0 plugin: the emulated cluster behind the provider's API.
+
+Resource types: the SDN controller (EVPN), zones (EVPN, VXLAN), VNets, subnets and the
+applier; ``download.File``; ``ContainerLegacy``. Invokes: ``sdn.getVnets`` and
+``sdn.getZones``, answered from the cluster (its config with pending changes). The provider
+needs ``proxmoxve:endpoint`` (a node's API address) and ``proxmoxve:apiToken``
+(``user@realm!tokenid=secret``; the secret part is never stored or logged).
+
+Replacements follow the bridged provider's ForceNew properties: an SDN object's ID (and a
+VNet's zone, a subnet's CIDR and VNet), every property of a download, and a container's
+node, VMID, privilege mode, template and root disk.
+
+>>> container_of({"nodeName": "pve1", "vmId": 10011.0, "initialization": {"hostname": "r"},
+...               "operatingSystem": {"templateFileId": "local:vztmpl/a.tar.xz"},
+...               "networkInterfaces": [{"name": "eth0", "bridge": "olvn1001"}]}).nics
+({'name': 'eth0', 'bridge': 'olvn1001', 'mac': None, 'mtu': None},)
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from orbitlab.emulate import ProxmoxError
+from orbitlab.emulate import cluster as c
+from orbitlab.emulate.plugin import Call, ResourceType, StandIn, main
+from orbitlab.emulate.wire import Secret
+
+VERSION = "8.6.0"
+TOKEN = re.compile(r"^(?P<user>[^@\s]+@[^!\s]+)!(?P<id>[^=\s]+)=(?P<secret>\S+)$")
+TOKEN_HELP = (
+    "set it with `pulumi config set --secret proxmoxve:apiToken 'user@pve!tokenid=<secret>'` "
+    "(or PROXMOX_VE_API_TOKEN)"
+)
+
+
+def configure(config: dict[str, Any]) -> dict[str, Any]:
+    """Check the provider config: an endpoint on a node of the cluster and an API token."""
+    token = config.get("apiToken")
+    value = token.value if isinstance(token, Secret) else token
+    if not value:
+        raise ProxmoxError(f"the Proxmox VE API token is missing: {TOKEN_HELP}")
+    match = TOKEN.match(str(value))
+    if match is None:
+        raise ProxmoxError(
+            f"the Proxmox VE API token is not 'user@realm!tokenid=secret': {TOKEN_HELP}"
+        )
+    endpoint = str(config.get("endpoint") or "")
+    if not endpoint:
+        raise ProxmoxError(
+            "the Proxmox VE endpoint is missing: set proxmoxve:endpoint (e.g. "
+            "https://<node address>:8006/) or PROXMOX_VE_ENDPOINT"
+        )
+    return {
+        "apiToken": Secret(str(value)),
+        "endpoint": endpoint,
+        "user": f"{match.group('user')}!{match.group('id')}",
+    }
+
+
+def _check_endpoint(call: Call) -> None:
+    host = urlsplit(str(call.config.get("endpoint", ""))).hostname
+    nodes = call.store.read()["nodes"]
+    if host not in {node["address"] for node in nodes.values()} | set(nodes):
+        raise ProxmoxError(
+            f'Get "{call.config.get("endpoint")}api2/json": dial tcp {host}:8006: connect: '
+            "connection refused (the endpoint is not a node of the emulated cluster)"
+        )
+
+
+def _number(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+# --- SDN ---------------------------------------------------------------------------------
+
+
+def _sdn(
+    kind: str, id_key: str, props: Any, computed: dict[str, Any], replace: tuple[str, ...] = ()
+) -> ResourceType:
+    """A resource type for an SDN object whose ID is the input ``id_key``; changing it (or
+    ``replace``) replaces the object."""
+
+    def create(call: Call, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        _check_endpoint(call)
+        object_id = inputs[id_key]
+        c.create_sdn(call.store, kind, object_id, props(inputs))
+        call.log(f"created {kind.removesuffix('s')} {object_id} (pending)")
+        return object_id, {**inputs, **computed}
+
+    def update(call: Call, object_id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict:
+        c.update_sdn(call.store, kind, object_id, props(news))
+        call.log(f"updated {kind.removesuffix('s')} {object_id} (pending)")
+        return {**news, **computed}
+
+    def delete(call: Call, object_id: str, olds: dict[str, Any]) -> None:
+        c.delete_sdn(call.store, kind, object_id)
+        call.log(f"deleted {kind.removesuffix('s')} {object_id} (pending)")
+
+    return ResourceType(
+        create, update, delete, frozenset({id_key, *replace}), preview=lambda inputs: computed
+    )
+
+
+def _props(kind_type: str | None, id_key: str) -> Any:
+    def props(inputs: dict[str, Any]) -> dict[str, Any]:
+        found = {key: _plain_number(value) for key, value in inputs.items() if key != id_key}
+        return {"type": kind_type, **found} if kind_type else found
+
+    return props
+
+
+def _plain_number(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_plain_number(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain_number(item) for key, item in value.items()}
+    return value
+
+
+ZONE_OUTPUTS = {"pending": True, "state": "new"}
+
+
+def _subnet() -> ResourceType:
+    def props(inputs: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in inputs.items()}
+
+    def subnet_key(call: Call, inputs: dict[str, Any]) -> str:
+        vnet = call.store.read()["sdn"]["config"]["vnets"].get(inputs["vnet"])
+        if vnet is None:
+            raise ProxmoxError(f"vnet: {inputs['vnet']} don't exist")
+        return c.subnet_id(vnet["zone"], inputs["cidr"])
+
+    def create(call: Call, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        _check_endpoint(call)
+        object_id = subnet_key(call, inputs)
+        c.create_sdn(call.store, "subnets", object_id, props(inputs))
+        call.log(f"created subnet {object_id} (pending)")
+        return object_id, inputs
+
+    def update(call: Call, object_id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict:
+        c.update_sdn(call.store, "subnets", object_id, props(news))
+        call.log(f"updated subnet {object_id} (pending)")
+        return news
+
+    def delete(call: Call, object_id: str, olds: dict[str, Any]) -> None:
+        c.delete_sdn(call.store, "subnets", object_id)
+        call.log(f"deleted subnet {object_id} (pending)")
+
+    return ResourceType(create, update, delete, frozenset({"cidr", "vnet"}))
+
+
+def _applier() -> ResourceType:
+    def apply(call: Call, why: str) -> None:
+        record = c.apply_sdn(call.store, call.name, why)
+        call.log(f"applied SDN (apply #{record['n']}, {why})")
+
+    def create(call: Call, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        _check_endpoint(call)
+        if inputs.get("onCreate", True):
+            apply(call, "create")
+        return str(int(time.time() * 1000)), inputs
+
+    def update(call: Call, applier_id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict:
+        apply(call, "update")  # the provider re-applies on an in-place update
+        return news
+
+    def delete(call: Call, applier_id: str, olds: dict[str, Any]) -> None:
+        if olds.get("onDestroy", True):
+            apply(call, "delete")
+
+    return ResourceType(create, update, delete)
+
+
+# --- downloads and containers ------------------------------------------------------------
+
+DOWNLOAD_DEFAULTS = {"overwrite": True, "uploadTimeout": 600, "verify": True}
+
+
+def _download() -> ResourceType:
+    def create(call: Call, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        _check_endpoint(call)
+        file_name = inputs.get("fileName") or urlsplit(inputs["url"]).path.rsplit("/", 1)[-1]
+        volid = c.create_volume(
+            call.store,
+            inputs["nodeName"],
+            inputs["datastoreId"],
+            inputs["contentType"],
+            file_name,
+            inputs["url"],
+            overwrite=bool(inputs.get("overwriteUnmanaged")),
+        )
+        call.log(f"downloaded {volid} on {inputs['nodeName']} (not fetched: emulated)")
+        return volid, {**DOWNLOAD_DEFAULTS, **inputs, "fileName": file_name, "size": 0}
+
+    def update(call: Call, volid: str, olds: dict[str, Any], news: dict[str, Any]) -> dict:
+        return {**olds, **news}
+
+    def delete(call: Call, volid: str, olds: dict[str, Any]) -> None:
+        c.delete_volume(call.store, olds["nodeName"], volid)
+        call.log(f"deleted {volid} on {olds['nodeName']}")
+
+    keys = frozenset({"contentType", "datastoreId", "fileName", "nodeName", "url", "checksum"})
+    return ResourceType(
+        create,
+        update,
+        delete,
+        keys,
+        preview=lambda inputs: {"size": 0},
+        defaults=DOWNLOAD_DEFAULTS,
+    )
+
+
+def container_of(inputs: dict[str, Any]) -> c.Container:
+    """The emulator's view of a ``ContainerLegacy``'s inputs."""
+    init = inputs.get("initialization") or {}
+    return c.Container(
+        vmid=int(inputs["vmId"]),
+        node=inputs["nodeName"],
+        hostname=init.get("hostname") or f"CT{int(inputs['vmId'])}",
+        template=(inputs.get("operatingSystem") or {}).get("templateFileId", ""),
+        storage=(inputs.get("disk") or {}).get("datastoreId", "local-lvm"),
+        nics=tuple(
+            {
+                "name": nic["name"],
+                "bridge": nic.get("bridge", "vmbr0"),
+                "mac": nic.get("macAddress"),
+                "mtu": _number(nic.get("mtu")),
+            }
+            for nic in inputs.get("networkInterfaces") or []
+        ),
+        started=bool(inputs.get("started", True)),
+    )
+
+
+def _container() -> ResourceType:
+    def create(call: Call, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        _check_endpoint(call)
+        if inputs.get("vmId") is None:
+            raise ProxmoxError("vm_id: the emulated cluster needs a fixed VMID")
+        container = container_of(inputs)
+        c.create_container(call.store, container)
+        call.log(f"created CT {container.vmid} on {container.node} ({container.hostname})")
+        return str(container.vmid), inputs
+
+    def update(call: Call, vmid: str, olds: dict[str, Any], news: dict[str, Any]) -> dict:
+        c.update_container(call.store, container_of(news))
+        call.log(f"updated CT {vmid}")
+        return news
+
+    def delete(call: Call, vmid: str, olds: dict[str, Any]) -> None:
+        c.delete_container(call.store, int(vmid))
+        call.log(f"deleted CT {vmid}")
+
+    keys = frozenset({"nodeName", "vmId", "unprivileged", "operatingSystem", "disk"})
+    return ResourceType(create, update, delete, keys)
+
+
+# --- invokes -----------------------------------------------------------------------------
+
+
+def get_vnets(call: Call, args: dict[str, Any]) -> dict[str, Any]:
+    state = call.store.read()
+    vnets = [
+        {
+            "id": vnet_id,
+            "zone": vnet.get("zone", ""),
+            "tag": vnet.get("tag") or 0,
+            "alias": vnet.get("alias") or "",
+            "isolatePorts": bool(vnet.get("isolatePorts")),
+            "vlanAware": bool(vnet.get("vlanAware")),
+        }
+        for vnet_id, vnet, status in c.sdn_listing(state, "vnets")
+        if status != "deleted"
+    ]
+    return {"id": "vnets", "vnets": vnets}
+
+
+def _zone_record(zone_id: str, zone: dict[str, Any], status: str | None) -> dict[str, Any]:
+    return {
+        "id": zone_id,
+        "type": zone.get("type", ""),
+        "vrfVxlan": zone.get("vrfVxlan") or 0,
+        "advertiseSubnets": bool(zone.get("advertiseSubnets")),
+        "bridge": "",
+        "controller": zone.get("controller") or "",
+        "dhcp": "",
+        "disableArpNdSuppression": bool(zone.get("disableArpNdSuppression")),
+        "dns": "",
+        "dnsZone": "",
+        "exitNodes": list(zone.get("exitNodes") or []),
+        "exitNodesLocalRouting": bool(zone.get("exitNodesLocalRouting")),
+        "ipam": "",
+        "mtu": zone.get("mtu") or 0,
+        "nodes": list(zone.get("nodes") or []),
+        "peers": list(zone.get("peers") or []),
+        "pending": status is not None,
+        "primaryExitNode": zone.get("primaryExitNode") or "",
+        "reverseDns": "",
+        "rtImport": "",
+        "serviceVlan": 0,
+        "serviceVlanProtocol": "",
+        "state": status or "",
+    }
+
+
+def get_zones(call: Call, args: dict[str, Any]) -> dict[str, Any]:
+    state = call.store.read()
+    wanted = args.get("type")
+    zones = [
+        _zone_record(zone_id, zone, status)
+        for zone_id, zone, status in c.sdn_listing(state, "zones")
+        if wanted in (None, "", zone.get("type"))
+    ]
+    return {"id": "zones", "zones": zones, **({"type": wanted} if wanted else {})}
+
+
+def stand_in() -> StandIn:
+    return StandIn(
+        "proxmoxve",
+        VERSION,
+        {
+            "proxmoxve:sdn/applier:Applier": _applier(),
+            "proxmoxve:sdn/controller/evpn:Evpn": _sdn(
+                "controllers",
+                "sdnControllerEvpnId",
+                _props("evpn", "sdnControllerEvpnId"),
+                {"digest": ""},
+            ),
+            "proxmoxve:sdn/zone/evpn:Evpn": _sdn(
+                "zones", "resourceId", _props("evpn", "resourceId"), ZONE_OUTPUTS
+            ),
+            "proxmoxve:sdn/zone/vxlan:Vxlan": _sdn(
+                "zones", "resourceId", _props("vxlan", "resourceId"), ZONE_OUTPUTS
+            ),
+            "proxmoxve:sdn/vnet:Vnet": _sdn(
+                "vnets", "resourceId", _props(None, "resourceId"), {}, ("zone",)
+            ),
+            "proxmoxve:sdn/subnet:Subnet": _subnet(),
+            "proxmoxve:download/file:File": _download(),
+            "proxmoxve:index/containerLegacy:ContainerLegacy": _container(),
+        },
+        {
+            "proxmoxve:sdn/getVnets:getVnets": get_vnets,
+            "proxmoxve:sdn/getZones:getZones": get_zones,
+        },
+        configure,
+    )
+
+
+if __name__ == "__main__":
+    main(stand_in())

@@ -1,0 +1,155 @@
+"""Drive a rehearsal from Python: a project directory, an emulated cluster, the real CLI.
+
+What the end-to-end tests and ``benchmarks/bench_rehearsal.py`` use; a person does the same
+by hand with ``orbitlab emulate start`` and ``eval "$(orbitlab emulate env)"``. The project
+directory is a copy of the stack program (``Pulumi.yaml``, ``__main__.py``) or a program of
+one's own, with the stack file copied in as ``Pulumi.<stack>.yaml`` (never edited in place).
+
+Example::
+
+    rehearsal = Rehearsal.create(tmp, "stacks/Pulumi.example.yaml", apply_s=0.5)
+    rehearsal.init_stack("example")          # stack init, secrets set with --secret
+    rehearsal.changes("preview")             # {'create': [...43 names...]}
+    rehearsal.pulumi("up", "--yes")
+    rehearsal.applies()                      # [{'by': 'rollout-apply', 'why': 'create', ...}]
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orbitlab.emulate import EmulateError, control
+from orbitlab.emulate.status import summary
+from orbitlab.emulate.store import Store
+
+#: A dummy API token and SSH key, set as secrets: tests look for them in state and logs.
+DUMMY_TOKEN = "orbitlab@pve!rehearsal=6c0f2e5a-91d4-4b7e-8f3a-2d5c7e9b1a04"
+DUMMY_TOKEN_SECRET = DUMMY_TOKEN.rsplit("=", 1)[1]
+DUMMY_KEY_BODY = "b3BlbnNzaC1rZXktdjEAAAAAQm9yYml0bGFiLXJlaGVhcnNhbC1kdW1teQ"
+DUMMY_KEY = (
+    f"-----BEGIN OPENSSH PRIVATE KEY-----\n{DUMMY_KEY_BODY}\n-----END OPENSSH PRIVATE KEY-----\n"
+)
+COMMAND_TIMEOUT_S = 600
+
+
+@dataclass
+class Rehearsal:
+    """One emulated cluster and one project directory; every ``pulumi`` run is kept."""
+
+    project: Path
+    store: Store
+    env: dict[str, str]
+    transcript: list[str] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls,
+        workdir: Path,
+        stack_file: str | Path,
+        *,
+        program: Path = control.PROJECT_ROOT,
+        apply_s: float = 1.5,
+    ) -> Rehearsal:
+        """A cluster with the stack file's nodes, and a copy of ``program``'s Pulumi.yaml and
+        ``__main__.py`` in ``workdir/project``."""
+        if not control.pulumi_built():
+            raise EmulateError(f"the Pulumi CLI is not built in {control.pulumi_bin()}")
+        store = Store(workdir / "emulate")
+        control.start(store, str(stack_file), apply_s=apply_s, build=False)
+        project = workdir / "project"
+        project.mkdir(parents=True)
+        for name in ("Pulumi.yaml", "__main__.py"):
+            shutil.copy(program / name, project / name)
+        env = control.process_environment(store)
+        env["PYTHONPATH"] = str(control.PROJECT_ROOT)
+        return cls(project, store, env)
+
+    def pulumi(
+        self, *args: str, stack: str | None = None, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``pulumi ARGS`` in the project; fails (``check``) with its output."""
+        argv = ["pulumi", *args, "--non-interactive", *(["--stack", stack] if stack else [])]
+        done = subprocess.run(
+            argv,
+            cwd=self.project,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )
+        self.transcript.append(f"$ {' '.join(argv)}\n{done.stdout}\n{done.stderr}")
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"pulumi {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+            )
+        return done
+
+    def add_stack_file(self, stack: str, source: str | Path, edit: Any = None) -> None:
+        """Copy a stack file in as ``Pulumi.<stack>.yaml``, changed by ``edit(config)``."""
+        document = yaml.safe_load(Path(source).read_text())
+        if edit is not None:
+            edit(document["config"])
+        (self.project / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document))
+
+    def init_stack(self, stack: str, endpoint: str | None = None) -> None:
+        """``pulumi stack init`` and the secrets (API token, SSH key) set as secrets."""
+        self.pulumi("stack", "init", stack)
+        # on stdin, so that no command line (ps, shell history, the transcript) holds them
+        secrets = {"proxmoxve:apiToken": DUMMY_TOKEN, "orbitlab:sshPrivateKey": DUMMY_KEY}
+        for key, value in secrets.items():
+            self.pulumi("config", "set", "--secret", key, stack=stack, stdin=value)
+        if endpoint:
+            self.pulumi("config", "set", "proxmoxve:endpoint", endpoint, stack=stack)
+
+    def edit(self, stack: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """Change the stack's ``config:`` (keeps the encrypted secrets and the salt)."""
+        path = self.project / f"Pulumi.{stack}.yaml"
+        document = yaml.safe_load(path.read_text())
+        change(document["config"])
+        path.write_text(yaml.safe_dump(document))
+
+    def changes(self, *args: str, stack: str | None = None) -> dict[str, list[str]]:
+        """What ``pulumi preview`` would do, as op -> resource names (``same`` left out)."""
+        done = self.pulumi("preview", "--json", *args, stack=stack)
+        steps: dict[str, list[str]] = {}
+        for step in json.loads(done.stdout).get("steps", []):
+            if step["op"] != "same":
+                steps.setdefault(step["op"], []).append(step["urn"].rsplit("::", 1)[1])
+        return {op: sorted(names) for op, names in steps.items()}
+
+    def status(self) -> dict[str, Any]:
+        return summary(self.store.read())
+
+    def applies(self) -> list[dict[str, Any]]:
+        return self.status()["applies"]
+
+    def state_text(self, stack: str) -> str:
+        """The stack's state file as the backend stores it."""
+        found = list((self.store.root / "backend").rglob(f"{stack}.json"))
+        if not found:
+            raise EmulateError(f"no state file of stack {stack!r}")
+        return found[0].read_text()
+
+    def resources(self, stack: str) -> list[str]:
+        """Names of the resources in the stack's state (providers and the stack included)."""
+        exported = json.loads(self.pulumi("stack", "export", stack=stack).stdout)
+        return [r["urn"].rsplit("::", 1)[1] for r in exported["deployment"].get("resources", [])]
+
+    def logs(self) -> str:
+        """Everything written to a log: the emulator's, and every pulumi run's output."""
+        log = self.store.log_path.read_text() if self.store.log_path.exists() else ""
+        return log + "\n".join(self.transcript)
+
+    def stop(self) -> None:
+        if self.store.exists:
+            control.stop(self.store)

@@ -1,0 +1,81 @@
+"""What ``orbitlab emulate status`` shows: nodes, SDN (running and pending), templates,
+containers, the SDN applies so far and any failed task.
+
+>>> state = {"nodes": {"pve1": {"address": "192.0.2.11", "bridges": ["vmbr0"]}},
+...          "sdn": {"version": 0, "config": {k: {} for k in SDN_KINDS},
+...                  "running": {k: {} for k in SDN_KINDS}},
+...          "volumes": {"pve1": {}}, "containers": {}, "applies": [], "failed_tasks": [],
+...          "runs": []}
+>>> print("\\n".join(status_lines(state)))
+nodes: pve1 192.0.2.11 (bridges: vmbr0)
+SDN (version 0): nothing
+templates: none
+containers: none
+SDN applies: 0
+commands run: 0
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orbitlab.emulate.cluster import SDN_KINDS, sdn_listing
+
+
+def summary(state: dict[str, Any]) -> dict[str, Any]:
+    """The state as plain facts (``status --json``): what tests and benchmarks read."""
+    sdn = {
+        kind: {object_id: status or "running" for object_id, _, status in sdn_listing(state, kind)}
+        for kind in SDN_KINDS
+    }
+    return {
+        "nodes": {
+            name: {"address": node["address"], "bridges": node["bridges"]}
+            for name, node in state["nodes"].items()
+        },
+        "sdn_version": state["sdn"]["version"],
+        "sdn": sdn,
+        "volumes": {node: sorted(volumes) for node, volumes in state["volumes"].items()},
+        "containers": state["containers"],
+        "applies": state["applies"],
+        "failed_tasks": state["failed_tasks"],
+        "runs": state["runs"],
+    }
+
+
+def status_lines(state: dict[str, Any]) -> list[str]:
+    facts = summary(state)
+    lines = [
+        "nodes: "
+        + "; ".join(
+            f"{name} {node['address']} (bridges: {', '.join(node['bridges'])})"
+            for name, node in facts["nodes"].items()
+        )
+    ]
+    objects = [
+        f"  {kind.removesuffix('s')} {object_id}: {status}"
+        for kind in SDN_KINDS
+        for object_id, status in facts["sdn"][kind].items()
+    ]
+    lines.append(f"SDN (version {facts['sdn_version']}): " + ("" if objects else "nothing"))
+    lines.extend(objects)
+    volumes = [f"{node}:{volid}" for node, ids in facts["volumes"].items() for volid in ids]
+    lines.append("templates: " + (", ".join(volumes) or "none"))
+    containers = [
+        f"  CT {vmid} {ct['hostname']} on {ct['node']}, {ct['status']}, "
+        f"bridges {', '.join(nic['bridge'] for nic in ct['nics'])}"
+        for vmid, ct in sorted(facts["containers"].items(), key=lambda item: int(item[0]))
+    ]
+    lines.append("containers: " + ("" if containers else "none"))
+    lines.extend(containers)
+    applies = facts["applies"]
+    lines.append(f"SDN applies: {len(applies)}")
+    lines.extend(
+        f"  #{a['n']} by {a['by']} ({a['why']}): version {a['version']}, "
+        + ("ok" if a["ok"] else f"FAILED: {a['error']}")
+        for a in applies
+    )
+    for task in facts["failed_tasks"]:
+        lines.append(f"FAILED task {task['task']} on {task['node']}: {task['error']}")
+    lines.append(f"commands run: {len(facts['runs'])}")
+    return lines

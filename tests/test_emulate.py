@@ -1,0 +1,476 @@
+"""The emulated cluster without the Pulumi CLI: Proxmox's rules, the SDN apply and its lock,
+``pct exec``, the stand-ins' schema checks and secrets, and ``orbitlab emulate``.
+
+The end-to-end rehearsal with the real CLI is in ``tests/test_rehearsal.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import pulumi_command
+import pytest
+from pulumi.provider.experimental import provider as p
+
+from orbitlab.cli import main as cli_main
+from orbitlab.components.sdn import bridge_wait_script
+from orbitlab.emulate import ProxmoxError, control
+from orbitlab.emulate import cluster as c
+from orbitlab.emulate.backend import FilesBackend
+from orbitlab.emulate.command import stand_in as command_stand_in
+from orbitlab.emulate.node import run_on_node
+from orbitlab.emulate.proxmoxve import stand_in as proxmoxve_stand_in
+from orbitlab.emulate.schema import SCHEMA_DIR, SCHEMA_FILES, compact_text, resource
+from orbitlab.emulate.store import Store
+from orbitlab.emulate.wire import Secret, from_plain_map
+from orbitlab.rendering import provisioning_script, sector_bundles
+from orbitlab.stack import load_plan
+from tests.pulumi_mocks import EXAMPLE_STACK, ROOT
+
+TOKEN = "orbitlab@pve!pulumi=5a1f0c8e-7d3b-4e29-9c61-0f2b8d4e6a17"
+KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+    "b3BlbnNzaC1rZXktdjEAAAAA\n"
+    "-----END OPENSSH PRIVATE KEY-----\n"
+)
+URN = "urn:pulumi:example::orbitlab::{type}::{name}"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    store = Store(tmp_path / "emulate")
+    nodes = [
+        c.Node("pve1", "192.0.2.11"),
+        c.Node("pve2", "192.0.2.12", host_key="ssh-ed25519 AAAA"),
+    ]
+    c.create_cluster(store, nodes, apply_s=0.0, lock_wait_s=0.5)
+    return store
+
+
+def sector(store: Store, tag: int = 1001, node_apply: bool = True) -> None:
+    """A VXLAN zone and VNet (and a subnet) like a Sector's, applied."""
+    c.create_sdn(store, "zones", f"olvz{tag}", {"type": "vxlan", "peers": ["192.0.2.11"]})
+    c.create_sdn(store, "vnets", f"olvn{tag}", {"zone": f"olvz{tag}", "tag": tag})
+    c.create_sdn(
+        store,
+        "subnets",
+        c.subnet_id(f"olvz{tag}", "172.16.0.0/24"),
+        {"vnet": f"olvn{tag}", "cidr": "172.16.0.0/24", "gateway": "172.16.0.1"},
+    )
+    if node_apply:
+        c.apply_sdn(store, "test", "create")
+
+
+def template(store: Store, node: str = "pve1") -> str:
+    return c.create_volume(store, node, "local", "vztmpl", "alpine.tar.xz", "http://x/a", True)
+
+
+def container(vmid: int = 10011, node: str = "pve1", bridge: str = "olvn1001") -> c.Container:
+    return c.Container(
+        vmid=vmid,
+        node=node,
+        hostname="olvn1001-router",
+        template="local:vztmpl/alpine.tar.xz",
+        storage="local-lvm",
+        nics=({"name": "eth0", "bridge": bridge, "mac": None, "mtu": 1450},),
+    )
+
+
+# --- Proxmox's rules ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "object_id", "message"),
+    [
+        ("zones", "o", "zone: value must be at least 2 characters long ('o')"),
+        ("vnets", "olvn10011", "vnet: value may only be 8 characters long ('olvn10011')"),
+        ("zones", "1zone", "zone: value does not match the regex pattern"),
+        ("vnets", "olvn100_", "vnet: value does not match the regex pattern"),
+    ],
+)
+def test_sdn_ids_follow_proxmoxs_format(store: Store, kind: str, object_id: str, message) -> None:
+    props = {"type": "vxlan", "peers": ["192.0.2.11"]} if kind == "zones" else {"zone": "z"}
+    with pytest.raises(ProxmoxError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        c.create_sdn(store, kind, object_id, props)
+
+
+def test_zones_vnets_tags_and_controllers_are_unique(store: Store) -> None:
+    sector(store)
+    with pytest.raises(ProxmoxError, match="sdn zone object ID 'olvz1001' already defined"):
+        c.create_sdn(store, "zones", "olvz1001", {"type": "vxlan", "peers": ["192.0.2.11"]})
+    c.create_sdn(store, "zones", "olvz1002", {"type": "vxlan", "peers": ["192.0.2.11"]})
+    with pytest.raises(ProxmoxError, match="vxlan tag 1001 already exist in vnet olvn1001"):
+        c.create_sdn(store, "vnets", "olvn1002", {"zone": "olvz1002", "tag": 1001})
+    c.create_sdn(store, "controllers", "olbpc", {"type": "evpn", "asn": 65001, "peers": ["a"]})
+    with pytest.raises(ProxmoxError, match="only 1 global evpn controller can be defined"):
+        c.create_sdn(store, "controllers", "other", {"type": "evpn", "asn": 1, "peers": ["a"]})
+    with pytest.raises(ProxmoxError, match="controller nope don't exist"):
+        c.create_sdn(store, "zones", "olbpz", {"type": "evpn", "controller": "nope"})
+
+
+def test_sdn_changes_stay_pending_until_an_apply(store: Store) -> None:
+    sector(store, node_apply=False)
+    state = store.read()
+    assert c.sdn_listing(state, "vnets")[0][2] == "new"
+    assert c.bridges(state, "pve1") == ["vmbr0"]
+    template(store)
+    with pytest.raises(ProxmoxError, match="bridge 'olvn1001' does not exist"):
+        c.create_container(store, container())
+    record = c.apply_sdn(store, "rollout-apply", "create")
+    assert (record["n"], record["ok"], record["version"]) == (1, True, 1)
+    state = store.read()
+    assert c.sdn_listing(state, "vnets")[0][2] is None
+    assert c.bridges(state, "pve2") == ["olvn1001", "vmbr0"]
+    assert (store.node_dir("pve2") / "sys/class/net/olvn1001").exists()
+    c.create_container(store, container())
+    # a deletion is pending too: the bridge stays until the next apply
+    c.delete_container(store, 10011)
+    c.delete_sdn(store, "subnets", "olvz1001-172.16.0.0-24")
+    c.delete_sdn(store, "vnets", "olvn1001")
+    assert c.sdn_listing(store.read(), "vnets")[0][2] == "deleted"
+    assert "olvn1001" in c.bridges(store.read(), "pve1")
+    c.apply_sdn(store, "finalizer", "delete")
+    assert c.bridges(store.read(), "pve1") == ["vmbr0"]
+
+
+def test_a_container_needs_its_template_storage_node_and_a_free_vmid(store: Store) -> None:
+    sector(store)
+    with pytest.raises(ProxmoxError, match=r"volume 'local:vztmpl/alpine.tar.xz' does not exist"):
+        c.create_container(store, container())
+    template(store)
+    with pytest.raises(ProxmoxError, match="no such cluster node 'pve9'"):
+        c.create_container(store, container(node="pve9"))
+    c.create_container(store, container())
+    template(store, "pve2")
+    with pytest.raises(ProxmoxError, match="CT 10011 already exists on node 'pve1'"):
+        c.create_container(store, container(node="pve2"))
+    with pytest.raises(ProxmoxError, match="storage 'nfs' does not exist"):
+        c.create_volume(store, "pve1", "nfs", "vztmpl", "a.tar.xz", "http://x/a", True)
+
+
+@pytest.mark.parametrize(
+    ("kind", "object_id", "message"),
+    [
+        ("zones", "olvz1001", "zone olvz1001 is used by vnet olvn1001"),
+        ("vnets", "olvn1001", "vnet: Can't delete vnet if subnets exists"),
+        ("controllers", "olbpc", "controller olbpc is used by olbpz"),
+    ],
+)
+def test_sdn_objects_in_use_cannot_be_deleted(store: Store, kind, object_id, message) -> None:
+    sector(store)
+    c.create_sdn(store, "controllers", "olbpc", {"type": "evpn", "asn": 65001, "peers": ["a"]})
+    c.create_sdn(store, "zones", "olbpz", {"type": "evpn", "controller": "olbpc", "vrfVxlan": 10})
+    with pytest.raises(ProxmoxError, match=message):
+        c.delete_sdn(store, kind, object_id)
+
+
+def test_a_vnet_with_containers_and_a_template_in_use_cannot_be_deleted(store: Store) -> None:
+    sector(store)
+    volid = template(store)
+    c.create_container(store, container())
+    c.delete_sdn(store, "subnets", "olvz1001-172.16.0.0-24")
+    with pytest.raises(ProxmoxError, match="vnet olvn1001 is used by CT 10011"):
+        c.delete_sdn(store, "vnets", "olvn1001")
+    with pytest.raises(ProxmoxError, match=r"volume 'local:vztmpl/alpine\.tar\.xz' is used by CT"):
+        c.delete_volume(store, "pve1", volid)
+    c.delete_container(store, 10011)
+    c.delete_sdn(store, "vnets", "olvn1001")
+    c.delete_volume(store, "pve1", volid)
+
+
+# --- the apply and its lock ----------------------------------------------------------------
+
+
+def _applies_at_once(store: Store) -> list[BaseException | dict[str, Any]]:
+    outcomes: list[BaseException | dict[str, Any]] = []
+
+    def one(by: str) -> None:
+        try:
+            outcomes.append(c.apply_sdn(store, by, "create"))
+        except ProxmoxError as error:
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=one, args=(f"applier-{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_an_apply_that_overlaps_another_fails_as_proxmox_does(tmp_path: Path) -> None:
+    store = Store(tmp_path / "e")
+    c.create_cluster(store, [c.Node("pve1", "192.0.2.11")], apply_s=0.5, lock_wait_s=10)
+    outcomes = _applies_at_once(store)
+    errors = [o for o in outcomes if isinstance(o, ProxmoxError)]
+    assert len(errors) == 1
+    assert "Another instance of this program is already running." in str(errors[0])
+    state = store.read()
+    assert [a["ok"] for a in state["applies"]].count(False) == 1
+    assert state["failed_tasks"][0]["node"] == "pve1"
+
+
+def test_an_apply_that_cannot_get_the_sdn_lock_times_out(tmp_path: Path) -> None:
+    store = Store(tmp_path / "e")
+    c.create_cluster(store, [c.Node("pve1", "192.0.2.11")], apply_s=0.6, lock_wait_s=0.1)
+    errors = [o for o in _applies_at_once(store) if isinstance(o, ProxmoxError)]
+    assert [str(e) for e in errors] == [c.LOCK_TIMEOUT]
+    assert len(store.read()["applies"]) == 1  # the one that timed out committed nothing
+
+
+def test_applies_one_after_the_other_all_succeed(store: Store) -> None:
+    for n in range(3):
+        c.apply_sdn(store, f"a{n}", "create")
+    assert [a["ok"] for a in store.read()["applies"]] == [True, True, True]
+    assert store.read()["failed_tasks"] == []
+
+
+# --- commands on nodes ---------------------------------------------------------------------
+
+
+def test_pct_exec_runs_the_provisioning_files_part_in_the_container(store: Store) -> None:
+    plan = load_plan(str(EXAMPLE_STACK))
+    web = plan.sector("web")
+    script = provisioning_script(sector_bundles(plan, web)["gateway"])
+    sector(store)
+    template(store)
+    c.create_container(store, container())
+    first = run_on_node(store, "pve1", "pct exec 10011 -- /bin/sh -s", script, "web-gw")
+    assert first.status == 0, first.stderr
+    root = FilesBackend(store.cluster_dir).rootfs("pve1", 10011)
+    assert "table inet" in (root / "etc/nftables.nft").read_text()
+    again = run_on_node(store, "pve1", "pct exec 10011 -- /bin/sh -s", script, "web-gw")
+    runs = store.read()["runs"]
+    assert "/etc/nftables.nft" in runs[0]["wrote"] and runs[1]["wrote"] == []
+    assert again.status == 0 and "stdin" not in runs[0]
+    with pytest.raises(ProxmoxError, match=r"Configuration file 'nodes/pve2/lxc/10011.conf'"):
+        run_on_node(store, "pve2", "pct exec 10011 -- /bin/sh -s", script, "x")
+    with pytest.raises(ProxmoxError, match="the emulated node runs only"):
+        run_on_node(store, "pve1", "pct destroy 10011", None, "x")
+
+
+def test_the_bridge_wait_sees_the_bridges_an_apply_made_on_the_node(store: Store) -> None:
+    sector(store)
+    ok = run_on_node(store, "pve1", bridge_wait_script(["olvn1001", "vmbr0"], "pve1"), None, "w")
+    assert ok.status == 0, ok.stderr
+    missing = run_on_node(
+        store, "pve1", bridge_wait_script(["olvn1002"], "pve1", timeout_s=0), None, "w"
+    )
+    assert missing.status == 1
+    assert "bridge olvn1002 did not appear on node pve1 within 0 s" in missing.stderr
+
+
+# --- the stand-ins -------------------------------------------------------------------------
+
+
+def _check(stand_in: Any, token: str, inputs: dict[str, Any]) -> list[tuple[str, str]]:
+    request = p.CheckRequest(URN.format(type=token, name="x"), {}, from_plain_map(inputs), b"")
+    response = asyncio.run(stand_in.check(request))
+    return [(f.property, f.reason) for f in response.failures or []]
+
+
+def test_every_input_is_checked_against_the_provider_schema() -> None:
+    failures = _check(
+        proxmoxve_stand_in(),
+        "proxmoxve:sdn/vnet:Vnet",
+        {"resourceId": "olvn1001", "tag": "1001", "zonee": "olvz1001"},
+    )
+    assert ("zone", "required input missing") in failures
+    assert ("tag", "expected integer, got '1001'") in failures
+    assert any(path == "zonee" and "unknown property" in why for path, why in failures)
+    nested = _check(
+        proxmoxve_stand_in(),
+        "proxmoxve:index/containerLegacy:ContainerLegacy",
+        {"nodeName": "pve1", "networkInterfaces": [{"bridge": "olvn1001"}]},
+    )
+    assert nested == [("networkInterfaces[0].name", "required input missing")]
+    command = _check(
+        command_stand_in(), "command:remote:Command", {"connection": {"port": 22}, "create": 1}
+    )
+    assert ("connection.host", "required input missing") in command
+    assert ("create", "expected string, got 1.0") in command
+
+
+def test_a_resource_type_the_emulator_lacks_is_a_check_failure() -> None:
+    failures = _check(proxmoxve_stand_in(), "proxmoxve:index/vm:Vm", {"nodeName": "pve1"})
+    assert failures[0][1].startswith(
+        "the emulated cluster does not emulate proxmoxve:index/vm:Vm (it emulates "
+    )
+
+
+def _run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def test_secrets_never_reach_the_state_or_the_log(store: Store, monkeypatch) -> None:
+    monkeypatch.setenv("ORBITLAB_EMULATE_DIR", str(store.root))
+    proxmoxve = proxmoxve_stand_in()
+    config = from_plain_map({"apiToken": Secret(TOKEN), "endpoint": "https://192.0.2.11:8006/"})
+    _run(proxmoxve.configure(p.ConfigureRequest({}, config, True, True)))
+    zone = URN.format(type="proxmoxve:sdn/zone/vxlan:Vxlan", name="web-zone")
+    inputs = {"resourceId": "olvz1001", "peers": ["192.0.2.11"]}
+    _run(proxmoxve.create(p.CreateRequest(zone, from_plain_map(inputs), 60, False)))
+    command = command_stand_in()
+    urn = URN.format(type="command:remote:Command", name="web-bridges")
+    connection = Secret({"host": "192.0.2.11", "user": "root", "privateKey": KEY})
+    inputs = {"connection": connection, "create": "test -e /sys/class/net/vmbr0"}
+    created = _run(command.create(p.CreateRequest(urn, from_plain_map(inputs), 60, False)))
+    assert created.properties["connection"].is_secret
+    text = store.state_path.read_text() + store.log_path.read_text()
+    assert "web-zone: created zone olvz1001" in text
+    assert "5a1f0c8e" not in text and "b3BlbnNzaC1rZXkt" not in text
+
+
+def test_the_providers_refuse_what_a_real_cluster_would(store: Store, monkeypatch) -> None:
+    monkeypatch.setenv("ORBITLAB_EMULATE_DIR", str(store.root))
+    proxmoxve = proxmoxve_stand_in()
+    _run(proxmoxve.configure(p.ConfigureRequest({}, from_plain_map({}), True, True)))
+    zone = URN.format(type="proxmoxve:sdn/zone/vxlan:Vxlan", name="z")
+    request = p.CreateRequest(zone, from_plain_map({"resourceId": "olvz1", "peers": []}), 60, False)
+    with pytest.raises(ProxmoxError, match="the Proxmox VE API token is missing"):
+        _run(proxmoxve.create(request))
+    command = command_stand_in()
+    urn = URN.format(type="command:remote:Command", name="c")
+    for connection, message in [
+        ({"host": "192.0.2.99", "privateKey": KEY}, "dial tcp 192.0.2.99:22: connect"),
+        ({"host": "192.0.2.11", "privateKey": "nope"}, "ssh: no key found"),
+        ({"host": "192.0.2.12", "privateKey": KEY, "hostKey": "ssh-ed25519 BBBB"}, "mismatch"),
+    ]:
+        inputs = from_plain_map({"connection": Secret(connection), "create": "true"})
+        with pytest.raises(ProxmoxError, match=message):
+            _run(command.create(p.CreateRequest(urn, inputs, 60, False)))
+    failing = from_plain_map(
+        {"connection": Secret({"host": "192.0.2.11", "privateKey": KEY}), "create": "exit 3"}
+    )
+    with pytest.raises(ProxmoxError, match="Process exited with status 3"):
+        _run(command.create(p.CreateRequest(urn, failing, 60, False)))
+
+
+def test_a_changed_trigger_replaces_a_command_and_other_changes_update_it() -> None:
+    command = command_stand_in()
+    urn = URN.format(type="command:remote:Command", name="c")
+    olds = {"connection": Secret({"host": "h"}), "stdin": "a", "triggers": ["1"]}
+
+    def diff(**news: Any) -> p.DiffResponse:
+        request = p.DiffRequest(urn, "id", from_plain_map(olds), from_plain_map(news), [])
+        return _run(command.diff(request))
+
+    assert diff(**{**olds, "stdin": "b"}).replaces == []
+    assert diff(**{**olds, "stdin": "b"}).diffs == ["stdin"]
+    assert diff(**{**olds, "triggers": ["2"]}).replaces == ["triggers"]
+    assert diff(**olds).changes is False
+
+
+# --- orbitlab emulate ------------------------------------------------------------------------
+
+
+def test_emulate_start_env_status_stop(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("ORBITLAB_EMULATE_DIR", str(tmp_path / "emu"))
+    monkeypatch.setattr(control, "ensure_pulumi", lambda: tmp_path)
+    assert cli_main(["emulate", "start", str(EXAMPLE_STACK), "--apply-seconds", "0"]) == 0
+    assert cli_main(["emulate", "start", str(EXAMPLE_STACK)]) == 1
+    assert "already runs in" in capsys.readouterr().err
+    assert cli_main(["emulate", "env"]) == 0
+    env = capsys.readouterr().out
+    assert f"export PULUMI_BACKEND_URL=file://{tmp_path}/emu/backend" in env
+    assert "export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true" in env
+    assert f'export PATH="{tmp_path}/emu/bin:' in env
+    assert (tmp_path / "emu/bin/pulumi-resource-proxmoxve").stat().st_mode & 0o111
+    assert cli_main(["emulate", "status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert sorted(status["nodes"]) == ["pve1", "pve2"] and status["applies"] == []
+    assert cli_main(["emulate", "stop"]) == 0
+    assert not (tmp_path / "emu").exists()
+    assert cli_main(["emulate", "status"]) == 1
+    assert "no emulated cluster in" in capsys.readouterr().err
+
+
+# --- schemas and the build -----------------------------------------------------------------
+
+
+def test_the_emulators_schema_is_the_provider_schema_subset_without_descriptions() -> None:
+    full = json.loads((ROOT / "tests" / "data" / "proxmoxve-schema-subset.json").read_text())
+    packaged = (SCHEMA_DIR / SCHEMA_FILES["proxmoxve"]).read_text()
+    assert packaged == compact_text(full), (
+        "refresh it: python -m orbitlab.emulate.schema tests/data/proxmoxve-schema-subset.json"
+    )
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def test_the_command_schema_has_every_input_of_the_pinned_sdk() -> None:
+    sdk_inputs = {
+        _camel(name)
+        for name in inspect.signature(pulumi_command.remote.Command._internal_init).parameters
+        if name not in ("__self__", "resource_name", "opts", "__props__")
+    }
+    schema = resource("command", "command:remote:Command")
+    assert set(schema["inputProperties"]) == sdk_inputs
+    connection = {
+        _camel(name) for name in inspect.signature(pulumi_command.remote.ConnectionArgs).parameters
+    }
+    types = json.loads((SCHEMA_DIR / SCHEMA_FILES["command"]).read_text())["types"]
+    assert set(types["command:remote:Connection"]["properties"]) == connection
+
+
+def test_the_build_script_puts_the_cli_where_the_emulator_looks(monkeypatch) -> None:
+    monkeypatch.delenv("ORBITLAB_PULUMI_DIR", raising=False)
+    printed = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "build-pulumi.sh"), "--print"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(printed) == control.pulumi_bin()
+    assert control.pulumi_bin().parent.name == control.PULUMI_VERSION
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"endpoint": "https://192.0.2.11:8006/"}, "the Proxmox VE API token is missing: set it"),
+        (
+            {"apiToken": Secret("root@pam=abc"), "endpoint": "https://192.0.2.11:8006/"},
+            "the Proxmox VE API token is not 'user@realm!tokenid=secret'",
+        ),
+        ({"apiToken": Secret(TOKEN)}, "the Proxmox VE endpoint is missing: set proxmoxve:endpoint"),
+        (
+            {"apiToken": Secret(TOKEN), "endpoint": "https://192.0.2.99:8006/"},
+            "dial tcp 192.0.2.99:8006: connect: connection refused (the endpoint is not a node",
+        ),
+    ],
+)
+def test_the_provider_config_is_checked_with_a_message(
+    store: Store, monkeypatch, config: dict[str, Any], message: str
+) -> None:
+    monkeypatch.setenv("ORBITLAB_EMULATE_DIR", str(store.root))
+    monkeypatch.delenv("PROXMOX_VE_API_TOKEN", raising=False)
+    proxmoxve = proxmoxve_stand_in()
+    _run(proxmoxve.configure(p.ConfigureRequest({}, from_plain_map(config), True, True)))
+    urn = URN.format(type="proxmoxve:sdn/zone/vxlan:Vxlan", name="z")
+    inputs = from_plain_map({"resourceId": "olvz1001", "peers": ["192.0.2.11"]})
+    with pytest.raises(ProxmoxError) as raised:
+        _run(proxmoxve.create(p.CreateRequest(urn, inputs, 60, False)))
+    assert message in str(raised.value)
+
+
+def test_a_plugin_without_a_started_cluster_says_how_to_start_one(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ORBITLAB_EMULATE_DIR", str(tmp_path / "none"))
+    with pytest.raises(ProxmoxError, match=r"run `orbitlab emulate start STACKFILE` and `eval"):
+        proxmoxve_stand_in().store()
+
+
+def test_emulate_start_refuses_negative_times(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("ORBITLAB_EMULATE_DIR", str(tmp_path / "emu"))
+    argv = ["emulate", "start", str(EXAMPLE_STACK), "--apply-seconds", "-1"]
+    assert cli_main(argv) == 1
+    assert "--apply-seconds and --lock-wait-seconds must not be negative" in capsys.readouterr().err
