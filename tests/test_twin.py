@@ -10,6 +10,7 @@ was. Bring-up failures and interrupts must clean up too.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -384,6 +385,47 @@ class TestThreeSectors:
         # ... and with the rule back, the spoofer is stopped again
         again = orbitlab("twin", "test", "--skip-failover")
         assert "FAIL" not in again.stdout, again.stdout
+
+    def test_a_reload_that_removes_a_forward_cuts_its_flows(self):
+        """Provisioning flushes connection tracking after a reload of the gateway's rules:
+        without it, a UDP flow through a removed forward would go on."""
+        flow = ["--", sys.executable, "-m", "orbitlab.twin.probe", "udp"]
+        flow += ["10.210.0.10", "5353", "--sport", "40555", "--timeout", "1"]
+
+        def send() -> str:
+            return json.loads(orbitlab("twin", "exec", "external:client", *flow).stdout)["result"]
+
+        live = orbitlab("twin", "exec", "shop/gateway", "--", "cat", "/etc/nftables.nft").stdout
+        without = "\n".join(line for line in live.splitlines() if "5353" not in line) + "\n"
+        assert send() == "ok"
+        try:
+            loaded = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "orbitlab.cli",
+                    "twin",
+                    "exec",
+                    "shop/gateway",
+                    "--",
+                    *NFT_LOAD,
+                ],
+                input=without,
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                check=False,
+            )
+            assert loaded.returncode == 0, loaded.stderr
+            assert send() == "ok"  # the established flow outlives the removed rules...
+            flush = orbitlab("twin", "exec", "shop/gateway", "--", "conntrack", "-F")
+            assert flush.returncode == 0, flush.stderr
+            assert send() != "ok"  # ... until connection tracking is flushed
+        finally:
+            restore = ["nft", "-f", "/etc/nftables.nft"]
+            assert orbitlab("twin", "exec", "shop/gateway", "--", *restore).returncode == 0
+            orbitlab("twin", "exec", "shop/gateway", "--", "conntrack", "-F")
+        assert send() == "ok"
 
     def test_overlapping_sectors_are_distinct_hosts(self):
         red = orbitlab("twin", "exec", "red/ci", "--", "hostname")

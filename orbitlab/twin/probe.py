@@ -150,10 +150,12 @@ def probe_tcp(address: str, port: int, timeout: float, http: bool) -> dict[str, 
     return {"result": "ok", "body": body_of(answer)}
 
 
-def probe_udp(address: str, port: int, timeout: float) -> dict[str, str]:
+def probe_udp(address: str, port: int, timeout: float, sport: int = 0) -> dict[str, str]:
     sniffer = watch_icmp()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("0.0.0.0", sport))
         sock.connect((address, port))
         sport = sock.getsockname()[1]
         try:
@@ -172,10 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("address")
     parser.add_argument("port", type=int)
     parser.add_argument("--timeout", type=float, default=2.0)
+    parser.add_argument(
+        "--sport", type=int, default=0, help="UDP source port (to continue a flow); default any"
+    )
     args = parser.parse_args(argv)
     try:
         if args.protocol == "udp":
-            found = probe_udp(args.address, args.port, args.timeout)
+            found = probe_udp(args.address, args.port, args.timeout, args.sport)
         else:
             found = probe_tcp(args.address, args.port, args.timeout, args.protocol == "http")
     except OSError as error:
