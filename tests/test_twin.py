@@ -189,6 +189,19 @@ def orbitlab(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[st
     )
 
 
+def load_ruleset(target: str, ruleset: str) -> None:
+    """Load a ruleset into a running appliance (``nft -f -`` inside it)."""
+    loaded = subprocess.run(
+        [sys.executable, "-m", "orbitlab.cli", "twin", "exec", target, "--", *NFT_LOAD],
+        input=ruleset,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+
+
 def our_namespaces() -> list[str]:
     return [name for name in system.netns_list() if name.startswith(OUR_PREFIX)]
 
@@ -363,15 +376,7 @@ class TestThreeSectors:
             "ip saddr != $sector_dns",
         )
         assert "sector_dns_mac" not in without_mac.split("define sector_dns_mac", 1)[1]
-        loaded = subprocess.run(
-            [sys.executable, "-m", "orbitlab.cli", "twin", "exec", "red/gateway", "--", *NFT_LOAD],
-            input=without_mac,
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            check=False,
-        )
-        assert loaded.returncode == 0, loaded.stderr
+        load_ruleset("red/gateway", without_mac)
         try:
             result = orbitlab("twin", "test", "--skip-failover")
         finally:
@@ -399,24 +404,7 @@ class TestThreeSectors:
         without = "\n".join(line for line in live.splitlines() if "5353" not in line) + "\n"
         assert send() == "ok"
         try:
-            loaded = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "orbitlab.cli",
-                    "twin",
-                    "exec",
-                    "shop/gateway",
-                    "--",
-                    *NFT_LOAD,
-                ],
-                input=without,
-                capture_output=True,
-                text=True,
-                cwd=REPO,
-                check=False,
-            )
-            assert loaded.returncode == 0, loaded.stderr
+            load_ruleset("shop/gateway", without)
             assert send() == "ok"  # the established flow outlives the removed rules...
             flush = orbitlab("twin", "exec", "shop/gateway", "--", "conntrack", "-F")
             assert flush.returncode == 0, flush.stderr
