@@ -23,12 +23,11 @@ the stack declares (SPEC §6, §7, §9):
 - DNS spoofing: a host that takes the Sector DNS's address (not its pinned MAC) gets none of
   its exemptions — its packets to the upstream resolvers and to package-mirror ports
   outside the egress policy are counted where they would arrive (none may), beside the
-  same packets from the real Sector DNS (which must arrive).
+  same packets from the real Sector DNS (which must arrive);
+- DHCP: see :mod:`orbitlab.twin.dhcp_checks`.
 
-    >>> print(render_table([CheckResult("dns", "web/app1", "app1.web.internal", "A", "A", True)]))
-    CHECK  FROM      TO                 EXPECTED  GOT  RESULT
-    -----  --------  -----------------  --------  ---  ------
-    dns    web/app1  app1.web.internal  A         A    PASS
+Results are :class:`~orbitlab.twin.results.CheckResult` rows, printed by
+:func:`~orbitlab.twin.results.render_table`.
 """
 
 from __future__ import annotations
@@ -43,8 +42,9 @@ from dataclasses import dataclass, replace
 
 from netaddr import IPAddress
 
-from orbitlab.twin import TwinError, appliances, network, system
+from orbitlab.twin import TwinError, appliances, dhcp_checks, network, system
 from orbitlab.twin.context import TwinContext
+from orbitlab.twin.results import Check, CheckResult, dig
 from orbitlab.twin.topology import (
     GUI_PORT,
     INTERNET_HOST,
@@ -67,35 +67,6 @@ COUNT_TABLE = "olt_count"
 MARKER_BYTES = 8
 #: Where the payload starts, in bits from the transport header (hping3 sends no options).
 PAYLOAD_OFFSET = {"udp": 64, "tcp": 160}
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    check: str
-    source: str
-    target: str
-    expected: str
-    got: str
-    ok: bool
-
-
-Check = Callable[[], list[CheckResult]]
-
-
-def render_table(results: list[CheckResult]) -> str:
-    """The results as an aligned text table."""
-    header = ("CHECK", "FROM", "TO", "EXPECTED", "GOT", "RESULT")
-    rows = [
-        (r.check, r.source, r.target, r.expected, r.got, "PASS" if r.ok else "FAIL")
-        for r in results
-    ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [header, tuple("-" * w for w in widths), *rows]
-    return "\n".join(_aligned(line, widths) for line in lines)
-
-
-def _aligned(cells: tuple[str, ...], widths: list[int]) -> str:
-    return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
 
 
 # --- probes ---------------------------------------------------------------------------
@@ -123,35 +94,12 @@ def shown(found: dict[str, str]) -> str:
     return found["body"] if found["result"] == "ok" else found["result"]
 
 
-@dataclass(frozen=True)
-class DigAnswer:
-    status: str
-    answers: tuple[str, ...]
-
-    def show(self) -> str:
-        return ", ".join(self.answers) if self.answers else self.status
-
-
-def dig(twin: TwinContext, ns: Namespace, *query: str) -> DigAnswer:
-    """Ask the namespace's resolver (its private resolv.conf) or ``@server`` in ``query``."""
-    argv = ["dig", "+time=2", "+tries=1", *query]
-    out = twin.run(ns.name, argv, check=False, timeout=15).stdout
-    status = re.search(r"status: (\w+)", out)
-    if status is None:
-        problem = re.search(r";; (communications error.*|connection timed out.*)", out)
-        return DigAnswer(problem.group(1).split(":")[-1].strip() if problem else "no reply", ())
-    section = out.split("ANSWER SECTION:", 1)
-    answers = ()
-    if len(section) == 2:
-        lines = section[1].strip().split("\n\n")[0].splitlines()
-        answers = tuple(line.split()[-1] for line in lines if line and not line.startswith(";"))
-    return DigAnswer(status.group(1), answers)
-
-
 def source_of(sector: SectorTwin) -> tuple[Namespace, IPAddress]:
-    """Where a Sector's traffic starts: its first host, or its DNS if it declares none."""
-    if sector.hosts:
-        return sector.hosts[0].ns, sector.hosts[0].address
+    """Where a Sector's traffic starts: its first host with a fixed address, or its DNS if
+    it declares none."""
+    for host in sector.fixed_hosts:
+        if host.address is not None:
+            return host.ns, host.address
     return sector.dns, sector.plan.dns_address
 
 
@@ -165,8 +113,8 @@ def check_egress(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     gateway_bp = sector.plan.gateway_backplane
     sources: list[tuple[Namespace, IPAddress]] = []
     for subnet in sector.plan.subnets:
-        host = next((h for h in sector.hosts if h.subnet == subnet), None)
-        if host is not None:
+        host = next((h for h in sector.fixed_hosts if h.subnet == subnet), None)
+        if host is not None and host.address is not None:
             sources.append((host.ns, host.address))
     sources = sources or [source_of(sector)]
     results = []
@@ -237,7 +185,7 @@ def _isolation_targets(
         if other.plan.load_balancer is not None:
             lb = other.plan.load_balancer
             yield f"{other.name} LB", True, lb.backplane_address, lb.listeners[0].port
-        for host in other.hosts:
+        for host in other.fixed_hosts:
             if not any(host.address in cidr for cidr in own):
                 yield f"{other.name}/{host.name}", False, host.address, host.tcp_ports[0]
 
@@ -364,7 +312,7 @@ def check_egress_policy(twin: TwinContext, sector: SectorTwin) -> list[CheckResu
 def check_routing(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     """Hosts in different subnets of one Sector reach each other (un-NATed) and its DNS."""
     results = []
-    hosts = sector.hosts
+    hosts = sector.fixed_hosts
     for a in hosts:
         for b in hosts:
             if a is b or a.subnet == b.subnet:
@@ -400,7 +348,7 @@ def check_dns(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     ns, _ = source_of(sector)
     domain = sector.plan.domain
     results = []
-    names = [(host.name, host.address) for host in sector.hosts] or [
+    names = [(host.name, host.address) for host in sector.fixed_hosts] or [
         ("dns", sector.plan.dns_address)
     ]
     for name, address in names:
@@ -650,9 +598,9 @@ def _spoof_targets(
 def check_dns_spoofing(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     """A Sector host sending as the Sector DNS (its address, the host's own MAC) reaches no
     destination the DNS alone is exempted for; the real DNS's packets do arrive."""
-    if not sector.hosts:
+    if not sector.fixed_hosts:
         return []
-    host = sector.hosts[0]
+    host = sector.fixed_hosts[0]
     dns_address = sector.plan.dns_address
     results = []
     for what, receiver, address, protocol, port in _spoof_targets(twin, sector):
@@ -713,6 +661,7 @@ def parallel_checks(twin: TwinContext) -> list[Check]:
             checks += [
                 lambda a=a, b=b: check_overlap(twin, a, b) for a, b in _overlapping_pairs(twin)
             ]
+    checks += dhcp_checks.parallel_checks(twin)
     return checks
 
 
@@ -720,15 +669,21 @@ def run_checks(
     twin: TwinContext,
     skip_failover: bool = False,
     progress: Callable[[str], None] = lambda _: None,
+    skip_dhcp_changes: bool = False,
 ) -> list[CheckResult]:
     """Run every check; the independent ones in parallel, then those that change the twin
-    (invalid-packet counters, gateway failure) one after the other."""
+    (invalid-packet counters, DHCP leases per Sector, gateway failure) one after the other."""
     checks = parallel_checks(twin)
     progress(f"running {len(checks)} check groups ({WORKERS} at a time)...")
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         results = [row for rows in pool.map(lambda check: check(), checks) for row in rows]
     progress("sending invalid packets (SYN+FIN)...")
     results += check_invalid(twin)
+    if not skip_dhcp_changes:
+        progress("releasing, renaming and renewing DHCP leases, restarting each Sector DNS...")
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            changed = pool.map(lambda s: dhcp_checks.lifecycle(twin, s), twin.topology.sectors)
+            results += [row for rows in changed for row in rows]
     if not skip_failover and twin.topology.sectors:
         progress(f"stopping and restarting the {twin.topology.sectors[0].name} gateway...")
         results += check_failover(twin)
