@@ -1,7 +1,7 @@
 """Twin benchmark: appliance memory, DHCP, NAT throughput, bring-up and teardown (root).
 
-    sudo flock /tmp/orbitlab-twin.lock .venv/bin/python benchmarks/bench_twin.py \
-        [--runs 3] [--big-runs 3] [--seconds 3] [--leases 7]
+    sudo .venv/bin/python benchmarks/bench_twin.py [--runs 3] [--big-runs 3] [--seconds 3] \
+        [--leases 7]
 
 Prints:
 

@@ -5,10 +5,13 @@ Each row: a change to a valid stack, and the exact pieces its message must conta
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from orbitlab.errors import SettingsError
 from orbitlab.plan import plan_stack
@@ -736,3 +739,23 @@ def test_dhcp_off_and_lease_time_units(raw_stack: dict):
 def test_forwarders_in_the_sector_itself_are_reachable(raw_stack: dict):
     raw_stack["sectors"][0]["dns"] = {"forwarders": ["172.16.1.53"]}
     assert parse_settings(raw_stack).sectors[0].dns.forwarders[0].format() == "172.16.1.53"
+
+
+def test_the_readme_configuration_reference_is_a_valid_stack():
+    """The README's annotated stack configuration is itself valid (DHCP settings included)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Stack configuration", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    # the host key there is a placeholder ("AAAA..."); any well-formed key stands in for it
+    text = block.group(1).replace("AAAA...", "AAAAC3NzaC1lZDI1NTE5")
+    settings = settings_from_config(yaml.safe_load(text)["config"])
+    web = plan_stack("readme", settings).sector("web")
+    assert web.dhcp is not None and web.dhcp.pool_text == "172.16.1.100-172.16.1.199"
+    assert web.dhcp.lease_time_s == 3600
+    assert [(h.name, h.dynamic, h.leases) for h in web.hosts] == [
+        ("app1", False, False),
+        ("app2", False, True),
+        ("app3", True, True),
+        ("cam", True, True),
+    ]
