@@ -311,54 +311,53 @@ def retire_service(os: OsProfile, service: str) -> str:
     )
 
 
-def dns_bundle(sector: SectorPlan, os: OsProfile) -> Bundle:
-    """CoreDNS (the Sector's names, forwarding) and, unless DHCP is off, dnsmasq (DHCP)."""
-    dhcp = sector.dhcp
+def coredns_files(sector: SectorPlan) -> tuple[tuple[FileSpec, ...], Service]:
+    """CoreDNS's Corefile and zones (reading the names of leases when DHCP is on)."""
     zones = dns_zones(sector)
-    forwarders = " ".join(str(a) for a in sector.forwarders) or "/etc/resolv.conf"
     corefile = render_template(
         "Corefile.j2",
         sector=sector,
         zones=zones,
-        forwarders=forwarders,
-        hosts_file=DHCP_HOSTS if dhcp else None,
+        forwarders=" ".join(str(a) for a in sector.forwarders) or "/etc/resolv.conf",
+        hosts_file=DHCP_HOSTS if sector.dhcp else None,
         hosts_ttl=DHCP_NAME_TTL_S,
         hosts_reload=DHCP_HOSTS_RELOAD,
     )
     zone_files = tuple(
         FileSpec(zone.path, render_template("zone.j2", sector=sector, zone=zone)) for zone in zones
     )
-    coredns = Service(
-        "coredns",
-        ("/etc/coredns/Corefile", *(zone.path for zone in zones)),
-        reload="rc-service coredns restart",
+    files = (FileSpec("/etc/coredns/Corefile", corefile), *zone_files)
+    service = Service(
+        "coredns", tuple(spec.path for spec in files), reload="rc-service coredns restart"
     )
-    files: tuple[FileSpec, ...] = (FileSpec("/etc/coredns/Corefile", corefile), *zone_files)
-    services = (coredns,)
-    packages = os.packages["dns"]
-    commands: tuple[str, ...] = (retire_service(os, "dnsmasq"),)
-    if dhcp is not None:
-        dhcp_specs = dhcp_files(sector, dhcp)
-        files += dhcp_specs
-        packages += os.packages["dhcp"]
-        commands = ()
-        dnsmasq = Service(
-            "dnsmasq",
-            tuple(spec.path for spec in dhcp_specs),
-            # dnsmasq reads its ranges only when it starts; its leases stay on disk
-            reload="rc-service dnsmasq restart",
-            check=f"dnsmasq --test -C {DNSMASQ_CONF}",
-        )
-        services += (dnsmasq,)
+    return files, service
+
+
+def dnsmasq_service(files: tuple[FileSpec, ...]) -> Service:
+    """dnsmasq, checked before it (re)starts; it reads its ranges only when it starts, and
+    its leases stay on disk across a restart."""
+    return Service(
+        "dnsmasq",
+        tuple(spec.path for spec in files),
+        reload="rc-service dnsmasq restart",
+        check=f"dnsmasq --test -C {DNSMASQ_CONF}",
+    )
+
+
+def dns_bundle(sector: SectorPlan, os: OsProfile) -> Bundle:
+    """CoreDNS (the Sector's names, forwarding) and, unless DHCP is off, dnsmasq (DHCP);
+    with DHCP off, a dnsmasq left from before is stopped."""
+    files, coredns = coredns_files(sector)
+    dhcp = dhcp_files(sector, sector.dhcp) if sector.dhcp else ()
     return Bundle(
         role="dns",
         hostname=sector.dns_hostname,
         sector=sector.name,
         tag=sector.tag,
-        files=files,
-        packages=packages,
-        services=services,
-        commands=commands,
+        files=(*files, *dhcp),
+        packages=(*os.packages["dns"], *(os.packages["dhcp"] if dhcp else ())),
+        services=(coredns, dnsmasq_service(dhcp)) if dhcp else (coredns,),
+        commands=() if dhcp else (retire_service(os, "dnsmasq"),),
         directories=(LEASE_DIR,) if dhcp else (),
     )
 

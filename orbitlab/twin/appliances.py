@@ -215,6 +215,15 @@ def restart_dns(twin: TwinContext, sector: SectorTwin) -> None:
     start_dns(twin, sector)
     twin.save()
     system.wait_until(f"{sector.dns.label} to answer again", lambda: dns_answers(twin, sector), 10)
+    system.wait_until(f"{sector.dns.label} to serve DHCP", lambda: dhcp_serves(twin, sector), 10)
+
+
+def dhcp_serves(twin: TwinContext, sector: SectorTwin) -> bool:
+    """True once dnsmasq listens on the DHCP port (or the Sector has no DHCP)."""
+    if sector.plan.dhcp is None:
+        return True
+    argv = ["ss", "-H", "-u", "-l", "-n", "sport = :67"]
+    return bool(twin.run(sector.dns.name, argv, check=False).stdout.strip())
 
 
 def dns_answers(twin: TwinContext, sector: SectorTwin) -> bool:

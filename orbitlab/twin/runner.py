@@ -254,6 +254,11 @@ def _wait_ready(twin: TwinContext) -> None:
             lambda s=sector: appliances.dns_answers(twin, s),
             READY_TIMEOUT_S,
         )
+        system.wait_until(
+            f"{sector.dns.label} to serve DHCP (dnsmasq)",
+            lambda s=sector: appliances.dhcp_serves(twin, s),
+            READY_TIMEOUT_S,
+        )
     dead = [f"{p.what} in {p.ns}" for p in twin.state.processes if not p.alive()]
     if dead:
         logs = twin.state.workdir / "ns"
