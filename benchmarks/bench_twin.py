@@ -15,8 +15,8 @@ Prints:
    masquerade) to the "internet", as a ratio of the direct path from the gateway itself
    over the same Backplane/L3-VNI/SNAT path, measured in the same run;
 4. bring-up and teardown time (median of a few runs) of 2 nodes x 3 Sectors and
-   2 nodes x 30 Sectors, generated stacks with two hosts per Sector and an LB in every
-   third Sector.
+   2 nodes x 30 Sectors, generated stacks with two static hosts and a DHCP client per
+   Sector and an LB in every third Sector.
 
 Everything runs in the twin's own namespaces and is removed at the end, also on error.
 """
@@ -50,7 +50,8 @@ def quiet(message: str) -> None:
 
 
 def generated_stack(sectors: int) -> dict[str, Any]:
-    """2 nodes and ``sectors`` Sectors, two hosts each (one per node), an LB every third."""
+    """2 nodes and ``sectors`` Sectors, two static hosts each (one per node) and a DHCP
+    client, an LB every third."""
     config: dict[str, Any] = {
         "orbitlab:backplane": {
             "nodes": [
@@ -68,6 +69,7 @@ def generated_stack(sectors: int) -> dict[str, Any]:
             "hosts": [
                 {"name": "app1", "address": "172.16.0.21"},
                 {"name": "app2", "address": "172.16.1.22"},
+                {"name": "app3"},  # a DHCP client, named by its lease
             ],
         }
         if index % 3 == 0:

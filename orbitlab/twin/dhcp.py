@@ -30,6 +30,9 @@ from orbitlab.twin.topology import HostTwin, SectorTwin
 
 CLIENT = "udhcpc"
 LEASE_TIMEOUT_S = 20
+#: dnsmasq pings an address before it first gives it (for up to 3 s) and serves no other
+#: client meanwhile: new clients of one Sector get their leases one after another.
+PING_WAIT_S = 3
 #: What the event script records, in this order (udhcpc's environment variables).
 RECORDED = ("ip", "mask", "router", "dns", "domain", "mtu", "serverid", "lease")
 
@@ -180,6 +183,19 @@ def wait_bound(
     lease = read_lease(twin, host)
     assert lease is not None
     return lease
+
+
+def lease_budget(sector: SectorTwin) -> float:
+    """How long the Sector's clients may take to lease, all starting at once: the usual
+    timeout plus a ping for every client that takes its address from the pool.
+
+    >>> from orbitlab.stack import load_plan
+    >>> from orbitlab.twin.topology import build_topology
+    >>> lease_budget(build_topology(load_plan("stacks/Pulumi.example.yaml")).sector("web"))
+    23.5
+    """
+    new = sum(1 for host in sector.dhcp_clients if host.address is None)
+    return LEASE_TIMEOUT_S + (PING_WAIT_S + 0.5) * new
 
 
 def live_mac(twin: TwinContext, host: HostTwin) -> str:

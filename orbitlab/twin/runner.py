@@ -177,7 +177,7 @@ def _build(twin: TwinContext) -> None:
     with steps.step("daemons (FRR, nftables, CoreDNS, dnsmasq, HAProxy, DHCP clients)") as notes:
         _start_services(twin)
         clients = sum(len(sector.dhcp_clients) for sector in topology.sectors)
-        notes.append(f"{len(state.processes)} processes, {clients} hosts leased")
+        notes.append(f"{len(state.processes)} processes, DHCP leases: {clients}")
     with steps.step("waiting until every Sector DNS answers"):
         _wait_ready(twin)
     state.ready = True
@@ -220,8 +220,9 @@ def _start_services(twin: TwinContext) -> None:
     twin.save()
     for path in ready:
         system.wait_until(f"the service behind {path}", path.exists, READY_TIMEOUT_S)
-    for host in clients:
-        dhcp.wait_bound(twin, host)
+    for sector in topology.sectors:
+        for host in sector.dhcp_clients:
+            dhcp.wait_bound(twin, host, timeout=dhcp.lease_budget(sector))
     each(lambda sector: appliances.start_lb(twin, sector), topology.sectors)
     twin.save()
 
