@@ -86,6 +86,13 @@ def test_a_lease_name_comes_and_goes(tmp_path):
     assert gone == []
 
 
+def test_the_names_stay_readable_whatever_the_umask(tmp_path):
+    render_root(tmp_path)
+    script = tmp_path / DHCP_SCRIPT.lstrip("/")
+    in_private_mounts(tmp_path, f"umask 077\nsh {script} add {OTHER_MAC} 10.30.1.20 drone\n")
+    assert (tmp_path / DHCP_HOSTS.lstrip("/")).stat().st_mode & 0o777 == 0o644
+
+
 def test_a_renamed_lease_keeps_one_line(tmp_path):
     calls = (("add", OTHER_MAC, "10.30.1.20", "drone"), ("old", OTHER_MAC, "10.30.1.20", "Cam2"))
     assert lease_names(tmp_path, *calls) == [f"10.30.1.20 cam2.{DOMAIN}"]

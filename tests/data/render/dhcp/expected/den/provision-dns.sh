@@ -152,7 +152,7 @@ dhcp-option=option:mtu,1450
 dhcp-range=set:subnet0,10.40.0.128,10.40.0.199,255.255.255.0,600
 dhcp-option=tag:subnet0,option:router,10.40.0.1
 ORBITLAB_EOF_d27ae06673e012dd
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_1543e97c833c9e05'
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_ec888110794c5d4f'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1002-dns: names from leases, Sector den (tag 1002).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -197,9 +197,10 @@ fi
 if cmp -s "$HOSTS.new" "$HOSTS"; then
 	rm -f "$HOSTS.new"
 else
+	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_1543e97c833c9e05
+ORBITLAB_EOF_ec888110794c5d4f
 }
 
 # --- commands ------------------------------------------------------------------------

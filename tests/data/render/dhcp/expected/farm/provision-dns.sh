@@ -220,7 +220,7 @@ dhcp-host=bc:24:11:30:02:05,10.30.2.5,silo
 dhcp-host=bc:24:11:30:01:50,10.30.1.50,mill
 dhcp-host=bc:24:11:30:01:99,tractor
 ORBITLAB_EOF_90b38c0cf08284db
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_e708542f5bf09874'
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_b912d6522c560d8d'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1001-dns: names from leases, Sector farm (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -266,9 +266,10 @@ fi
 if cmp -s "$HOSTS.new" "$HOSTS"; then
 	rm -f "$HOSTS.new"
 else
+	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_e708542f5bf09874
+ORBITLAB_EOF_b912d6522c560d8d
 }
 
 # --- commands ------------------------------------------------------------------------

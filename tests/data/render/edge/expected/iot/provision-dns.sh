@@ -191,7 +191,7 @@ shared-network=eth0,10.20.0.0
 dhcp-range=set:subnet2,10.20.0.0,static,255.255.255.252,3600
 dhcp-option=tag:subnet2,option:router,10.20.0.1
 ORBITLAB_EOF_221fdf367cebed75
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_437b701f876aecd8'
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_c8da62e706ff3a29'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1234-dns: names from leases, Sector iot (tag 1234).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -236,9 +236,10 @@ fi
 if cmp -s "$HOSTS.new" "$HOSTS"; then
 	rm -f "$HOSTS.new"
 else
+	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_437b701f876aecd8
+ORBITLAB_EOF_c8da62e706ff3a29
 }
 
 # --- commands ------------------------------------------------------------------------

@@ -150,7 +150,7 @@ dhcp-option=option:mtu,1400
 dhcp-range=set:subnet0,10.10.0.128,10.10.0.254,255.255.255.0,3600
 dhcp-option=tag:subnet0,option:router,10.10.0.1
 ORBITLAB_EOF_7b429b5be8d80280
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_9ef20b17552b792d'
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_1fd304b5a7354bf8'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1001-dns: names from leases, Sector lab1 (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -195,9 +195,10 @@ fi
 if cmp -s "$HOSTS.new" "$HOSTS"; then
 	rm -f "$HOSTS.new"
 else
+	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_9ef20b17552b792d
+ORBITLAB_EOF_1fd304b5a7354bf8
 }
 
 # --- commands ------------------------------------------------------------------------

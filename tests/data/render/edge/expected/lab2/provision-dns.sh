@@ -152,7 +152,7 @@ dhcp-option=option:mtu,1400
 dhcp-range=set:subnet0,10.10.0.128,10.10.0.254,255.255.255.0,3600
 dhcp-option=tag:subnet0,option:router,10.10.0.1
 ORBITLAB_EOF_0840ddb46bba7114
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_d430ba73a5abf618'
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_364e69324048b477'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1002-dns: names from leases, Sector lab2 (tag 1002).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -197,9 +197,10 @@ fi
 if cmp -s "$HOSTS.new" "$HOSTS"; then
 	rm -f "$HOSTS.new"
 else
+	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_d430ba73a5abf618
+ORBITLAB_EOF_364e69324048b477
 }
 
 # --- commands ------------------------------------------------------------------------

@@ -154,7 +154,7 @@ dhcp-option=option:mtu,1450
 dhcp-range=set:subnet0,172.16.0.128,172.16.0.254,255.255.255.0,3600
 dhcp-option=tag:subnet0,option:router,172.16.0.1
 ORBITLAB_EOF_944aa38c0c61b3cb
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_c1d305f71aff5a0c'
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_3f87dbbd6841959e'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1002-dns: names from leases, Sector lab (tag 1002).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -199,9 +199,10 @@ fi
 if cmp -s "$HOSTS.new" "$HOSTS"; then
 	rm -f "$HOSTS.new"
 else
+	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_c1d305f71aff5a0c
+ORBITLAB_EOF_3f87dbbd6841959e
 }
 
 # --- commands ------------------------------------------------------------------------

@@ -184,7 +184,7 @@ shared-network=eth0,172.16.1.0
 dhcp-range=set:subnet1,172.16.1.0,static,255.255.255.0,3600
 dhcp-option=tag:subnet1,option:router,172.16.1.1
 ORBITLAB_EOF_330fffe72b375442
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_c9399f93b896ad06'
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_12aaba818c7b93c2'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1001-dns: names from leases, Sector web (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -229,9 +229,10 @@ fi
 if cmp -s "$HOSTS.new" "$HOSTS"; then
 	rm -f "$HOSTS.new"
 else
+	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_c9399f93b896ad06
+ORBITLAB_EOF_12aaba818c7b93c2
 }
 
 # --- commands ------------------------------------------------------------------------

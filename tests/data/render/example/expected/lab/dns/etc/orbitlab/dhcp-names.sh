@@ -42,5 +42,6 @@ fi
 if cmp -s "$HOSTS.new" "$HOSTS"; then
 	rm -f "$HOSTS.new"
 else
+	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
