@@ -10,8 +10,8 @@ was. Bring-up failures and interrupts must clean up too.
 Every DHCP check is shown to fail when what it checks is broken (negative controls, run
 in-process on the running twin and restored afterwards): a DHCP server with other options,
 another pool and no reservations; a lease script that publishes every name and never
-deletes one; a DNS appliance that loses its leases when it restarts; a client plugged into
-another Sector's VNet.
+deletes one; a Sector DNS that does not read the names of leases; a DNS appliance that
+loses its leases when it restarts; a client plugged into another Sector's VNet.
 """
 
 from __future__ import annotations
@@ -475,6 +475,23 @@ class TestThreeSectors:
         assert not release[0].ok and "dev.red.internal." in release[0].got, release
         assert all(r.ok for r in dhcp_checks.check_guard(twin, red))
         assert all(r.ok for r in dhcp_checks.check_release(twin, red))
+
+    def test_dhcp_names_see_a_sector_dns_that_does_not_read_the_leases(self):
+        twin, red = running_sector("red")
+        corefile = dns_file(twin, red, "/etc/coredns/Corefile")
+        good = corefile.read_text()
+        without_hosts = re.sub(r"\thosts [^\n]*\{\n(?:\t\t[^\n]*\n)*\t\}\n", "", good)
+        assert "\thosts " not in without_hosts and without_hosts.count("\tfile ") == 2
+        try:
+            corefile.write_text(without_hosts)
+            appliances.restart_dns(twin, red)
+            names = dhcp_checks.check_names(twin, red)
+        finally:
+            corefile.write_text(good)
+            appliances.restart_dns(twin, red)
+        assert [(r.target, r.ok) for r in names] == [("dev.red.internal", False)], names
+        assert names[0].got.startswith("NXDOMAIN;")
+        assert names_resolve(twin, red)
 
     def test_dhcp_restart_sees_leases_that_do_not_survive(self):
         twin, blue = running_sector("blue")
