@@ -103,10 +103,12 @@ def parse_record(text: str, stamp: int = 0) -> Lease:
 
 
 def record_path(twin: TwinContext, host: HostTwin) -> Path:
+    """Where the host's DHCP client records its lease (its run directory)."""
     return twin.run_dir(host.ns.name) / "lease.env"
 
 
 def read_lease(twin: TwinContext, host: HostTwin) -> Lease | None:
+    """The host's last recorded lease event, or None before its first."""
     path = record_path(twin, host)
     try:
         return parse_record(path.read_text(), path.stat().st_mtime_ns)
@@ -208,6 +210,7 @@ def live_mac(twin: TwinContext, host: HostTwin) -> str:
 
 
 def live_mtu(twin: TwinContext, host: HostTwin) -> int:
+    """The MTU of the host's eth0 as it is (the lease's, once applied)."""
     out = system.run(["ip", "-n", host.ns.name, "-o", "link", "show", "eth0"]).stdout
     found = re.search(r" mtu (\d+)", out)
     return int(found.group(1)) if found else 0
@@ -243,5 +246,6 @@ def lease_file(twin: TwinContext, sector: SectorTwin) -> Path:
 
 
 def leases_on_disk(twin: TwinContext, sector: SectorTwin) -> list[DiskLease]:
+    """The leases the Sector DHCP has written to disk (none before its first)."""
     path = lease_file(twin, sector)
     return parse_leases(path.read_text()) if path.exists() else []

@@ -49,11 +49,13 @@ def observer(sector: SectorTwin) -> Namespace:
 
 
 def forward(twin: TwinContext, sector: SectorTwin, name: str) -> DigAnswer:
+    """``<name>.<domain>`` asked of the Sector DNS by the :func:`observer`."""
     plan = sector.plan
     return dig(twin, observer(sector), f"@{plan.dns_address}", f"{name}.{plan.domain}")
 
 
 def reverse(twin: TwinContext, sector: SectorTwin, address: object) -> DigAnswer:
+    """The PTR of ``address`` asked of the Sector DNS by the :func:`observer`."""
     return dig(twin, observer(sector), f"@{sector.plan.dns_address}", "-x", str(address))
 
 
@@ -118,7 +120,14 @@ def check_pool(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
 
 
 def expected_options(sector: SectorTwin, ip: IPAddress | None) -> str:
-    """The options a client of ``sector`` must get with ``ip``, and its NIC's MTU."""
+    """The options a client of ``sector`` must get with ``ip``, and its NIC's MTU.
+
+    >>> from orbitlab.stack import load_plan
+    >>> from orbitlab.twin.topology import build_topology
+    >>> web = build_topology(load_plan("stacks/Pulumi.example.yaml")).sector("web")
+    >>> expected_options(web, IPAddress("172.16.1.150"))
+    'router 172.16.1.1, DNS 172.16.0.2, domain web.internal, MTU 1450 (eth0 1450)'
+    """
     plan = sector.plan
     subnet = plan.subnet_of(ip) if ip is not None else None
     router = subnet.gateway if subnet is not None else "(no subnet)"
