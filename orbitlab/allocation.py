@@ -34,6 +34,9 @@ VXLAN_OVERHEAD = 50
 Role = Literal["gateway", "dns", "lb"]
 ROLE_VMID_SUFFIX: dict[str, int] = {"gateway": 1, "dns": 2, "lb": 3}
 SECTOR_INFRA_OFFSET: dict[str, int] = {"gateway": 1, "dns": 2, "lb": 3}
+#: The default DHCP pool starts at the upper half of the first subnet, and never below this
+#: offset (.1-.3 are the appliances').
+POOL_MIN_OFFSET = 4
 #: Locally administered, unicast (first octet 0x02), "OL" in the second and third octets.
 MAC_PREFIX = "02:4f:4c"
 
@@ -162,6 +165,32 @@ def sector_infra_address(first_subnet: IPNetwork, role: Role) -> IPAddress:
 def subnet_gateway(subnet: IPNetwork) -> IPAddress:
     """Every Sector subnet's gateway: network + 1, held by the Sector Gateway."""
     return IPAddress(subnet.first + 1)
+
+
+def default_pool(
+    first_subnet: IPNetwork, taken: Iterable[IPAddress]
+) -> tuple[IPAddress, IPAddress] | None:
+    """The default DHCP pool of a Sector: the longest run of addresses in the upper half of
+    its first subnet that holds none of ``taken`` (declared hosts), never .1-.3 and never the
+    broadcast address; the lowest such run on a tie; None when no address is left.
+
+    >>> [str(a) for a in default_pool(IPNetwork("172.16.0.0/24"), [])]
+    ['172.16.0.128', '172.16.0.254']
+    >>> [str(a) for a in default_pool(IPNetwork("172.16.0.0/24"), [IPAddress("172.16.0.150")])]
+    ['172.16.0.151', '172.16.0.254']
+    >>> [str(a) for a in default_pool(IPNetwork("10.0.0.0/29"), [])]
+    ['10.0.0.4', '10.0.0.6']
+    """
+    start = max(first_subnet.first + POOL_MIN_OFFSET, first_subnet.first + first_subnet.size // 2)
+    end = first_subnet.last - 1
+    blocked = sorted({int(address) for address in taken if start <= int(address) <= end})
+    best: tuple[int, int] | None = None
+    run_start = start
+    for value in [*blocked, end + 1]:
+        if value > run_start and (best is None or value - run_start > best[1] - best[0] + 1):
+            best = (run_start, value - 1)
+        run_start = value + 1
+    return (IPAddress(best[0]), IPAddress(best[1])) if best else None
 
 
 def place(sector: str, nodes: Sequence[str]) -> str:

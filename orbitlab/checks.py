@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 
-from orbitlab.allocation import SECTOR_INFRA_OFFSET
+from orbitlab.allocation import SECTOR_INFRA_OFFSET, default_pool
 from orbitlab.settings import (
     MIN_MTU,
     RESERVED_HOST_NAMES,
@@ -44,6 +44,11 @@ def parse_endpoint(text: str, sector: SectorSettings) -> Endpoint:
         raise ValueError(f"{text!r} is not host:port; expected e.g. app:8080 (port 1-65535)")
     port = int(port_text)
     for declared in sector.hosts:
+        if declared.name == host and declared.address is None:
+            raise ValueError(
+                f"{text!r}: host {host!r} has no fixed address (it takes one from the DHCP "
+                "pool); give it an address (with its mac, a DHCP reservation) to use it here"
+            )
         if declared.name == host:
             return Endpoint(declared.name, declared.address, port)
     try:
@@ -157,7 +162,8 @@ def _check_hosts(prefix: str, sector: SectorSettings) -> Iterator[str]:
     reserved = reserved_addresses(sector)
     for name in _duplicates([host.name for host in sector.hosts]):
         yield f"{prefix}.hosts: host name {name!r} appears more than once"
-    for address in _duplicates([host.address for host in sector.hosts]):
+    addresses = [host.address for host in sector.hosts if host.address is not None]
+    for address in _duplicates(addresses):
         yield f"{prefix}.hosts: address {address} is given to more than one host"
     for index, host in enumerate(sector.hosts):
         field = f"{prefix}.hosts[{index}]"
@@ -166,6 +172,8 @@ def _check_hosts(prefix: str, sector: SectorSettings) -> Iterator[str]:
                 f"{field}.name: {host.name!r} is reserved for an appliance; "
                 f"not allowed: {', '.join(sorted(RESERVED_HOST_NAMES))}"
             )
+        if host.address is None:
+            continue
         subnet = next((s for s in sector.subnets if host.address in s), None)
         if subnet is None:
             yield (
@@ -176,6 +184,113 @@ def _check_hosts(prefix: str, sector: SectorSettings) -> Iterator[str]:
             yield f"{field}.address: {host.address} is the network or broadcast address of {subnet}"
         elif host.address in reserved:
             yield f"{field}.address: {host.address} is reserved for {reserved[host.address]}"
+
+
+def dhcp_pool(sector: SectorSettings) -> tuple[IPAddress, IPAddress] | None:
+    """The Sector's DHCP pool: its ``dhcp.range``, else the default in its first subnet
+    (clear of every declared host), or None when DHCP is off or no default fits."""
+    if not sector.dhcp.enabled:
+        return None
+    if sector.dhcp.range is not None:
+        start, end = sector.dhcp.range
+        return start, end
+    declared = [host.address for host in sector.hosts if host.address is not None]
+    return default_pool(sector.subnets[0], declared)
+
+
+def _check_dhcp_off(prefix: str, sector: SectorSettings) -> Iterator[str]:
+    off = f"DHCP is off ({prefix}.dhcp.enabled: false)"
+    for index, host in enumerate(sector.hosts):
+        field = f"{prefix}.hosts[{index}]"
+        if host.address is None:
+            yield (
+                f"{field}: host {host.name!r} has no address, and {off}; give it an address "
+                "or turn DHCP on"
+            )
+        if host.mac is not None:
+            yield (
+                f"{field}.mac: a mac asks for a DHCP reservation, and {off}; remove it or turn "
+                "DHCP on"
+            )
+
+
+def _range_subnet(
+    field: str, shown: str, ends: tuple[IPAddress, IPAddress], sector: SectorSettings
+) -> tuple[IPNetwork | None, list[str]]:
+    """The one subnet a range lies in, or None with the reasons it lies in none."""
+    start, end = ends
+    if start > end:
+        return None, [
+            f"{field}: {shown} is reversed (start {start} is above end {end}); "
+            f"write [{end}, {start}]"
+        ]
+    homes = [next((s for s in sector.subnets if a in s), None) for a in ends]
+    subnets = ", ".join(str(s) for s in sector.subnets)
+    for address, home in zip(ends, homes, strict=True):
+        if home is None:
+            return None, [
+                f"{field}: {address} is in none of the Sector's subnets ({subnets}); "
+                "the pool lies in one of them"
+            ]
+    if homes[0] != homes[1]:
+        return None, [
+            f"{field}: {shown} spans two subnets ({homes[0]} and {homes[1]}); "
+            "the pool lies in one subnet"
+        ]
+    return homes[0], []
+
+
+def _check_range(prefix: str, sector: SectorSettings) -> Iterator[str]:
+    assert sector.dhcp.range is not None
+    start, end = sector.dhcp.range
+    field = f"{prefix}.dhcp.range"
+    shown = f"[{start}, {end}]"
+    subnet, problems = _range_subnet(field, shown, (start, end), sector)
+    yield from problems
+    if subnet is None:
+        return
+    if start == subnet.network or end == subnet.broadcast:
+        yield f"{field}: {shown} includes the network or broadcast address of {subnet}"
+    for address, owner in sorted(reserved_addresses(sector).items()):
+        if start <= address <= end:
+            yield f"{field}: {shown} includes {address}, reserved for {owner}"
+    for index, host in enumerate(sector.hosts):
+        if host.address is not None and host.mac is None and start <= host.address <= end:
+            yield (
+                f"{field}: {shown} includes {host.address}, the static address of host "
+                f"{host.name!r} ({prefix}.hosts[{index}]), which has no mac; move the range, "
+                f"or give {host.name} a mac (a DHCP reservation)"
+            )
+
+
+def _check_dhcp(prefix: str, sector: SectorSettings) -> Iterator[str]:
+    if not sector.dhcp.enabled:
+        yield from _check_dhcp_off(prefix, sector)
+    elif sector.dhcp.range is not None:
+        yield from _check_range(prefix, sector)
+    elif dhcp_pool(sector) is None:
+        yield (
+            f"{prefix}.dhcp: no address is left for a default pool in the upper half of "
+            f"{sector.subnets[0]} (declared hosts take them); set {prefix}.dhcp.range, or "
+            "enabled: false"
+        )
+
+
+def check_macs(settings: StackSettings) -> Iterator[str]:
+    """Every host's mac is its own, across the stack."""
+    owners: dict[str, str] = {}
+    for sector_index, sector in enumerate(settings.sectors):
+        for index, host in enumerate(sector.hosts):
+            if host.mac is None:
+                continue
+            field = f"orbitlab:sectors[{sector_index}].hosts[{index}]"
+            if host.mac in owners:
+                yield (
+                    f"{field}.mac: {host.mac} is also the mac of {owners[host.mac]}; every NIC "
+                    "needs its own MAC"
+                )
+            else:
+                owners[host.mac] = f"{field} ({host.name})"
 
 
 def _check_endpoint(field: str, text: str, sector: SectorSettings) -> Iterator[str]:
@@ -302,6 +417,7 @@ def check_sector(index: int, sector: SectorSettings, settings: StackSettings) ->
                     "Sector may reach"
                 )
     yield from _check_hosts(prefix, sector)
+    yield from _check_dhcp(prefix, sector)
     yield from _check_load_balancer(prefix, sector)
     yield from _check_port_forwards(prefix, sector)
     yield from _check_egress(prefix, sector, settings.backplane)
@@ -340,4 +456,5 @@ def cross_check(settings: StackSettings) -> list[str]:
         problems.append(f"orbitlab:sectors: tag {tag} is given to more than one Sector")
     for index, sector in enumerate(settings.sectors):
         problems.extend(check_sector(index, sector, settings))
+    problems.extend(check_macs(settings))
     return problems

@@ -12,6 +12,8 @@ ID, address and placement is decided here, once, before anything is declared.
 >>> sector = plan.sectors[0]
 >>> sector.tag, sector.vnet_id, str(sector.gateway_backplane), str(sector.dns_address)
 (1001, 'olvn1001', '10.200.0.10', '172.16.0.2')
+>>> sector.dhcp.pool_text, sector.dhcp.lease_time_s
+('172.16.0.128-172.16.0.254', 3600)
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from dataclasses import dataclass, field
 from netaddr import IPAddress, IPNetwork
 
 from orbitlab import allocation
-from orbitlab.checks import Endpoint, parse_endpoint
+from orbitlab.checks import Endpoint, dhcp_pool, parse_endpoint
 from orbitlab.errors import AllocationError, SettingsError
 from orbitlab.settings import (
+    DEFAULT_LEASE_S,
     ApplianceSettings,
     EgressSettings,
     HealthCheckSettings,
+    SectorSettings,
     StackSettings,
     mirror_endpoint,
 )
@@ -105,8 +109,39 @@ class SubnetPlan:
 
 @dataclass(frozen=True)
 class HostPlan:
+    """A declared host: static (address), reserved (address and mac) or dynamic (no address;
+    its name comes with its DHCP lease, bound to its NIC when it has a mac)."""
+
     name: str
-    address: IPAddress
+    address: IPAddress | None
+    mac: str | None = None
+
+    @property
+    def dynamic(self) -> bool:
+        return self.address is None
+
+    @property
+    def leases(self) -> bool:
+        """True when the host takes its address by DHCP (dynamic, or reserved by its mac)."""
+        return self.address is None or self.mac is not None
+
+
+@dataclass(frozen=True)
+class DhcpPlan:
+    """The Sector DHCP server: its pool (in one subnet) and the lease time."""
+
+    pool_start: IPAddress
+    pool_end: IPAddress
+    pool_subnet: SubnetPlan
+    lease_time_s: int
+
+    @property
+    def pool_text(self) -> str:
+        """``first-last``, e.g. ``172.16.0.128-172.16.0.254``."""
+        return f"{self.pool_start}-{self.pool_end}"
+
+    def in_pool(self, address: IPAddress) -> bool:
+        return self.pool_start <= address <= self.pool_end
 
 
 @dataclass(frozen=True)
@@ -152,6 +187,8 @@ class SectorPlan:
     port_forwards: tuple[PortForwardPlan, ...]
     egress: EgressSettings
     mtu: int
+    #: The DHCP server in the Sector DNS appliance, or None when DHCP is off.
+    dhcp: DhcpPlan | None = None
 
     @property
     def zone_id(self) -> str:
@@ -185,6 +222,14 @@ class SectorPlan:
 
     def vmid(self, role: allocation.Role) -> int:
         return allocation.vmid(self.tag, role)
+
+    @property
+    def fixed_hosts(self) -> tuple[HostPlan, ...]:
+        """The declared hosts whose address is known in advance (static or reserved)."""
+        return tuple(host for host in self.hosts if host.address is not None)
+
+    def subnet_of(self, address: IPAddress) -> SubnetPlan | None:
+        return next((subnet for subnet in self.subnets if address in subnet.cidr), None)
 
     @property
     def dns_mac(self) -> str:
@@ -221,6 +266,20 @@ class StackPlan:
             if sector.name == name:
                 return sector
         raise KeyError(name)
+
+
+def plan_dhcp(sector: SectorSettings, subnets: tuple[SubnetPlan, ...]) -> DhcpPlan | None:
+    """The DHCP plan of a validated Sector (None when DHCP is off)."""
+    pool = dhcp_pool(sector)
+    if pool is None:
+        return None
+    start, end = pool
+    return DhcpPlan(
+        pool_start=start,
+        pool_end=end,
+        pool_subnet=next(subnet for subnet in subnets if start in subnet.cidr),
+        lease_time_s=sector.dhcp.lease_time or DEFAULT_LEASE_S,
+    )
 
 
 def sector_alias(stack: str, sector: str) -> str:
@@ -298,16 +357,17 @@ def plan_stack(
                     for listener in sector.load_balancer.listeners
                 ),
             )
+        subnets = tuple(
+            SubnetPlan(cidr, allocation.subnet_gateway(cidr)) for cidr in sector.subnets
+        )
         sectors.append(
             SectorPlan(
                 stack=stack,
                 name=sector.name,
                 tag=tag,
                 node=sector.node or allocation.place(sector.name, backplane.node_names),
-                subnets=tuple(
-                    SubnetPlan(cidr, allocation.subnet_gateway(cidr)) for cidr in sector.subnets
-                ),
-                hosts=tuple(HostPlan(h.name, h.address) for h in sector.hosts),
+                subnets=subnets,
+                hosts=tuple(HostPlan(h.name, h.address, h.mac) for h in sector.hosts),
                 domain=sector.domain,
                 forwarders=tuple(sector.dns.forwarders or settings.appliances.nameservers),
                 gateway_backplane=gateway_bp,
@@ -319,6 +379,7 @@ def plan_stack(
                 ),
                 egress=sector.egress,
                 mtu=backplane.mtu,
+                dhcp=plan_dhcp(sector, subnets),
             )
         )
     if problems:

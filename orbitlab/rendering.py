@@ -10,6 +10,8 @@ is deterministic to the byte: same plan, same files, same script.
 >>> bundles = sector_bundles(plan, plan.sector("web"))
 >>> sorted(bundles), bundles["gateway"].file("/etc/frr/frr.conf").mode
 (['dns', 'gateway', 'lb'], 420)
+>>> [service.name for service in bundles["dns"].services]
+['coredns', 'dnsmasq']
 """
 
 from __future__ import annotations
@@ -26,12 +28,24 @@ import jinja2
 from netaddr import IPAddress, IPNetwork
 
 from orbitlab.checks import Endpoint
-from orbitlab.plan import BackplanePlan, MirrorPlan, SectorPlan, StackPlan
+from orbitlab.plan import BackplanePlan, DhcpPlan, HostPlan, MirrorPlan, SectorPlan, StackPlan
+from orbitlab.settings import RESERVED_HOST_NAMES
 
 ApplianceRole = Literal["gateway", "dns", "lb"]
 SYSCTL_FILE = "/etc/sysctl.d/90-orbitlab.conf"
 FORWARDING_OFF_FILE = "/etc/sysctl.d/89-orbitlab-forwarding.conf"
 ROLES: tuple[ApplianceRole, ...] = ("gateway", "dns", "lb")
+
+#: The Sector DHCP server's files and state (leases and the names from them) in the DNS
+#: appliance. The state directory survives a restart; provisioning never writes into it.
+DNSMASQ_CONF = "/etc/dnsmasq.conf"
+DHCP_SCRIPT = "/etc/orbitlab/dhcp-names.sh"
+LEASE_DIR = "/var/lib/misc"
+LEASE_FILE = f"{LEASE_DIR}/dnsmasq.leases"
+DHCP_HOSTS = f"{LEASE_DIR}/orbitlab-dhcp.hosts"
+#: How long a name from a lease is cached, and how often CoreDNS re-reads DHCP_HOSTS.
+DHCP_NAME_TTL_S = 30
+DHCP_HOSTS_RELOAD = "1s"
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,8 @@ class Bundle:
     commands: tuple[str, ...] = field(default=())
     #: Replaces the distribution's CDN in the package repositories (``http://<ip>/alpine``).
     package_mirror: str | None = None
+    #: Directories the appliance keeps state in (DHCP leases): created, never written.
+    directories: tuple[str, ...] = field(default=())
 
     def file(self, path: str) -> FileSpec:
         for spec in self.files:
@@ -109,6 +125,7 @@ ALPINE = OsProfile(
     packages={
         "gateway": ("frr", "nftables", "iproute2", "conntrack-tools"),
         "dns": ("coredns",),
+        "dhcp": ("dnsmasq",),
         "lb": ("haproxy", "nftables", "iproute2"),
     },
     mirror_host="dl-cdn.alpinelinux.org",
@@ -181,11 +198,12 @@ def _reverse_zones(subnets: Iterable[IPNetwork]) -> list[str]:
 
 
 def sector_names(sector: SectorPlan) -> list[tuple[str, IPAddress]]:
-    """Every name the Sector DNS answers: appliances first, then the declared hosts."""
+    """Every name the Sector DNS answers from its zones: appliances first, then the declared
+    hosts with a fixed address (a dynamic host's name comes with its lease)."""
     names = [("gateway", sector.gateway_address), ("dns", sector.dns_address)]
     if sector.load_balancer is not None:
         names.append(("lb", sector.load_balancer.sector_address))
-    names.extend((host.name, host.address) for host in sector.hosts)
+    names.extend((host.name, host.address) for host in sector.fixed_hosts if host.address)
     return names
 
 
@@ -278,27 +296,103 @@ def gateway_bundle(
     )
 
 
-def dns_bundle(sector: SectorPlan, os: OsProfile) -> Bundle:
+def protected_names(sector: SectorPlan) -> list[str]:
+    """Names no lease may publish: the appliances' and the fixed declared hosts'.
+
+    >>> from orbitlab.stack import load_plan
+    >>> protected_names(load_plan("stacks/Pulumi.example.yaml").sector("web"))
+    ['gateway', 'dns', 'lb', 'app1', 'app2']
+    """
+    appliances = sorted(RESERVED_HOST_NAMES, key=["gateway", "dns", "lb"].index)
+    return [*appliances, *(host.name for host in sector.fixed_hosts)]
+
+
+def dhcp_files(sector: SectorPlan, dhcp: DhcpPlan) -> tuple[FileSpec, ...]:
+    """dnsmasq's configuration and the lease script that turns leases into names."""
+    reservations = [host for host in sector.hosts if host.mac is not None]
+    bound: list[HostPlan] = [host for host in reservations if host.address is None]
+    config = render_template(
+        "dnsmasq.conf.j2",
+        sector=sector,
+        dhcp=dhcp,
+        reservations=reservations,
+        lease_file=LEASE_FILE,
+        script_path=DHCP_SCRIPT,
+    )
+    script = render_template(
+        "dhcp-names.sh.j2",
+        sector=sector,
+        hosts_file=DHCP_HOSTS,
+        protected=protected_names(sector),
+        bound=bound,
+    )
+    return FileSpec(DNSMASQ_CONF, config), FileSpec(DHCP_SCRIPT, script, 0o755)
+
+
+def retire_service(os: OsProfile, service: str) -> str:
+    """A command that stops and disables a service if it is installed (e.g. DHCP turned off).
+
+    >>> retire_service(ALPINE, "dnsmasq")  # doctest: +NORMALIZE_WHITESPACE
+    'if [ -e /etc/init.d/dnsmasq ]; then if rc-service dnsmasq status >/dev/null 2>&1; then
+     rc-service dnsmasq stop; fi; [ ! -e /etc/runlevels/default/dnsmasq ] ||
+     rc-update del dnsmasq default; fi'
+    """
+    running = os.is_running.format(service=service)
+    return (
+        f"if [ -e /etc/init.d/{service} ]; then if {running} >/dev/null 2>&1; then "
+        f"rc-service {service} stop; fi; [ ! -e /etc/runlevels/default/{service} ] || "
+        f"rc-update del {service} default; fi"
+    )
+
+
+def coredns_files(sector: SectorPlan) -> tuple[tuple[FileSpec, ...], Service]:
+    """CoreDNS's Corefile and zones (reading the names of leases when DHCP is on)."""
     zones = dns_zones(sector)
-    forwarders = " ".join(str(a) for a in sector.forwarders) or "/etc/resolv.conf"
-    corefile = render_template("Corefile.j2", sector=sector, zones=zones, forwarders=forwarders)
+    corefile = render_template(
+        "Corefile.j2",
+        sector=sector,
+        zones=zones,
+        forwarders=" ".join(str(a) for a in sector.forwarders) or "/etc/resolv.conf",
+        hosts_file=DHCP_HOSTS if sector.dhcp else None,
+        hosts_ttl=DHCP_NAME_TTL_S,
+        hosts_reload=DHCP_HOSTS_RELOAD,
+    )
     zone_files = tuple(
         FileSpec(zone.path, render_template("zone.j2", sector=sector, zone=zone)) for zone in zones
     )
+    files = (FileSpec("/etc/coredns/Corefile", corefile), *zone_files)
+    service = Service(
+        "coredns", tuple(spec.path for spec in files), reload="rc-service coredns restart"
+    )
+    return files, service
+
+
+def dnsmasq_service(files: tuple[FileSpec, ...]) -> Service:
+    """dnsmasq, checked before it (re)starts; it reads its ranges only when it starts, and
+    its leases stay on disk across a restart."""
+    return Service(
+        "dnsmasq",
+        tuple(spec.path for spec in files),
+        reload="rc-service dnsmasq restart",
+        check=f"dnsmasq --test -C {DNSMASQ_CONF}",
+    )
+
+
+def dns_bundle(sector: SectorPlan, os: OsProfile) -> Bundle:
+    """CoreDNS (the Sector's names, forwarding) and, unless DHCP is off, dnsmasq (DHCP);
+    with DHCP off, a dnsmasq left from before is stopped."""
+    files, coredns = coredns_files(sector)
+    dhcp = dhcp_files(sector, sector.dhcp) if sector.dhcp else ()
     return Bundle(
         role="dns",
         hostname=sector.dns_hostname,
         sector=sector.name,
         tag=sector.tag,
-        files=(FileSpec("/etc/coredns/Corefile", corefile), *zone_files),
-        packages=os.packages["dns"],
-        services=(
-            Service(
-                "coredns",
-                ("/etc/coredns/Corefile", *(zone.path for zone in zones)),
-                reload="rc-service coredns restart",
-            ),
-        ),
+        files=(*files, *dhcp),
+        packages=(*os.packages["dns"], *(os.packages["dhcp"] if dhcp else ())),
+        services=(coredns, dnsmasq_service(dhcp)) if dhcp else (coredns,),
+        commands=() if dhcp else (retire_service(os, "dnsmasq"),),
+        directories=(LEASE_DIR,) if dhcp else (),
     )
 
 

@@ -33,6 +33,8 @@ from pydantic import (
     model_validator,
 )
 
+from orbitlab.allocation import MAC_PREFIX
+
 CONFIG_NAMESPACE = "orbitlab"
 MIN_MTU = 1280
 VXLAN_OVERHEAD = 50
@@ -40,6 +42,12 @@ DEFAULT_TEMPLATE_URL = (
     "http://download.proxmox.com/images/system/alpine-3.22-default_20250617_amd64.tar.xz"
 )
 RESERVED_HOST_NAMES = frozenset({"gateway", "dns", "lb"})
+#: Bounds of a DHCP lease (dnsmasq's own minimum is 2 minutes) and its default.
+MIN_LEASE_S = 120
+MAX_LEASE_S = 7 * 24 * 3600
+DEFAULT_LEASE_S = 3600
+LEASE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 #: ``orbitlab:*`` keys that configure the program rather than the network (not settings).
 PROGRAM_KEYS = frozenset({"sshPrivateKey"})
 # Patterns are matched with fullmatch: a value with a trailing newline never passes.
@@ -214,12 +222,65 @@ def mirror_endpoint(url: str) -> tuple[IPAddress, int]:
     return address, port
 
 
+def _parse_mac(value: Any) -> str:
+    """A host NIC's MAC: six colon-separated octets, unicast, not all zero, not OrbitLab's.
+
+    >>> _parse_mac("BC:24:11:5A:00:01")
+    'bc:24:11:5a:00:01'
+    """
+    text = value.lower() if isinstance(value, str) else value
+    if not isinstance(text, str) or not MAC.match(text):
+        raise ValueError(
+            f"{value!r} is not a MAC address; expected six colon-separated hex octets, "
+            "e.g. bc:24:11:5a:00:01"
+        )
+    if int(text[:2], 16) & 1:
+        raise ValueError(
+            f"{value!r} is a multicast MAC (the lowest bit of its first octet is set); a NIC "
+            "needs a unicast MAC, e.g. bc:24:11:5a:00:01"
+        )
+    if text == "00:00:00:00:00:00":
+        raise ValueError(f"{value!r} is the all-zero MAC, never a NIC's; e.g. bc:24:11:5a:00:01")
+    if text.startswith(MAC_PREFIX + ":"):
+        raise ValueError(
+            f"{value!r} lies in {MAC_PREFIX}:xx:xx:xx, the prefix of OrbitLab's own "
+            "appliance NICs; choose another MAC, e.g. bc:24:11:5a:00:01"
+        )
+    return text
+
+
+def _parse_lease_time(value: Any) -> int:
+    """Seconds, or a number with a unit (``s``, ``m``, ``h``, ``d``), within 2m-7d.
+
+    >>> _parse_lease_time("12h"), _parse_lease_time(600)
+    (43200, 600)
+    """
+    seconds: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and re.fullmatch(r"[0-9]+[smhd]", value):
+        seconds = int(value[:-1]) * LEASE_UNITS[value[-1]]
+    if seconds is None:
+        raise ValueError(
+            f"{value!r} is not a lease time; expected seconds or a number with a unit "
+            "(s, m, h, d), e.g. 30m, 12h or 7d"
+        )
+    if not MIN_LEASE_S <= seconds <= MAX_LEASE_S:
+        raise ValueError(
+            f"{value!r} is out of bounds; a lease lasts from 2m to 7d "
+            f"({MIN_LEASE_S}-{MAX_LEASE_S} seconds)"
+        )
+    return seconds
+
+
 Cidr = Annotated[IPNetwork, BeforeValidator(_parse_cidr)]
 Destination = Annotated[IPNetwork, BeforeValidator(_parse_destination)]
 Address = Annotated[IPAddress, BeforeValidator(_parse_address)]
 Label = Annotated[str, BeforeValidator(_parse_label)]
 Domain = Annotated[str, BeforeValidator(_parse_domain)]
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+Mac = Annotated[str, BeforeValidator(_parse_mac)]
+LeaseTime = Annotated[int, BeforeValidator(_parse_lease_time)]
 
 
 class Model(BaseModel):
@@ -300,10 +361,50 @@ class BackplaneSettings(Model):
 
 
 class HostSettings(Model):
-    """A host living in the Sector (a VM or LXC the user attaches), for DNS and backends."""
+    """A host living in the Sector (a VM or LXC the user attaches), for DNS and backends.
+
+    With an ``address`` it is static (configured by hand), or, with a ``mac`` too, a DHCP
+    reservation: the NIC with that MAC always leases that address. Without an address it is
+    dynamic: it takes an address from the DHCP pool and its name comes with its lease (with
+    a ``mac``, the name is bound to that NIC).
+    """
 
     name: Label
-    address: Address
+    address: Address | None = None
+    mac: Mac | None = None
+
+
+class DhcpSettings(Model):
+    """The Sector DHCP server (dnsmasq in the Sector DNS appliance).
+
+    On by default, with a pool in the upper part of the first subnet; ``range: [start,
+    end]`` puts the pool in any one subnet; ``enabled: false`` turns DHCP off.
+    """
+
+    enabled: bool = Field(default=True, strict=True)
+    range: list[Address] | None = None
+    lease_time: LeaseTime | None = None
+
+    @field_validator("range", mode="before")
+    @classmethod
+    def _start_and_end(cls, value: Any) -> Any:
+        if value is not None and (not isinstance(value, list) or len(value) != 2):
+            raise ValueError(
+                f"{value!r} is not a range; expected [start, end], two addresses in one "
+                "subnet, e.g. [172.16.0.100, 172.16.0.199]"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _only_while_enabled(self) -> DhcpSettings:
+        given = [key for key in ("range", "lease_time") if getattr(self, key) is not None]
+        if not self.enabled and given:
+            them = "it" if len(given) == 1 else "them"
+            raise ValueError(
+                f"{' and '.join(given)} set, but DHCP is off (enabled: false); remove {them} "
+                "or turn DHCP on"
+            )
+        return self
 
 
 class DnsSettings(Model):
@@ -376,6 +477,7 @@ class SectorSettings(Model):
     node: Label | None = None
     hosts: list[HostSettings] = Field(default_factory=list)
     dns: DnsSettings = Field(default_factory=DnsSettings)
+    dhcp: DhcpSettings = Field(default_factory=DhcpSettings)
     load_balancer: LoadBalancerSettings | None = None
     port_forwards: list[PortForwardSettings] = Field(default_factory=list)
     egress: EgressSettings = Field(default_factory=EgressSettings)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything OrbitLab's CLI, tests and twin need, from nothing, on Debian 12 (as root):
-# the Debian packages of the real daemons and checkers, Graphviz (`orbitlab diagram`),
+# the Debian packages of the real daemons, checkers and DHCP client, Graphviz (`orbitlab diagram`),
 # CoreDNS (built with `go install`), Mermaid's parser for the tests (npm, from the lockfile
 # in tools/mermaid) and a Python virtualenv in .venv with the pinned requirements and
 # orbitlab itself.
@@ -23,6 +23,7 @@ COREDNS_VERSION="v1.11.3"
 DEBIAN_PACKAGES=(
   nftables frr haproxy iproute2 dnsutils iperf3 conntrack hping3 iputils-ping
   procps util-linux python3-venv ca-certificates graphviz fonts-dejavu-core
+  dnsmasq-base udhcpc
 )
 
 cd "$(dirname "$0")/.."
@@ -45,6 +46,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # The distribution's FRR service is not used: the twin runs its own daemons per namespace.
 systemctl disable --now frr >/dev/null 2>&1 || true
+# dnsmasq-base is the binary alone (no service). Should the full `dnsmasq` package be
+# installed too, its system service (DNS on port 53 of this machine) is not ours either.
+systemctl disable --now dnsmasq >/dev/null 2>&1 || true
 
 if ! command -v coredns >/dev/null 2>&1 || ! coredns -version | grep -q "CoreDNS-${COREDNS_VERSION#v}"; then
   export PATH="$PATH:/usr/local/go/bin"

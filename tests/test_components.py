@@ -215,6 +215,17 @@ def test_provisioning_runs_the_rendered_script_in_the_container_on_its_node(run:
             assert command.deleted_with == container.urn
 
 
+def test_the_dns_appliance_is_provisioned_with_its_dhcp_server(run: Run) -> None:
+    stdin = run.named("web-dns-provision").inputs["stdin"]
+    assert "apk add --quiet --no-progress coredns dnsmasq" in stdin
+    assert "put_file /etc/dnsmasq.conf 644" in stdin
+    assert "put_file /etc/orbitlab/dhcp-names.sh 755" in stdin
+    assert "dnsmasq --test -C /etc/dnsmasq.conf" in stdin
+    assert "dhcp-range=set:subnet0,172.16.0.128,172.16.0.254,255.255.255.0,3600" in stdin
+    description = run.named("web-dns-ct").inputs["description"]
+    assert "Sector DNS (CoreDNS, dnsmasq DHCP)" in description
+
+
 def test_appliance_containers_are_small_unprivileged_and_addressed_per_plan(run: Run) -> None:
     def nics(name: str) -> list[tuple[str, str, str, str | None, float]]:
         inputs = run.named(name).inputs

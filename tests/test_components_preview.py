@@ -234,6 +234,8 @@ def test_homelab_example_uses_the_components_next_to_its_own_resources(
         "gateway": "172.20.0.1",
     }
     assert app.inputs["initialization"]["dns"]["servers"] == ["172.20.0.2"]
+    tools = run.named("media-tools")  # declared without an address: ip=dhcp
+    assert tools.inputs["initialization"]["ipConfigs"][0]["ipv4"] == {"address": "dhcp"}
     # The app waits for its Sector (bridge present, gateway provisioned).
     assert run.depends_on(app.urn, run.named("media-bridges").urn)
     assert run.depends_on(app.urn, run.named("media-gateway-provision").urn)

@@ -48,7 +48,8 @@ def expected_texts(plan: StackPlan) -> set[str]:
         texts |= {str(subnet.cidr) for subnet in sector.subnets}
         texts |= {str(subnet.gateway) for subnet in sector.subnets}
         texts |= {str(sector.gateway_backplane), str(sector.dns_address)}
-        texts |= {str(host.address) for host in sector.hosts} | {h.name for h in sector.hosts}
+        texts |= {str(h.address) for h in sector.fixed_hosts} | {h.name for h in sector.hosts}
+        texts |= {sector.dhcp.pool_text} if sector.dhcp else set()
         texts |= {f"forward {f.port}/{f.protocol}" for f in sector.port_forwards}
         texts |= {f"{f.to.address}:{f.to.port}" for f in sector.port_forwards}
         texts |= {f"default {sector.egress.default}"}
@@ -85,6 +86,7 @@ def test_the_expected_set_covers_what_the_issue_lists(three):
     expected = expected_texts(three)
     assert {"10.210.0.0/16", "10.210.0.1", "192.0.2.21", "10.20.2.0/26", "10.210.0.13"} <= expected
     assert {"listen 443/tcp", "forward 5353/udp", "10.20.2.30:5353", "203.0.113.0/24"} <= expected
+    assert {"10.20.1.100-10.20.1.149", "172.20.0.128-172.20.0.254", "cart", "till"} <= expected
 
 
 @needs_dot

@@ -343,3 +343,104 @@ def changed_gateway_bundle(extra: PortForwardPlan) -> Bundle:
     web = plan.sector("web")
     web = dataclasses.replace(web, port_forwards=(*web.port_forwards, extra))
     return sector_bundles(plan, web)["gateway"]
+
+
+STUB_APK_SERVICES = """#!/bin/sh
+echo "apk $*" >> /run/calls.log
+case "$1" in
+  info) [ -e /run/apk-installed ] ;;
+  add) : > /run/apk-installed; mkdir -p /etc/init.d
+       for package in "$@"; do [ -e "/etc/init.d/$package" ] || : > "/etc/init.d/$package"; done ;;
+esac
+"""
+STUB_RC_UPDATE_RUNLEVELS = """#!/bin/sh
+echo "rc-update $*" >> /run/calls.log
+mkdir -p /etc/runlevels/default
+case "$1" in
+  add) : > "/etc/runlevels/default/$2" ;;
+  del) rm -f "/etc/runlevels/default/$2" ;;
+esac
+"""
+
+
+def dns_bundle_variants() -> dict[str, Bundle]:
+    """The web Sector's DNS bundle as declared, with one more declared host, and with DHCP off."""
+    import dataclasses
+
+    from netaddr import IPAddress
+
+    from orbitlab.plan import HostPlan
+
+    plan = load_plan(str(EXAMPLE))
+    web = plan.sector("web")
+    more = dataclasses.replace(web, hosts=(*web.hosts, HostPlan("app9", IPAddress("172.16.0.29"))))
+    off = dataclasses.replace(web, dhcp=None)
+    return {
+        name: sector_bundles(plan, sector)["dns"]
+        for name, sector in (("v1", web), ("v2", more), ("off", off))
+    }
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root")
+def test_dns_commands_check_dnsmasq_restart_it_on_change_and_retire_it(tmp_path):
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    (stubs / "rc-service").write_text(STUB_RC_SERVICE)
+    (stubs / "rc-update").write_text(STUB_RC_UPDATE_RUNLEVELS)
+    (stubs / "apk").write_text(STUB_APK_SERVICES)
+    (stubs / "ip").write_text(STUB_IP)
+    (stubs / "dnsmasq").write_text(STUB_CHECK.format(tool="dnsmasq"))
+    (stubs / "nslookup").write_text('#!/bin/sh\necho "nslookup $*" >> /run/calls.log\n')
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    for name, bundle in dns_bundle_variants().items():
+        (tmp_path / f"{name}.sh").write_text(provisioning_script(bundle))
+    out = tmp_path / "out"
+    out.mkdir()
+    steps = f"""
+mount -t tmpfs orbitlab-test /var
+run() {{ : > /run/calls.log; sh {tmp_path}/$1.sh 2>/dev/null; echo "exit=$?" >> /run/calls.log;
+         cp /run/calls.log {out}/$2.log; }}
+run v1 first
+run v1 second
+: > /run/fail-check
+run v2 broken
+rm /run/fail-check
+run v2 changed
+run off off
+ls -d /var/lib/misc > {out}/state-dir
+"""
+    result = sandbox_run(stubs, steps)
+    assert result.returncode == 0, result.stderr
+    log = {
+        name: (out / f"{name}.log").read_text().splitlines()
+        for name in ("first", "second", "broken", "changed", "off")
+    }
+    first = log["first"]
+    assert first[-1] == "exit=0"
+    assert "apk add --quiet --no-progress coredns dnsmasq" in first
+    assert first.index("dnsmasq --test -C /etc/dnsmasq.conf") < first.index(
+        "rc-service dnsmasq start"
+    )
+    assert "rc-update add dnsmasq default" in first
+    assert (out / "state-dir").read_text().strip() == "/var/lib/misc"  # made for the leases
+
+    second = log["second"]
+    assert second[-1] == "exit=0"
+    assert not [line for line in second if "start" in line or "restart" in line]
+
+    broken = log["broken"]  # dnsmasq --test fails: nothing is restarted, the run fails
+    assert broken[-1] != "exit=0"
+    assert "rc-service dnsmasq restart" not in broken
+    changed = log["changed"]  # a new host: the zone and the lease script's names changed
+    assert changed[-1] == "exit=0"
+    assert changed.index("dnsmasq --test -C /etc/dnsmasq.conf") < changed.index(
+        "rc-service dnsmasq restart"
+    )
+    assert "rc-service coredns restart" in changed
+
+    off = log["off"]  # DHCP off: dnsmasq is stopped and taken out of the runlevel
+    assert off[-1] == "exit=0"
+    assert "rc-service dnsmasq stop" in off
+    assert "rc-update del dnsmasq default" in off
+    assert not [line for line in off if line.startswith("dnsmasq")]

@@ -100,7 +100,7 @@ def test_the_secrets_never_appear_in_plain_text(example: Rehearsal) -> None:
 
 
 def add_host(config: dict[str, Any]) -> None:
-    config["orbitlab:sectors"][0]["hosts"].append({"name": "app3", "address": "172.16.0.23"})
+    config["orbitlab:sectors"][0]["hosts"].append({"name": "app4", "address": "172.16.0.24"})
 
 
 def test_a_new_host_updates_only_that_sectors_dns_provisioning(example: Rehearsal) -> None:
@@ -109,12 +109,20 @@ def test_a_new_host_updates_only_that_sectors_dns_provisioning(example: Rehearsa
     before = len(example.store.read()["runs"])
     assert up(example) == []
     runs = example.store.read()["runs"][before:]
-    # the DNS appliance alone ran its script again: its forward and reverse zones changed
+    # the DNS appliance alone ran its script again: its forward and reverse zones changed,
+    # and its lease script, which keeps DHCP clients off the declared names
     assert [(r["vmid"], r["wrote"]) for r in runs] == [
-        (10012, ["/etc/coredns/db.web.internal", "/etc/coredns/db.0.16.172.in-addr.arpa"])
+        (
+            10012,
+            [
+                "/etc/coredns/db.web.internal",
+                "/etc/coredns/db.0.16.172.in-addr.arpa",
+                "/etc/orbitlab/dhcp-names.sh",
+            ],
+        )
     ]
     dns = example.store.node_dir("pve2") / "ct" / "10012" / "rootfs"
-    assert "app3" in (dns / "etc/coredns/db.web.internal").read_text()
+    assert "app4" in (dns / "etc/coredns/db.web.internal").read_text()
 
 
 def add_subnet(config: dict[str, Any]) -> None:

@@ -22,8 +22,9 @@ import pytest
 
 from orbitlab.rendering import sector_bundles
 from orbitlab.stack import load_plan
-from orbitlab.twin.checks import SEQUENTIAL, render_table, run_checks
+from orbitlab.twin.checks import SEQUENTIAL, run_checks
 from orbitlab.twin.context import TwinContext
+from orbitlab.twin.results import render_table
 from orbitlab.twin.runner import context_of
 from orbitlab.twin.state import load_state
 from tests.test_twin import REPO, THREE, e2e, orbitlab, our_namespaces

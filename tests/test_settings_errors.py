@@ -8,12 +8,14 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from orbitlab import checks as checks_module
 from orbitlab import settings as settings_module
@@ -394,6 +396,210 @@ CASES: list[tuple[str, Callable[[dict], None], list[str]]] = [
         change("sectors.0.hosts.0.address", "169.254.0.21"),
         ["orbitlab:sectors[0].hosts[0].address", "169.254.0.0/16 (link-local"],
     ),
+    # --- Sector DHCP: pool, reservations, dynamic hosts, lease time ---
+    (
+        "dhcp range outside the subnets",
+        change("sectors.0.dhcp", {"range": ["172.16.5.10", "172.16.5.20"]}),
+        [
+            "orbitlab:sectors[0].dhcp.range: 172.16.5.10 is in none of the Sector's subnets",
+            "(172.16.0.0/24, 172.16.1.0/24)",
+        ],
+    ),
+    (
+        "dhcp range spanning two subnets",
+        change("sectors.0.dhcp", {"range": ["172.16.0.200", "172.16.1.50"]}),
+        [
+            "orbitlab:sectors[0].dhcp.range: [172.16.0.200, 172.16.1.50] spans two subnets",
+            "(172.16.0.0/24 and 172.16.1.0/24); the pool lies in one subnet",
+        ],
+    ),
+    (
+        "dhcp range reversed",
+        change("sectors.0.dhcp", {"range": ["172.16.1.200", "172.16.1.100"]}),
+        [
+            "orbitlab:sectors[0].dhcp.range: [172.16.1.200, 172.16.1.100] is reversed",
+            "write [172.16.1.100, 172.16.1.200]",
+        ],
+    ),
+    (
+        "dhcp range over the sector dns",
+        change("sectors.1.dhcp", {"range": ["172.16.0.2", "172.16.0.50"]}),
+        ["orbitlab:sectors[1].dhcp.range", "includes 172.16.0.2, reserved for the Sector DNS"],
+    ),
+    (
+        "dhcp range over a gateway address",
+        change("sectors.0.dhcp", {"range": ["172.16.1.1", "172.16.1.9"]}),
+        ["orbitlab:sectors[0].dhcp.range", "includes 172.16.1.1, reserved for the gateway"],
+    ),
+    (
+        "dhcp range over a static host without mac",
+        change("sectors.0.dhcp", {"range": ["172.16.0.10", "172.16.0.30"]}),
+        [
+            "orbitlab:sectors[0].dhcp.range: [172.16.0.10, 172.16.0.30] includes 172.16.0.21",
+            "the static address of host 'app1' (orbitlab:sectors[0].hosts[0]), which has no mac",
+            "give app1 a mac (a DHCP reservation)",
+        ],
+    ),
+    (
+        "dhcp range over the broadcast address",
+        change("sectors.0.dhcp", {"range": ["172.16.1.100", "172.16.1.255"]}),
+        ["orbitlab:sectors[0].dhcp.range", "network or broadcast address of 172.16.1.0/24"],
+    ),
+    (
+        "dhcp range of one address",
+        change("sectors.0.dhcp", {"range": ["172.16.0.100"]}),
+        ["orbitlab:sectors[0].dhcp.range", "is not a range; expected [start, end]"],
+    ),
+    (
+        "dhcp range with a bad address",
+        change("sectors.0.dhcp", {"range": ["172.16.0.100", "172.16.0.300"]}),
+        ["orbitlab:sectors[0].dhcp.range[1]", "'172.16.0.300' is not a valid IPv4 address"],
+    ),
+    (
+        "dhcp settings while dhcp is off",
+        change("sectors.1.dhcp", {"enabled": False, "range": ["172.16.0.100", "172.16.0.120"]}),
+        ["orbitlab:sectors[1].dhcp: range set, but DHCP is off (enabled: false); remove it"],
+    ),
+    (
+        "dhcp lease time while dhcp is off",
+        change("sectors.1.dhcp", {"enabled": False, "lease_time": "1h"}),
+        ["orbitlab:sectors[1].dhcp: lease_time set, but DHCP is off"],
+    ),
+    (
+        "dhcp enabled not a boolean",
+        change("sectors.1.dhcp", {"enabled": "no"}),
+        ["orbitlab:sectors[1].dhcp.enabled", "'no'", "valid boolean"],
+    ),
+    (
+        "dhcp no room for a default pool",
+        change(
+            "sectors.1",
+            {
+                "name": "lab",
+                "subnets": ["172.16.0.0/29"],
+                "hosts": [
+                    {"name": "h4", "address": "172.16.0.4"},
+                    {"name": "h5", "address": "172.16.0.5"},
+                    {"name": "h6", "address": "172.16.0.6"},
+                ],
+            },
+        ),
+        [
+            "orbitlab:sectors[1].dhcp: no address is left for a default pool in the upper half "
+            "of 172.16.0.0/29",
+            "set orbitlab:sectors[1].dhcp.range, or enabled: false",
+        ],
+    ),
+    (
+        "lease time too short",
+        change("sectors.0.dhcp", {"lease_time": "90s"}),
+        [
+            "orbitlab:sectors[0].dhcp.lease_time",
+            "'90s' is out of bounds; a lease lasts from 2m to 7d (120-604800 seconds)",
+        ],
+    ),
+    (
+        "lease time too long",
+        change("sectors.0.dhcp", {"lease_time": 8 * 86400}),
+        ["orbitlab:sectors[0].dhcp.lease_time", "691200 is out of bounds"],
+    ),
+    (
+        "lease time malformed",
+        change("sectors.0.dhcp", {"lease_time": "1 hour"}),
+        ["orbitlab:sectors[0].dhcp.lease_time", "'1 hour' is not a lease time", "e.g. 30m"],
+    ),
+    (
+        "host mac malformed",
+        change("sectors.0.hosts.0.mac", "bc:24:11:5a:00"),
+        ["orbitlab:sectors[0].hosts[0].mac", "'bc:24:11:5a:00' is not a MAC address"],
+    ),
+    (
+        "host mac multicast",
+        change("sectors.0.hosts.0.mac", "01:00:5e:00:00:fb"),
+        ["orbitlab:sectors[0].hosts[0].mac", "'01:00:5e:00:00:fb' is a multicast MAC"],
+    ),
+    (
+        "host mac all zero",
+        change("sectors.0.hosts.0.mac", "00:00:00:00:00:00"),
+        ["orbitlab:sectors[0].hosts[0].mac", "the all-zero MAC"],
+    ),
+    (
+        "host mac in the appliances' prefix",
+        change("sectors.0.hosts.0.mac", "02:4F:4C:20:03:E9"),
+        ["orbitlab:sectors[0].hosts[0].mac", "prefix of OrbitLab's own appliance NICs"],
+    ),
+    (
+        "duplicate mac in a sector",
+        lambda raw: (
+            change("sectors.0.hosts.0.mac", "bc:24:11:5a:00:01")(raw),
+            change("sectors.0.hosts.1.mac", "BC:24:11:5A:00:01")(raw),
+        ),
+        [
+            "orbitlab:sectors[0].hosts[1].mac: bc:24:11:5a:00:01 is also the mac of "
+            "orbitlab:sectors[0].hosts[0] (app1)",
+        ],
+    ),
+    (
+        "duplicate mac across sectors",
+        lambda raw: (
+            change("sectors.0.hosts.0.mac", "bc:24:11:5a:00:01")(raw),
+            change("sectors.1.hosts", [{"name": "box", "mac": "bc:24:11:5a:00:01"}])(raw),
+        ),
+        ["orbitlab:sectors[1].hosts[0].mac: bc:24:11:5a:00:01 is also the mac of"],
+    ),
+    (
+        "dynamic host as lb backend",
+        lambda raw: (
+            raw["sectors"][0]["hosts"].append({"name": "app3"}),
+            change("sectors.0.load_balancer.listeners.0.backends", ["app3:8080"])(raw),
+        ),
+        [
+            "orbitlab:sectors[0].load_balancer.listeners[0].backends[0]",
+            "'app3:8080': host 'app3' has no fixed address",
+        ],
+    ),
+    (
+        "dynamic host as port-forward target",
+        lambda raw: (
+            raw["sectors"][0]["hosts"].append({"name": "app3", "mac": "bc:24:11:5a:00:03"}),
+            change("sectors.0.port_forwards", [{"port": 2223, "to": "app3:22"}])(raw),
+        ),
+        [
+            "orbitlab:sectors[0].port_forwards[0].to: 'app3:22': host 'app3' has no fixed "
+            "address (it takes one from the DHCP pool)",
+        ],
+    ),
+    (
+        "dynamic host while dhcp is off",
+        change(
+            "sectors.1",
+            {
+                "name": "lab",
+                "subnets": ["172.16.0.0/24"],
+                "dhcp": {"enabled": False},
+                "hosts": [{"name": "box"}],
+            },
+        ),
+        ["orbitlab:sectors[1].hosts[0]: host 'box' has no address, and DHCP is off"],
+    ),
+    (
+        "mac while dhcp is off",
+        change(
+            "sectors.1",
+            {
+                "name": "lab",
+                "subnets": ["172.16.0.0/24"],
+                "dhcp": {"enabled": False},
+                "hosts": [{"name": "box", "address": "172.16.0.9", "mac": "bc:24:11:5a:00:09"}],
+            },
+        ),
+        ["orbitlab:sectors[1].hosts[0].mac: a mac asks for a DHCP reservation, and DHCP is off"],
+    ),
+    (
+        "unknown key in dhcp",
+        change("sectors.0.dhcp", {"pool": ["172.16.0.100", "172.16.0.120"]}),
+        ["orbitlab:sectors[0].dhcp", "unknown key 'pool'", "allowed: enabled, lease_time, range"],
+    ),
     # --- DNS forwarders the Sector Gateway never lets the Sector DNS reach ---
     (
         "dns forwarder inside the backplane",
@@ -704,6 +910,37 @@ def test_a_wide_egress_target_holding_a_special_range_is_accepted(raw_stack: dic
     assert [str(c) for c in settings.sectors[1].egress.allow] == ["192.0.0.0/2"]
 
 
+def test_dhcp_defaults_and_reservations(raw_stack: dict):
+    raw_stack["sectors"][0]["hosts"] += [
+        {"name": "app3"},
+        {"name": "app4", "address": "172.16.1.150", "mac": "BC:24:11:5A:00:04"},
+    ]
+    raw_stack["sectors"][0]["dhcp"] = {"range": ["172.16.1.100", "172.16.1.199"]}
+    plan = plan_stack("dev", parse_settings(raw_stack))
+    web, lab = plan.sectors
+    assert web.dhcp is not None and lab.dhcp is not None
+    # a reservation may sit inside the pool; the pool is in the second subnet
+    assert (web.dhcp.pool_text, str(web.dhcp.pool_subnet.cidr)) == (
+        "172.16.1.100-172.16.1.199",
+        "172.16.1.0/24",
+    )
+    assert web.dhcp.lease_time_s == 3600
+    assert [(h.name, h.dynamic, h.leases, h.mac) for h in web.hosts[2:]] == [
+        ("app3", True, True, None),
+        ("app4", False, True, "bc:24:11:5a:00:04"),
+    ]
+    assert [h.name for h in web.fixed_hosts] == ["app1", "app2", "app4"]
+    assert lab.dhcp.pool_text == "172.16.0.128-172.16.0.254"
+
+
+def test_dhcp_off_and_lease_time_units(raw_stack: dict):
+    raw_stack["sectors"][0]["dhcp"] = {"lease_time": "7d"}
+    raw_stack["sectors"][1]["dhcp"] = {"enabled": False}
+    web, lab = plan_stack("dev", parse_settings(raw_stack)).sectors
+    assert web.dhcp is not None and web.dhcp.lease_time_s == 604800
+    assert lab.dhcp is None
+
+
 def test_forwarders_in_the_sector_itself_are_reachable(raw_stack: dict):
     raw_stack["sectors"][0]["dns"] = {"forwarders": ["172.16.1.53"]}
     assert parse_settings(raw_stack).sectors[0].dns.forwarders[0].format() == "172.16.1.53"
@@ -767,3 +1004,23 @@ def test_every_validation_message_has_a_row() -> None:
     ]
     assert len(message_sites(SOURCES[0])) + len(message_sites(SOURCES[1])) > 40
     assert missing == [], "messages no row reaches:\n" + "\n".join(missing)
+
+
+def test_the_readme_configuration_reference_is_a_valid_stack():
+    """The README's annotated stack configuration is itself valid (DHCP settings included)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Stack configuration", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    # the host key there is a placeholder ("AAAA..."); any well-formed key stands in for it
+    text = block.group(1).replace("AAAA...", "AAAAC3NzaC1lZDI1NTE5")
+    settings = settings_from_config(yaml.safe_load(text)["config"])
+    web = plan_stack("readme", settings).sector("web")
+    assert web.dhcp is not None and web.dhcp.pool_text == "172.16.1.100-172.16.1.199"
+    assert web.dhcp.lease_time_s == 3600
+    assert [(h.name, h.dynamic, h.leases) for h in web.hosts] == [
+        ("app1", False, False),
+        ("app2", False, True),
+        ("app3", True, True),
+        ("cam", True, True),
+    ]

@@ -71,7 +71,7 @@ def assert_backplane_round_trips(document: dict[str, Any], plan: StackPlan) -> N
 def assert_sector_round_trips(item: dict[str, Any], sector: Any) -> None:
     assert set(item) == {
         *("name", "tag", "vnet_id", "zone_id", "vmids", "node", "subnets"),
-        *("gateway", "dns", "load_balancer"),
+        *("gateway", "dns", "dhcp_pool", "load_balancer"),
     }
     assert (item["name"], item["tag"], item["node"]) == (sector.name, sector.tag, sector.node)
     assert (item["vnet_id"], item["zone_id"]) == (sector.vnet_id, sector.zone_id)
@@ -81,6 +81,11 @@ def assert_sector_round_trips(item: dict[str, Any], sector: Any) -> None:
     assert IPAddress(item["dns"]["address"]) == sector.dns_address
     assert item["vmids"]["gateway"] == sector.vmid("gateway")
     assert item["vmids"]["dns"] == sector.vmid("dns")
+    if sector.dhcp is None:
+        assert item["dhcp_pool"] is None
+    else:
+        first, last = (IPAddress(a) for a in item["dhcp_pool"].split("-"))
+        assert (first, last) == (sector.dhcp.pool_start, sector.dhcp.pool_end)
     lb = sector.load_balancer
     if lb is None:
         assert item["load_balancer"] is None and item["vmids"]["lb"] is None
@@ -162,9 +167,28 @@ def test_text_has_a_header_and_one_aligned_row_per_sector(capsys, path):
             "GW SECTOR": ",".join(str(s.gateway) for s in sector.subnets),
             "GW BACKPLANE": str(sector.gateway_backplane),
             "DNS": str(sector.dns_address),
+            "DHCP POOL": sector.dhcp.pool_text if sector.dhcp else "-",
             "LB SECTOR": str(lb.sector_address) if lb else "-",
             "LB BACKPLANE": str(lb.backplane_address) if lb else "-",
         }
+
+
+def test_the_pool_column_shows_an_explicit_range_and_dhcp_off(capsys, tmp_path):
+    stack = tmp_path / "Pulumi.pools.yaml"
+    text = THREE.read_text()
+    assert "dhcp: {range: [10.20.1.100, 10.20.1.149], lease_time: 30m}" in text
+    # blue without DHCP, and so without its dynamic host (the last host of the file)
+    blue_off = text.replace("dns: {forwarders: [192.0.2.53]}", "dhcp: {enabled: false}")
+    stack.write_text(blue_off.rsplit("        - {name: dev}\n", 1)[0])
+    _, out, _ = show(capsys, str(stack))
+    _, rows = split_table(out)
+    pools = {row[0]: row[rows[0].index("DHCP POOL")] for row in rows[1:]}
+    assert pools == {
+        "shop": "10.20.1.100-10.20.1.149",
+        "red": "172.20.0.128-172.20.0.254",
+        "blue": "-",
+    }
+    assert show_json(capsys, str(stack))["sectors"][2]["dhcp_pool"] is None
 
 
 def test_the_readme_shows_the_current_table(capsys):

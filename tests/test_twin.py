@@ -6,6 +6,12 @@ example stack and on a three-Sector stack, ``twin test`` (every check passes), `
 exec`` / ``status``, a deliberately broken gateway that ``twin test`` must catch, and
 ``twin down`` — after which nothing of the twin is left and the root namespace is as it
 was. Bring-up failures and interrupts must clean up too.
+
+Every DHCP check is shown to fail when what it checks is broken (negative controls, run
+in-process on the running twin and restored afterwards): a DHCP server with other options,
+another pool and no reservations; a lease script that publishes every name and never
+deletes one; a Sector DNS that does not read the names of leases; a DNS appliance that
+loses its leases when it restarts; a client plugged into another Sector's VNet.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,12 +30,16 @@ import pytest
 from netaddr import IPAddress
 
 from orbitlab.plan import plan_stack
+from orbitlab.rendering import DHCP_SCRIPT, DNSMASQ_CONF
 from orbitlab.stack import load_plan, parse_settings
-from orbitlab.twin import TwinError, system
+from orbitlab.twin import TwinError, appliances, dhcp, dhcp_checks, system
 from orbitlab.twin.appliances import holder_script
-from orbitlab.twin.checks import CheckResult, render_table
+from orbitlab.twin.context import TwinContext
 from orbitlab.twin.network import node_commands
-from orbitlab.twin.topology import Namespace, build_topology
+from orbitlab.twin.results import CheckResult, render_table
+from orbitlab.twin.runner import context_of
+from orbitlab.twin.state import require_state
+from orbitlab.twin.topology import HostTwin, Namespace, SectorTwin, build_topology
 
 REPO = Path(__file__).parent.parent
 EXAMPLE = REPO / "stacks" / "Pulumi.example.yaml"
@@ -36,6 +47,8 @@ THREE = REPO / "tests" / "data" / "twin" / "Pulumi.three.yaml"
 TWIN_DIR = Path("/run/orbitlab-twin")
 OUR_PREFIX = "olt-"
 NFT_LOAD = ("nft", "-f", "-")
+#: ``twin test`` without the checks that change the twin (for the negative controls)
+QUICK_TEST = ("--skip-failover", "--skip-dhcp-changes")
 
 
 # --- layout (no root) -------------------------------------------------------------------
@@ -49,7 +62,7 @@ def test_example_topology_spreads_hosts_over_both_nodes():
     assert topology.primary.name == "pve1"
     assert topology.external.resolver_addresses == (IPAddress("192.0.2.53"),)
     names = [ns.name for ns in topology.namespaces()]
-    assert len(names) == len(set(names)) == 15
+    assert len(names) == len(set(names)) == 16
     assert all(name.startswith(OUR_PREFIX) for name in names)
 
 
@@ -175,7 +188,17 @@ CHECK_GROUPS = {
     "anti-spoofing",
     "ingress",
     "lb routing",
+    "dhcp reserved",
+    "dhcp pool",
+    "dhcp options",
+    "dhcp names",
+    "dhcp sectors",
+    "dhcp guard",
+    "dhcp release",
+    "dhcp restart",
 }
+#: The example stack has no DHCP reservation (its one dynamic host is app3).
+EXAMPLE_GROUPS = CHECK_GROUPS - {"dhcp reserved"}
 
 
 def orbitlab(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -200,6 +223,55 @@ def load_ruleset(target: str, ruleset: str) -> None:
         check=False,
     )
     assert loaded.returncode == 0, loaded.stderr
+
+
+NAIVE_LEASE_SCRIPT = """#!/bin/sh
+# publishes every name it is given and never removes one (a negative control)
+case "$1" in add | old) ;; *) exit 0 ;; esac
+[ -n "${{4:-}}" ] && echo "$3 $4.{domain}" >> /var/lib/misc/orbitlab-dhcp.hosts
+exit 0
+"""
+
+
+def running_sector(name: str) -> tuple[TwinContext, SectorTwin]:
+    """The running twin (as the CLI finds it) and one of its Sectors."""
+    twin = context_of(require_state())
+    return twin, twin.topology.sector(name)
+
+
+def dns_file(twin: TwinContext, sector: SectorTwin, path: str) -> Path:
+    """A file of the Sector DNS appliance, where its namespace reads it (its root)."""
+    return twin.root_dir(sector.dns.name) / path.lstrip("/")
+
+
+def serve_dhcp(twin: TwinContext, sector: SectorTwin, config: Path, content: str) -> None:
+    """Restart the Sector DNS on ``content`` (written in place: the overlay keeps showing the
+    same file) and have every client renew, or lease again if the server says no."""
+    config.write_text(content)
+    appliances.restart_dns(twin, sector)
+    leases = {host: dhcp.read_lease(twin, host) for host in sector.dhcp_clients}
+    for host in sector.dhcp_clients:
+        dhcp.renew(twin, host)
+    for host, lease in leases.items():
+        dhcp.wait_bound(twin, host, after=lease.stamp if lease else 0)
+    time.sleep(2)  # a renewal refused (NAK) leases again: let it settle
+    for host in sector.dhcp_clients:
+        dhcp.wait_bound(twin, host)
+
+
+def names_resolve(twin: TwinContext, sector: SectorTwin) -> bool:
+    """Whether every name from the Sector's leases resolves, within the time names take."""
+
+    def named() -> bool:
+        return all(r.ok for r in dhcp_checks.check_names(twin, sector))
+
+    return dhcp_checks.poll(named, dhcp_checks.NAME_WAIT_S) is not None
+
+
+def plug(twin: TwinContext, host: HostTwin, bridge: str) -> None:
+    """Move a host's NIC to another bridge of its node (another Sector's VNet)."""
+    node = twin.topology.node(host.node).ns.name
+    system.run(["ip", "-n", node, "link", "set", host.port, "master", bridge])
 
 
 def our_namespaces() -> list[str]:
@@ -278,23 +350,25 @@ class TestExampleStack:
 
     def test_up_reports_progress_and_builds_every_namespace(self, twin_up):
         result, _ = twin_up
-        assert "[1/8] namespaces: 15 created" in result.stdout
+        assert "[1/8] namespaces: 16 created" in result.stdout
         assert "twin up in" in result.stdout
-        assert len(our_namespaces()) == 15
+        assert len(our_namespaces()) == 16
 
     def test_a_second_up_is_refused(self):
         result = orbitlab("twin", "up", str(THREE))
         assert result.returncode == 1
         assert "a twin is already up" in result.stderr
-        assert len(our_namespaces()) == 15
+        assert len(our_namespaces()) == 16
 
     def test_every_check_passes(self):
         result = orbitlab("twin", "test")
         assert result.returncode == 0, result.stdout + result.stderr
         rows = table_rows(result.stdout)
-        assert {check for check, _ in rows} == CHECK_GROUPS
+        assert {check for check, _ in rows} == EXAMPLE_GROUPS
         assert all(outcome == "PASS" for _, outcome in rows)
         assert re.search(r"^\d+ passed, 0 failed$", result.stdout, re.MULTILINE)
+        # app3 joined with DHCP: an address from web's pool, named by its lease
+        assert re.search(r"^dhcp names .* app3\.web\.internal .*PASS$", result.stdout, re.M)
 
     def test_appliances_run_the_rendered_files(self):
         frr = orbitlab("twin", "exec", "web/gateway", "--", "cat", "/etc/frr/frr.conf")
@@ -325,13 +399,17 @@ class TestExampleStack:
         assert re.search(gateway + r"\s+zebra staticd", result.stdout)
         assert re.search(r"web/lb .*haproxy", result.stdout)
         assert re.search(r"lab/box1 @pve1 .*172\.16\.0\.21/24\s+echo", result.stdout)
+        assert re.search(
+            r"web/app3 @pve1 dhcp .*eth0 172\.16\.0\.\d+/24\s+echo udhcpc", result.stdout
+        )
+        assert re.search(r"web/dns .*coredns dnsmasq", result.stdout)
         assert "0 exited" in result.stdout
 
     def test_a_gateway_without_its_rules_fails_the_checks(self):
         flushed = orbitlab("twin", "exec", "lab/gateway", "--", "nft", "flush", "ruleset")
         assert flushed.returncode == 0, flushed.stderr
         try:
-            result = orbitlab("twin", "test", "--skip-failover")
+            result = orbitlab("twin", "test", *QUICK_TEST)
         finally:
             restore = ["nft", "-f", "/etc/nftables.nft"]
             assert orbitlab("twin", "exec", "lab/gateway", "--", *restore).returncode == 0
@@ -343,7 +421,7 @@ class TestExampleStack:
         _, before = twin_up
         result = orbitlab("twin", "down")
         assert result.returncode == 0, result.stderr
-        assert "15 namespaces removed" in result.stdout
+        assert "16 namespaces removed" in result.stdout
         assert_nothing_left(before)
         again = orbitlab("twin", "status")
         assert again.returncode == 1
@@ -367,6 +445,112 @@ class TestThreeSectors:
         # every pair of the three subnets routed, both ways
         assert sum(1 for check, _ in rows if check == "subnet routing") == 8
 
+    # --- negative controls of the DHCP checks (in-process, on the running twin) ---------
+
+    def test_dhcp_checks_see_other_options_another_pool_and_no_reservations(self):
+        twin, shop = running_sector("shop")
+        config = dns_file(twin, shop, DNSMASQ_CONF)
+        good = config.read_text()
+        broken = good.replace("option:mtu,1450", "option:mtu,1400")
+        broken = broken.replace("option:router,10.20.1.1", "option:router,10.20.1.254")
+        broken = broken.replace("10.20.1.100,10.20.1.149", "10.20.1.150,10.20.1.199")
+        broken = re.sub(r"(?m)^dhcp-host=.*,10\.20\.[02]\.\d+,.*\n", "", broken)
+        assert broken.count("dhcp-host=") == 1  # till's name binding stays
+        try:
+            serve_dhcp(twin, shop, config, broken)
+            options = dhcp_checks.check_options(twin, shop)
+            pool = dhcp_checks.check_pool(twin, shop)
+            reserved = dhcp_checks.check_reserved(twin, shop)
+        finally:
+            serve_dhcp(twin, shop, config, good)
+        assert [r.ok for r in options] == [False] * 4, options
+        assert all("MTU 1400 (eth0 1400)" in r.got for r in options)
+        assert any("router 10.20.1.254" in r.got for r in options)
+        assert [(r.source, r.ok) for r in pool] == [("shop/cart", False), ("shop/till", False)]
+        assert [(r.source, r.ok) for r in reserved] == [("shop/front", False), ("shop/db", False)]
+        # ... and with the rendered config back, every one of them holds again
+        for check in (
+            dhcp_checks.check_options,
+            dhcp_checks.check_pool,
+            dhcp_checks.check_reserved,
+        ):
+            assert all(r.ok for r in check(twin, shop)), check(twin, shop)
+
+    def test_dhcp_checks_see_a_lease_script_that_publishes_every_name(self):
+        twin, red = running_sector("red")
+        script = dns_file(twin, red, DHCP_SCRIPT)
+        good = script.read_text()
+        try:
+            script.write_text(NAIVE_LEASE_SCRIPT.format(domain=red.plan.domain))
+            guard = dhcp_checks.check_guard(twin, red)
+            release = dhcp_checks.check_release(twin, red)
+        finally:
+            script.write_text(good)
+            appliances.restart_dns(twin, red)  # every lease's name checked again
+        # the rogue names are published (and the client's address answers every name it sent)
+        assert [(r.target, r.ok) for r in guard[:2]] == [
+            ("gateway.red.internal", False),
+            ("ci.red.internal", False),
+        ], guard
+        # the released name stays (forward and reverse)
+        assert not release[0].ok and "dev.red.internal." in release[0].got, release
+        assert all(r.ok for r in dhcp_checks.check_guard(twin, red))
+        assert all(r.ok for r in dhcp_checks.check_release(twin, red))
+
+    def test_dhcp_names_see_a_sector_dns_that_does_not_read_the_leases(self):
+        twin, red = running_sector("red")
+        corefile = dns_file(twin, red, "/etc/coredns/Corefile")
+        good = corefile.read_text()
+        without_hosts = re.sub(r"\thosts [^\n]*\{\n(?:\t\t[^\n]*\n)*\t\}\n", "", good)
+        assert "\thosts " not in without_hosts and without_hosts.count("\tfile ") == 2
+        try:
+            corefile.write_text(without_hosts)
+            appliances.restart_dns(twin, red)
+            names = dhcp_checks.check_names(twin, red)
+        finally:
+            corefile.write_text(good)
+            appliances.restart_dns(twin, red)
+        assert [(r.target, r.ok) for r in names] == [("dev.red.internal", False)], names
+        assert names[0].got.startswith("NXDOMAIN;")
+        assert names_resolve(twin, red)
+
+    def test_dhcp_restart_sees_leases_that_do_not_survive(self):
+        twin, blue = running_sector("blue")
+
+        def restart_losing_leases(twin: TwinContext, sector: SectorTwin) -> None:
+            system.stop_processes(twin.forget(sector.dns.name, "dnsmasq"))
+            dhcp.lease_file(twin, sector).write_text("")
+            appliances.restart_dns(twin, sector)
+
+        lost = dhcp_checks.check_restart(twin, blue, restart=restart_losing_leases)
+        assert [(r.source, r.ok) for r in lost] == [("blue/dev", False)], lost
+        assert "(lease lost on disk)" in lost[0].got
+        assert all(r.ok for r in dhcp_checks.check_restart(twin, blue))
+
+    def test_dhcp_sectors_see_a_client_on_another_sectors_vnet(self):
+        twin, red = running_sector("red")
+        blue = twin.topology.sector("blue")
+        dev = red.host("dev")
+        try:
+            plug(twin, dev, blue.bridge)
+            dhcp_checks.rejoin(twin, dev)
+            blue_leases = dhcp_checks.check_sectors(twin, blue)
+            options = dhcp_checks.check_options(twin, red)
+        finally:
+            dhcp.release(twin, dev)  # blue forgets the stray lease
+            time.sleep(1)
+            plug(twin, dev, red.bridge)
+            dhcp_checks.rejoin(twin, dev)
+            # the stray client took blue's name 'dev' (the last claimant of a free name gets
+            # it); blue's own dev claims it back with its next lease
+            dhcp_checks.rejoin(twin, blue.host("dev"))
+        assert not blue_leases[0].ok and "red/dev" in blue_leases[0].got, blue_leases
+        assert "domain blue.internal" in options[0].got and not options[0].ok
+        for sector in (red, blue):
+            assert all(r.ok for r in dhcp_checks.check_sectors(twin, sector))
+            assert names_resolve(twin, sector)
+        assert all(r.ok for r in dhcp_checks.check_options(twin, red))
+
     def test_a_host_taking_the_dns_address_gets_none_of_its_exemptions(self):
         """Negative control: red's gateway without the MAC match lets the spoofer through."""
         live = orbitlab("twin", "exec", "red/gateway", "--", "cat", "/etc/nftables.nft").stdout
@@ -378,7 +562,7 @@ class TestThreeSectors:
         assert "sector_dns_mac" not in without_mac.split("define sector_dns_mac", 1)[1]
         load_ruleset("red/gateway", without_mac)
         try:
-            result = orbitlab("twin", "test", "--skip-failover")
+            result = orbitlab("twin", "test", *QUICK_TEST)
         finally:
             restore = ["nft", "-f", "/etc/nftables.nft"]
             assert orbitlab("twin", "exec", "red/gateway", "--", *restore).returncode == 0
@@ -388,7 +572,7 @@ class TestThreeSectors:
         assert len(failed) == 3 and all("red/ci as 172.20.0.2" in line for line in failed)
         assert all(line.endswith("PASS") for line in spoofing if "red/ci" not in line)
         # ... and with the rule back, the spoofer is stopped again
-        again = orbitlab("twin", "test", "--skip-failover")
+        again = orbitlab("twin", "test", *QUICK_TEST)
         assert "FAIL" not in again.stdout, again.stdout
 
     def test_a_reload_that_removes_a_forward_cuts_its_flows(self):

@@ -3,8 +3,9 @@
 It declares the OrbitLab network from the same ``orbitlab:*`` config as the stack program
 (or attaches its Sectors to a Backplane owned by another stack, by ``StackReference``),
 then one Debian app container for every host declared in a Sector, joined the way any VM or
-LXC joins a Sector: NIC on ``bridge=<sector VNet>``, its address, gateway ``.1``, the Sector
-DNS, MTU = Backplane MTU.
+LXC joins a Sector: NIC on ``bridge=<sector VNet>``, MTU = Backplane MTU, and either its
+address, gateway ``.1`` and the Sector DNS, or ``ip=dhcp`` (a host without an address, or
+one whose ``mac`` reserves its address) — the Sector DHCP hands out the same.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from orbitlab.components import (
     SectorArgs,
     SshCredentials,
 )
-from orbitlab.plan import SectorPlan
+from orbitlab.plan import HostPlan, SectorPlan
 from orbitlab.program import SSH_KEY_CONFIG, plan_for_cluster, stack_config
 from orbitlab.stack import settings_from_config
 
@@ -82,9 +83,17 @@ app_templates = {
 }
 
 
+def ipv4_config(sector: SectorPlan, host: HostPlan) -> dict[str, str]:
+    """``ip=dhcp`` for a host that leases its address, else its address and gateway."""
+    if host.leases or host.address is None:
+        return {"address": "dhcp"}
+    subnet = sector.subnet_of(host.address)
+    assert subnet is not None  # validated: every fixed address lies in a subnet
+    return {"address": f"{host.address}/{subnet.cidr.prefixlen}", "gateway": str(subnet.gateway)}
+
+
 def app_container(sector: SectorPlan, index: int) -> proxmoxve.ContainerLegacy:
     host = sector.hosts[index]
-    subnet = next(s for s in sector.subnets if host.address in s.cidr)
     joined = sectors[sector.name]
     # its place in the node's lane: at most a few containers are created at once per node
     lane = rollout.container_predecessors(sector.node)
@@ -100,18 +109,16 @@ def app_container(sector: SectorPlan, index: int) -> proxmoxve.ContainerLegacy:
         operating_system={"template_file_id": app_templates[sector.node].id, "type": "debian"},
         network_interfaces=[
             # bridge=<sector VNet>: joined.vnet_id resolves once the bridge exists on the node.
-            {"name": "eth0", "bridge": joined.vnet_id, "mtu": sector.mtu},
+            {
+                "name": "eth0",
+                "bridge": joined.vnet_id,
+                "mtu": sector.mtu,
+                **({"mac_address": host.mac} if host.mac else {}),
+            },
         ],
         initialization={
             "hostname": host.name,
-            "ip_configs": [
-                {
-                    "ipv4": {
-                        "address": f"{host.address}/{subnet.cidr.prefixlen}",
-                        "gateway": str(subnet.gateway),
-                    }
-                }
-            ],
+            "ip_configs": [{"ipv4": ipv4_config(sector, host)}],
             "dns": {"domain": sector.domain, "servers": [str(sector.dns_address)]},
         },
         opts=pulumi.ResourceOptions(depends_on=[joined, *lane]),

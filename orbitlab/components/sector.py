@@ -343,7 +343,7 @@ class Sector(pulumi.ComponentResource):
             hostnames["lb"] = lb.hostname
         descriptions = {
             "gateway": "Sector Gateway (FRR, nftables)",
-            "dns": "Sector DNS (CoreDNS)",
+            "dns": "Sector DNS (CoreDNS" + (", dnsmasq DHCP)" if sector.dhcp else ")"),
             "lb": "Sector Load Balancer (HAProxy)",
         }
         self.appliances = {}
@@ -410,6 +410,7 @@ class Sector(pulumi.ComponentResource):
             "gatewayBackplane": self.gateway_backplane_address,
             "dns": self.dns_address,
             "domain": self.plan.domain,
+            "dhcpPool": self.plan.dhcp.pool_text if self.plan.dhcp else None,
             "loadBalancer": self.lb_address,
         }
 

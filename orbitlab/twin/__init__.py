@@ -2,9 +2,9 @@
 
 ``orbitlab twin up STACKFILE`` builds the Backplane and every Sector (SPEC §9) as network
 namespaces: two or more "nodes" joined by VXLAN, every appliance running its rendered files
-with the real daemons, every declared host as a namespace, and an "external" side standing
-in for the home LAN and the internet. ``twin test`` proves the traffic rules, ``twin down``
-removes everything.
+with the real daemons, every declared host as a namespace (with a real DHCP client when it
+leases its address), and an "external" side standing in for the home LAN and the internet.
+``twin test`` proves the traffic rules, ``twin down`` removes everything.
 
 Modules, one concern each:
 
@@ -14,7 +14,9 @@ Modules, one concern each:
 - :mod:`~orbitlab.twin.appliances` — materialized roots and the appliance daemons;
 - :mod:`~orbitlab.twin.network` — nodes, Backplane, Sector L2 and the external side;
 - :mod:`~orbitlab.twin.runner` — bring-up and complete cleanup;
-- :mod:`~orbitlab.twin.checks` — what ``twin test`` proves, printed as a table;
+- :mod:`~orbitlab.twin.dhcp` — the hosts' DHCP clients and the leases a Sector DNS keeps;
+- :mod:`~orbitlab.twin.checks` — what ``twin test`` proves, printed as a table
+  (:mod:`~orbitlab.twin.results`), with :mod:`~orbitlab.twin.dhcp_checks` for DHCP;
 - :mod:`~orbitlab.twin.echo` / :mod:`~orbitlab.twin.probe` — tiny service and client
   programs run inside namespaces;
 - :mod:`~orbitlab.twin.cli` — the ``orbitlab twin`` commands.

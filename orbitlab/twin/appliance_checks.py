@@ -25,10 +25,8 @@ from netaddr import IPAddress, IPNetwork
 from orbitlab.twin import system
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.probing import (
-    CheckResult,
     MarkedProbe,
     count_output,
-    dig,
     egress_allowed,
     gateway_of,
     outcome_of,
@@ -36,6 +34,7 @@ from orbitlab.twin.probing import (
     retry_rejected,
     shown,
 )
+from orbitlab.twin.results import CheckResult, dig
 from orbitlab.twin.topology import INTERNET_HOST, INTERNET_NAME, SERVICE_PORT, Namespace, SectorTwin
 
 #: Unused ports: nothing listens there, so only the rules decide what comes back.
@@ -59,8 +58,8 @@ def check_gateway_services(twin: TwinContext, sector: SectorTwin) -> list[CheckR
     plan = sector.plan
     node = twin.topology.node(sector.node).ns
     results = []
-    if sector.hosts:
-        host = sector.hosts[0]
+    if sector.fixed_hosts:
+        host = sector.fixed_hosts[0]
         gateway = gateway_of(sector, host.address)
         results.append(
             _row(
@@ -143,9 +142,9 @@ def check_gateway_services(twin: TwinContext, sector: SectorTwin) -> list[CheckR
 
 def check_mss(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     """A SYN offering a 1460-byte MSS leaves the Sector clamped to the path (MTU - 40)."""
-    if not sector.hosts or not egress_allowed(sector, INTERNET_HOST):
+    if not sector.fixed_hosts or not egress_allowed(sector, INTERNET_HOST):
         return []
-    host = sector.hosts[0]
+    host = sector.fixed_hosts[0]
     inet = twin.topology.external.inet
     marked = MarkedProbe.new("tcp", INTERNET_HOST, SERVICE_PORT, mss=UNCLAMPED_MSS)
     read_all = marked.count_in(twin, inet)
@@ -174,9 +173,9 @@ def foreign_source(subnets: Iterable[IPNetwork]) -> IPAddress:
 def check_foreign_source(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     """Packets with a source outside the Sector's subnets are rejected by the gateway,
     never forwarded (counted at the destination, the reject at the gateway)."""
-    if not sector.hosts:
+    if not sector.fixed_hosts:
         return []
-    host = sector.hosts[0]
+    host = sector.fixed_hosts[0]
     source = foreign_source(subnet.cidr for subnet in sector.plan.subnets)
     marked = MarkedProbe.new("tcp", INTERNET_HOST, SERVICE_PORT)
     arrived = marked.count_in(twin, twin.topology.external.inet)
@@ -201,9 +200,9 @@ def check_foreign_source(twin: TwinContext, sector: SectorTwin) -> list[CheckRes
 def check_ingress(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     """A node that routes a Sector address through the gateway does not get in: only
     declared port forwards enter. It changes the node's routes for a moment: run it alone."""
-    if not sector.hosts:
+    if not sector.fixed_hosts:
         return []
-    host = sector.hosts[0]
+    host = sector.fixed_hosts[0]
     node = twin.topology.node(sector.node).ns
     route = f"{host.address}/32 via {sector.plan.gateway_backplane}"
     system.ip_batch(node.name, [f"route replace {route}"])
@@ -211,7 +210,7 @@ def check_ingress(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
         found = probe(twin, node, "tcp", host.address, host.tcp_ports[0], 1.0)
     finally:
         system.ip_batch(node.name, [f"route del {route}"])
-    peer = next((h for h in sector.hosts if h is not host), None)
+    peer = next((h for h in sector.fixed_hosts if h is not host), None)
     control = shown(
         probe(twin, peer.ns if peer else sector.dns, "tcp", host.address, host.tcp_ports[0])
     )
@@ -233,7 +232,7 @@ def check_lb_routing(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]
     forwarding forced on (a host routing the internet through the LB gets nowhere). It
     changes the LB and a host for a moment: run it alone."""
     lb = sector.plan.load_balancer
-    if sector.lb is None or lb is None or not sector.hosts:
+    if sector.lb is None or lb is None or not sector.fixed_hosts:
         return []
     forwarding = twin.run(sector.lb.name, ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip()
     results = [
@@ -241,7 +240,7 @@ def check_lb_routing(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]
             "lb routing", sector.lb.label, "net.ipv4.ip_forward", "0", forwarding, forwarding == "0"
         )
     ]
-    host = sector.hosts[0]
+    host = sector.fixed_hosts[0]
     route = f"{INTERNET_HOST}/32 via {lb.sector_address}"
     marked = MarkedProbe.new("tcp", INTERNET_HOST, SERVICE_PORT)
     arrived = marked.count_in(twin, twin.topology.external.inet)

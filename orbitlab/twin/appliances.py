@@ -4,16 +4,19 @@ Each appliance's files come from its provisioning script, run as ``sh provision.
 DIR`` (the files part only; no command runs on the host). A *holder* process keeps the
 namespace's mount and UTS namespaces alive: in it ``DIR/etc`` is overlaid on ``/etc``, so
 the absolute paths in the rendered configs hold (``/etc/frr/frr.conf``,
-``/etc/coredns/db.web.internal``), and ``/etc/resolv.conf`` is private. Daemons start
+``/etc/coredns/db.web.internal``), and ``/etc/resolv.conf`` is private. The directories a
+bundle keeps state in (the DHCP leases, ``/var/lib/misc``) are bound writable from the
+appliance root, so the state lives there and survives a daemon restart. Daemons start
 inside the holder's namespaces::
 
     gateway  forwarding off; sysctl -p /etc/sysctl.d/90-orbitlab.conf; nft -f
              /etc/nftables.nft; forwarding on (as orbitlab-forwarding does, once the ruleset
              is loaded); zebra + staticd (frr user, state dir of their own); vtysh -b
-    dns      coredns -conf /etc/coredns/Corefile
+    dns      coredns -conf /etc/coredns/Corefile; dnsmasq -k -C /etc/dnsmasq.conf (DHCP)
     lb       sysctl -p ...; sh /etc/local.d/orbitlab-routes.start; nft -f /etc/nftables.nft;
              haproxy -D -f ...
-    host     python -m orbitlab.twin.echo (answers '<name> <peer>' on its service ports)
+    host     python -m orbitlab.twin.echo (answers '<name> <peer>' on its service ports);
+             udhcpc when it leases its address (see :mod:`orbitlab.twin.dhcp`)
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from orbitlab.rendering import provisioning_script, sector_bundles
+from orbitlab.rendering import DNSMASQ_CONF, provisioning_script, sector_bundles
 from orbitlab.twin import TwinError, system
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.system import FRR_DIR
@@ -55,8 +58,17 @@ def materialize(twin: TwinContext, sector: SectorTwin) -> int:
     return files
 
 
-def holder_script(ns: Namespace, root: Path | None, resolv: Path | None) -> str:
-    """The shell run by a holder: hostname, /etc overlay, private resolv.conf, then sleep.
+def state_dirs(twin: TwinContext, sector: SectorTwin) -> dict[str, tuple[str, ...]]:
+    """Each appliance namespace of a Sector and the state directories of its bundle."""
+    bundles = sector_bundles(twin.topology.plan, sector.plan)
+    return {ns.name: bundles[role].directories for role, ns in sector.appliances().items()}
+
+
+def holder_script(
+    ns: Namespace, root: Path | None, resolv: Path | None, writable: tuple[str, ...] = ()
+) -> str:
+    """The shell run by a holder: hostname, read-only overlays of the appliance root's top
+    directories, its state directories bound writable, private resolv.conf, then sleep.
 
     >>> print(holder_script(Namespace("olt-x.inet", "x", "internet"), None, None))
     set -e
@@ -69,14 +81,19 @@ def holder_script(ns: Namespace, root: Path | None, resolv: Path | None) -> str:
         for top in sorted(p.name for p in root.iterdir() if p.is_dir()):
             lower = f"{root / top}:/{top}"
             lines.append(f"mount -t overlay olt-{top} -o lowerdir={shlex.quote(lower)} /{top}")
+        for path in writable:
+            lines.append(f"mount --bind {shlex.quote(str(root) + path)} {shlex.quote(path)}")
     if resolv is not None:
         lines.append(f"mount --bind {shlex.quote(str(resolv))} /etc/resolv.conf")
     lines += ["echo ready", "exec sleep infinity"]
     return "\n".join(lines)
 
 
-def start_holders(twin: TwinContext, namespaces: list[Namespace], roots: set[str]) -> None:
-    """Start one holder per namespace (all at once), wait until each has mounted its view."""
+def start_holders(
+    twin: TwinContext, namespaces: list[Namespace], roots: dict[str, tuple[str, ...]]
+) -> None:
+    """Start one holder per namespace (all at once), wait until each has mounted its view.
+    ``roots``: the appliance namespaces (their root overlaid) and their state directories."""
     started: list[tuple[Namespace, subprocess.Popen[bytes]]] = []
     for ns in namespaces:
         directory = twin.ns_dir(ns.name)
@@ -85,7 +102,7 @@ def start_holders(twin: TwinContext, namespaces: list[Namespace], roots: set[str
             resolv = directory / "resolv.conf"
             resolv.write_text(f"nameserver {ns.resolver}\n")
         root = twin.root_dir(ns.name) if ns.name in roots else None
-        script = holder_script(ns, root, resolv)
+        script = holder_script(ns, root, resolv, roots.get(ns.name, ()))
         argv = [*system.in_netns(ns.name, ["unshare", "--mount", "--uts"]), "sh", "-c", script]
         with (twin.run_dir(ns.name) / "holder.log").open("ab") as log:
             process = subprocess.Popen(
@@ -163,7 +180,7 @@ def stop_gateway(twin: TwinContext, sector: SectorTwin) -> None:
     """Stop the gateway as a dead container is: its daemons gone and its links down (its
     rules are left as they are: with its links down nothing passes anyway)."""
     ns = sector.gateway.name
-    system.stop_processes(twin.state.drop_processes(ns))
+    system.stop_processes(twin.forget(ns))
     twin.save()
     system.ip_batch(ns, ["link set eth0 down", "link set eth1 down"])
 
@@ -176,11 +193,43 @@ def restart_gateway(twin: TwinContext, sector: SectorTwin) -> None:
     system.wait_until(f"{sector.gateway.label} routes", lambda: gateway_routed(twin, sector), 10)
 
 
+def dnsmasq_argv(pidfile: Path) -> list[str]:
+    """dnsmasq on the rendered config, in the foreground, logging every DHCP exchange.
+
+    >>> " ".join(dnsmasq_argv(Path("/r/dnsmasq.pid"))[:4])
+    'dnsmasq --keep-in-foreground --conf-file=/etc/dnsmasq.conf --pid-file=/r/dnsmasq.pid'
+    """
+    config = [f"--conf-file={DNSMASQ_CONF}", f"--pid-file={pidfile}"]
+    return ["dnsmasq", "--keep-in-foreground", *config, "--log-facility=-", "--log-dhcp"]
+
+
 def start_dns(twin: TwinContext, sector: SectorTwin) -> None:
+    """CoreDNS and, unless the Sector's DHCP is off, dnsmasq."""
     ns = sector.dns.name
     pidfile = twin.run_dir(ns) / "coredns.pid"
     argv = ["coredns", "-conf", "/etc/coredns/Corefile", "-pidfile", str(pidfile)]
     twin.start(ns, argv, "coredns")
+    if sector.plan.dhcp is not None:
+        twin.start(ns, dnsmasq_argv(twin.run_dir(ns) / "dnsmasq.pid"), "dnsmasq")
+
+
+def restart_dns(twin: TwinContext, sector: SectorTwin) -> None:
+    """Restart the DNS appliance's daemons as a container restart would; its state
+    directory (the leases) stays."""
+    system.stop_processes(twin.forget(sector.dns.name))
+    twin.save()
+    start_dns(twin, sector)
+    twin.save()
+    system.wait_until(f"{sector.dns.label} to answer again", lambda: dns_answers(twin, sector), 10)
+    system.wait_until(f"{sector.dns.label} to serve DHCP", lambda: dhcp_serves(twin, sector), 10)
+
+
+def dhcp_serves(twin: TwinContext, sector: SectorTwin) -> bool:
+    """True once dnsmasq listens on the DHCP port (or the Sector has no DHCP)."""
+    if sector.plan.dhcp is None:
+        return True
+    argv = ["ss", "-H", "-u", "-l", "-n", "sport = :67"]
+    return bool(twin.run(sector.dns.name, argv, check=False).stdout.strip())
 
 
 def dns_answers(twin: TwinContext, sector: SectorTwin) -> bool:
@@ -228,13 +277,32 @@ def start_host(twin: TwinContext, host: HostTwin) -> Path:
     return start_echo(twin, host.ns.name, host.name, host.tcp_ports, host.udp_ports)
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [
+            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ]
+    except OSError:
+        return []
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next(
+        (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
+    )
+
+
 def daemon_rss_kib(twin: TwinContext, ns: str) -> dict[str, int]:
-    """Resident memory (KiB) of each recorded daemon of a namespace, from /proc."""
+    """Resident memory (KiB) of each recorded daemon of a namespace and its children (e.g.
+    dnsmasq's lease-script helper), from /proc."""
     found: dict[str, int] = {}
     for proc in twin.state.processes_in(ns):
         if not proc.alive():
             continue
-        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                found[proc.what] = found.get(proc.what, 0) + int(line.split()[1])
+        total = sum(_rss_kib(pid) for pid in (proc.pid, *_children(proc.pid)))
+        found[proc.what] = found.get(proc.what, 0) + total
     return found

@@ -23,12 +23,11 @@ the stack declares (SPEC §6, §7, §9):
 - DNS spoofing: a host that takes the Sector DNS's address (not its pinned MAC) gets none of
   its exemptions — its packets to the upstream resolvers and to package-mirror ports
   outside the egress policy are counted where they would arrive (none may), beside the
-  same packets from the real Sector DNS (which must arrive).
+  same packets from the real Sector DNS (which must arrive);
+- DHCP: see :mod:`orbitlab.twin.dhcp_checks`.
 
-    >>> print(render_table([CheckResult("dns", "web/app1", "app1.web.internal", "A", "A", True)]))
-    CHECK  FROM      TO                 EXPECTED  GOT  RESULT
-    -----  --------  -----------------  --------  ---  ------
-    dns    web/app1  app1.web.internal  A         A    PASS
+Results are :class:`~orbitlab.twin.results.CheckResult` rows, printed by
+:func:`~orbitlab.twin.results.render_table`.
 """
 
 from __future__ import annotations
@@ -42,17 +41,14 @@ from typing import Any
 
 from netaddr import IPAddress
 
-from orbitlab.twin import TwinError, appliance_checks, appliances, network
+from orbitlab.twin import TwinError, appliance_checks, appliances, dhcp_checks, network
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.probing import (
     REJECT_RETRY_S,
     REJECT_WAIT_S,
     SPOOF_PROBES,
-    Check,
-    CheckResult,
     MarkedProbe,
     count_output,
-    dig,
     dns_allowed,
     egress_allowed,
     gateway_of,
@@ -62,6 +58,7 @@ from orbitlab.twin.probing import (
     shown,
     source_of,
 )
+from orbitlab.twin.results import Check, CheckResult, dig
 from orbitlab.twin.topology import (
     GUI_PORT,
     INTERNET_HOST,
@@ -74,31 +71,9 @@ from orbitlab.twin.topology import (
 )
 
 INVALID_PROBES = 3
-
-
 WORKERS = 8
-
-
 LB_SETTLE_S = 15
-
-
 NXDOMAIN_NAME = "no-such-host-twin"
-
-
-def render_table(results: list[CheckResult]) -> str:
-    """The results as an aligned text table."""
-    header = ("CHECK", "FROM", "TO", "EXPECTED", "GOT", "RESULT")
-    rows = [
-        (r.check, r.source, r.target, r.expected, r.got, "PASS" if r.ok else "FAIL")
-        for r in results
-    ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [header, tuple("-" * w for w in widths), *rows]
-    return "\n".join(_aligned(line, widths) for line in lines)
-
-
-def _aligned(cells: tuple[str, ...], widths: list[int]) -> str:
-    return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
 
 
 # --- probes ---------------------------------------------------------------------------
@@ -111,8 +86,8 @@ def check_egress(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     gateway_bp = sector.plan.gateway_backplane
     sources: list[tuple[Namespace, IPAddress]] = []
     for subnet in sector.plan.subnets:
-        host = next((h for h in sector.hosts if h.subnet == subnet), None)
-        if host is not None:
+        host = next((h for h in sector.fixed_hosts if h.subnet == subnet), None)
+        if host is not None and host.address is not None:
             sources.append((host.ns, host.address))
     sources = sources or [source_of(sector)]
     results = []
@@ -188,14 +163,14 @@ def _isolation_targets(
         if other.plan.load_balancer is not None:
             lb = other.plan.load_balancer
             yield f"{other.name} LB", lb.backplane_address, lb.listeners[0].port, None
-        for host in other.hosts:
+        for host in other.fixed_hosts:
             if not any(host.address in cidr for cidr in own):
                 yield f"{other.name}/{host.name}", host, host.tcp_ports[0], other
 
 
 def _own_host_reaches(twin: TwinContext, other: SectorTwin, target: HostTwin) -> str:
     """Positive control of a "not reached": the target answers a host of its own Sector."""
-    peer = next((h for h in other.hosts if h is not target), None)
+    peer = next((h for h in other.fixed_hosts if h is not target), None)
     ns = peer.ns if peer is not None else other.dns
     return shown(probe(twin, ns, "tcp", target.address, target.tcp_ports[0]))
 
@@ -349,8 +324,8 @@ def check_egress_policy(twin: TwinContext, sector: SectorTwin) -> list[CheckResu
     answers when the policy allows it, and is rejected by the gateway otherwise (an
     explicit deny wins, for the appliance too)."""
     sources: list[tuple[Namespace, IPAddress, bool]] = []
-    if sector.hosts:
-        sources.append((sector.hosts[0].ns, sector.hosts[0].address, False))
+    if sector.fixed_hosts:
+        sources.append((sector.fixed_hosts[0].ns, sector.fixed_hosts[0].address, False))
     sources.append((sector.dns, sector.plan.dns_address, True))
     results = []
     for ns, address, is_dns in sources:
@@ -382,7 +357,7 @@ def check_egress_policy(twin: TwinContext, sector: SectorTwin) -> list[CheckResu
 def check_routing(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     """Hosts in different subnets of one Sector reach each other (un-NATed) and its DNS."""
     results = []
-    hosts = sector.hosts
+    hosts = sector.fixed_hosts
     for a in hosts:
         for b in hosts:
             if a is b or a.subnet == b.subnet:
@@ -444,7 +419,7 @@ def check_redirects(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
                 not allowed,
             )
         )
-    pairs = [(a, b) for a in sector.hosts for b in sector.hosts if a.subnet != b.subnet]
+    pairs = [(a, b) for a in sector.fixed_hosts for b in sector.fixed_hosts if a.subnet != b.subnet]
     if pairs:
         read = count_output(twin, sector.gateway, "icmp type redirect")
         for a, b in pairs:
@@ -468,7 +443,7 @@ def check_dns(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     ns, _ = source_of(sector)
     domain = sector.plan.domain
     results = []
-    names = [(host.name, host.address) for host in sector.hosts] or [
+    names = [(host.name, host.address) for host in sector.fixed_hosts] or [
         ("dns", sector.plan.dns_address)
     ]
     for name, address in names:
@@ -694,9 +669,9 @@ def _spoof_targets(
 def check_dns_spoofing(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     """A Sector host sending as the Sector DNS (its address, the host's own MAC) reaches no
     destination the DNS alone is exempted for; the real DNS's packets do arrive."""
-    if not sector.hosts:
+    if not sector.fixed_hosts:
         return []
-    host = sector.hosts[0]
+    host = sector.fixed_hosts[0]
     dns_address = sector.plan.dns_address
     results = []
     for what, receiver, address, protocol, port in _spoof_targets(twin, sector):
@@ -754,17 +729,25 @@ PARALLEL: tuple[tuple[SectorCheck, tuple[str, ...]], ...] = (
     (appliance_checks.check_gateway_services, ("gateway services",)),
     (appliance_checks.check_mss, ("mss clamp",)),
     (appliance_checks.check_foreign_source, ("anti-spoofing",)),
+    (dhcp_checks.check_reserved, ("dhcp reserved",)),
+    (dhcp_checks.check_pool, ("dhcp pool",)),
+    (dhcp_checks.check_options, ("dhcp options",)),
+    (dhcp_checks.check_names, ("dhcp names",)),
+    (dhcp_checks.check_sectors, ("dhcp sectors",)),
 )
 #: Checks that change the twin for a moment (routes, sysctls): one Sector at a time.
 SEQUENTIAL: tuple[tuple[SectorCheck, tuple[str, ...]], ...] = (
     (appliance_checks.check_ingress, ("ingress",)),
     (appliance_checks.check_lb_routing, ("lb routing",)),
 )
+#: Checks that change a Sector's DHCP leases (per Sector, the Sectors side by side).
+DHCP_LIFECYCLE = ("dhcp guard", "dhcp release", "dhcp restart")
 GROUPS = (
     *(group for _, groups in PARALLEL for group in groups),
     "overlap",
     "invalid pkts",
     *(group for _, groups in SEQUENTIAL for group in groups),
+    *DHCP_LIFECYCLE,
     "failover",
 )
 
@@ -818,10 +801,11 @@ def run_checks(
     progress: Callable[[str], None] = lambda _: None,
     sectors: Sequence[str] = (),
     checks: Sequence[str] = (),
+    skip_dhcp_changes: bool = False,
 ) -> list[CheckResult]:
     """Run the checks (of the named Sectors and groups, or all); the independent ones in
-    parallel, then those that change the twin (counters, routes, a gateway failure) one
-    after the other."""
+    parallel, then those that change the twin (counters, routes, DHCP leases, a gateway
+    failure) one after the other."""
     chosen = select_sectors(twin, sectors)
     groups = select_groups(checks)
     independent = parallel_checks(twin, chosen, groups)
@@ -835,6 +819,11 @@ def run_checks(
         if not groups.isdisjoint(its_groups):
             for sector in chosen:
                 results += check(twin, sector)
+    if not skip_dhcp_changes and not groups.isdisjoint(DHCP_LIFECYCLE):
+        progress("releasing, renaming and renewing DHCP leases, restarting each Sector DNS...")
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            changed = pool.map(lambda s: dhcp_checks.lifecycle(twin, s), chosen)
+            results += [row for rows in changed for row in rows if row.check in groups]
     if not skip_failover and chosen and "failover" in groups:
         progress(f"stopping and restarting the {chosen[0].name} gateway...")
         results += check_failover(twin, chosen[0])

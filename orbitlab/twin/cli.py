@@ -87,7 +87,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     from orbitlab.twin import runner
-    from orbitlab.twin.checks import render_table, run_checks
+    from orbitlab.twin.checks import run_checks
+    from orbitlab.twin.results import render_table
 
     system.preflight(system.CORE_TOOLS, system.TEST_TOOLS)
     twin = runner.context_of(require_state())
@@ -99,6 +100,7 @@ def cmd_test(args: argparse.Namespace) -> int:
                 progress=say,
                 sectors=args.sector,
                 checks=args.check,
+                skip_dhcp_changes=args.skip_dhcp_changes,
             )
     except KeyboardInterrupt:
         print("interrupted: checks stopped (the twin is still up)", file=sys.stderr)
@@ -137,6 +139,12 @@ def add_twin_parser(commands: Any) -> None:
     )
     test.add_argument(
         "--skip-failover", action="store_true", help="leave out the gateway failure check"
+    )
+    test.add_argument(
+        "--skip-dhcp-changes",
+        action="store_true",
+        help="leave out the DHCP checks that rename, release and renew leases and restart "
+        "each Sector DNS",
     )
     test.set_defaults(handler=cmd_test)
 

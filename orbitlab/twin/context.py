@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +28,14 @@ def _quiet(message: str) -> None:
 
 @dataclass
 class TwinContext:
+    """The topology, the state, and helpers. Checks run in threads: changes to the recorded
+    processes and the state file go through ``adopt``, ``forget`` and ``save``, one at a time.
+    """
+
     topology: Topology
     state: TwinState
     say: Callable[[str], None] = field(default=_quiet)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def ns_dir(self, ns: str) -> Path:
         """The namespace's working directory: resolv.conf, logs, pid files, appliance root."""
@@ -73,8 +79,16 @@ class TwinContext:
     def adopt(self, pid: int, ns: str, what: str) -> system.Proc:
         """Record a process the twin started (e.g. a daemon found by its pid file)."""
         proc = system.record(pid, ns, what)
-        self.state.add_process(proc)
+        with self._lock:
+            self.state.add_process(proc)
         return proc
 
+    def forget(self, ns: str, what: str | None = None) -> list[system.Proc]:
+        """Stop recording (and return) the processes of ``ns``, or only those named ``what``;
+        the caller stops them."""
+        with self._lock:
+            return self.state.drop_processes(ns, what)
+
     def save(self) -> None:
-        self.state.save()
+        with self._lock:
+            self.state.save()

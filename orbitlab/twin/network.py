@@ -36,6 +36,7 @@ from orbitlab.twin.topology import (
     INTERNET_OTHER,
     ROUTER_INTERNET,
     VXLAN_PORT,
+    HostTwin,
     NodeTwin,
     SectorTwin,
     Topology,
@@ -57,6 +58,8 @@ BRIDGE_NF_OFF = {
     "net.bridge.bridge-nf-call-arptables": 0,
 }
 WATCH_TABLE = "olt_watch"
+#: A NIC's MTU before anything sets it (a DHCP client's, until its lease says otherwise).
+DEFAULT_MTU = 1500
 
 
 def create_namespaces(topology: Topology) -> list[str]:
@@ -288,13 +291,31 @@ def sector_commands(sector: SectorTwin, topology: Topology) -> dict[str, list[st
             f"addr add {lb.sector_address}/{first.cidr.prefixlen} dev eth1",
         ]
     for host in sector.hosts:
-        commands[host.ns.name] = [
-            "link set lo up",
-            f"link set eth0 mtu {mtu} up",
-            f"addr add {host.interface} dev eth0",
-            f"route add default via {host.subnet.gateway}",
-        ]
+        commands[host.ns.name] = host_commands(host, mtu)
     return commands
+
+
+def host_commands(host: HostTwin, mtu: int) -> list[str]:
+    """A static host configured by hand (address, gateway, MTU); a DHCP client only up, with
+    its declared MAC if any and an Ethernet default MTU of 1500: its lease brings the rest
+    (the MTU too, so a client that applies option 26 shows it).
+
+    >>> from orbitlab.twin.topology import Namespace
+    >>> client = HostTwin("app3", None, None, "pve1", "h1001x2", Namespace("n", "l", "app3"),
+    ...                   (8080,), (), mac="bc:24:11:00:00:03", dhcp=True)
+    >>> host_commands(client, 1450)
+    ['link set lo up', 'link set eth0 address bc:24:11:00:00:03', 'link set eth0 mtu 1500 up']
+    """
+    if host.dhcp:
+        mac = [f"link set eth0 address {host.mac}"] if host.mac else []
+        return ["link set lo up", *mac, f"link set eth0 mtu {DEFAULT_MTU} up"]
+    assert host.subnet is not None
+    return [
+        "link set lo up",
+        f"link set eth0 mtu {mtu} up",
+        f"addr add {host.interface} dev eth0",
+        f"route add default via {host.subnet.gateway}",
+    ]
 
 
 def snat_ruleset(topology: Topology) -> str:

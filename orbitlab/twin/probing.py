@@ -5,8 +5,8 @@ A probe runs :mod:`orbitlab.twin.probe` inside a namespace and names what happen
 sends packets carrying a random payload marker and counts them where they would arrive, so
 a check can tell "never arrived" from "arrived" whatever NAT did on the way::
 
-    >>> CheckResult("dns", "web/app1", "app1.web.internal", "A", "A", True).ok
-    True
+    >>> outcome_of({"result": "rejected", "body": "", "by": "172.16.0.1"})
+    'rejected by 172.16.0.1'
 """
 
 from __future__ import annotations
@@ -46,19 +46,6 @@ MARKER_BYTES = 8
 PAYLOAD_OFFSET = {"udp": 64, "tcp": 160}
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    check: str
-    source: str
-    target: str
-    expected: str
-    got: str
-    ok: bool
-
-
-Check = Callable[[], list[CheckResult]]
-
-
 def probe(
     twin: TwinContext,
     ns: Namespace,
@@ -81,35 +68,12 @@ def shown(found: dict[str, str]) -> str:
     return found["body"] if found["result"] == "ok" else found["result"]
 
 
-@dataclass(frozen=True)
-class DigAnswer:
-    status: str
-    answers: tuple[str, ...]
-
-    def show(self) -> str:
-        return ", ".join(self.answers) if self.answers else self.status
-
-
-def dig(twin: TwinContext, ns: Namespace, *query: str) -> DigAnswer:
-    """Ask the namespace's resolver (its private resolv.conf) or ``@server`` in ``query``."""
-    argv = ["dig", "+time=2", "+tries=1", *query]
-    out = twin.run(ns.name, argv, check=False, timeout=15).stdout
-    status = re.search(r"status: (\w+)", out)
-    if status is None:
-        problem = re.search(r";; (communications error.*|connection timed out.*)", out)
-        return DigAnswer(problem.group(1).split(":")[-1].strip() if problem else "no reply", ())
-    section = out.split("ANSWER SECTION:", 1)
-    answers = ()
-    if len(section) == 2:
-        lines = section[1].strip().split("\n\n")[0].splitlines()
-        answers = tuple(line.split()[-1] for line in lines if line and not line.startswith(";"))
-    return DigAnswer(status.group(1), answers)
-
-
 def source_of(sector: SectorTwin) -> tuple[Namespace, IPAddress]:
-    """Where a Sector's traffic starts: its first host, or its DNS if it declares none."""
-    if sector.hosts:
-        return sector.hosts[0].ns, sector.hosts[0].address
+    """Where a Sector's traffic starts: its first host with a fixed address, or its DNS if
+    it declares none."""
+    for host in sector.fixed_hosts:
+        if host.address is not None:
+            return host.ns, host.address
     return sector.dns, sector.plan.dns_address
 
 

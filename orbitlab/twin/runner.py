@@ -22,7 +22,7 @@ from types import FrameType
 from typing import TypeVar
 
 from orbitlab.stack import load_plan
-from orbitlab.twin import TwinError, appliances, network, system
+from orbitlab.twin import TwinError, appliances, dhcp, network, system
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.state import TwinState, load_state, state_path, twin_dir
 from orbitlab.twin.topology import (
@@ -160,8 +160,12 @@ def _build(twin: TwinContext) -> None:
     with steps.step("appliance roots from the provisioning scripts (--root)") as notes:
         files = sum(each(lambda sector: appliances.materialize(twin, sector), topology.sectors))
         notes.append(f"{files} files")
-    with steps.step("mount namespaces (appliance /etc, private resolv.conf)"):
-        roots = {ns.name for s in topology.sectors for ns in s.appliances().values()}
+    with steps.step("mount namespaces (appliance /etc and state, private resolv.conf)"):
+        roots = {
+            ns: dirs
+            for s in topology.sectors
+            for ns, dirs in appliances.state_dirs(twin, s).items()
+        }
         appliances.start_holders(twin, list(topology.namespaces()), roots)
     with steps.step("external side (home router, LAN client, resolver, internet)"):
         network.build_external(topology)
@@ -170,9 +174,10 @@ def _build(twin: TwinContext) -> None:
         notes.append(f"{len(topology.nodes)} nodes, {len(topology.sectors)} Sector VNets")
     with steps.step("Sector links and addresses"):
         network.build_sectors(topology)
-    with steps.step("daemons (FRR, nftables, CoreDNS, HAProxy, services)") as notes:
+    with steps.step("daemons (FRR, nftables, CoreDNS, dnsmasq, HAProxy, DHCP clients)") as notes:
         _start_services(twin)
-        notes.append(f"{len(state.processes)} processes")
+        clients = sum(len(sector.dhcp_clients) for sector in topology.sectors)
+        notes.append(f"{len(state.processes)} processes, DHCP leases: {clients}")
     with steps.step("waiting until every Sector DNS answers"):
         _wait_ready(twin)
     state.ready = True
@@ -181,8 +186,10 @@ def _build(twin: TwinContext) -> None:
 
 def _start_services(twin: TwinContext) -> None:
     """Start every daemon and service, in an order where each finds what it needs: the
-    services first (so the LB's first health checks succeed), then gateways and DNS, and
-    the load balancers once the gateways route (their backends in other subnets)."""
+    services first (so the LB's first health checks succeed), then gateways and DNS (with
+    the DHCP server), the DHCP clients once the gateways route (a lease in another subnet
+    than the DNS's is renewed through the gateway), and the load balancers once every host
+    has its address (their backends in other subnets, or reserved by DHCP)."""
     topology = twin.topology
     ext = topology.external
     _start_resolver(twin)
@@ -209,8 +216,15 @@ def _start_services(twin: TwinContext) -> None:
             lambda s=sector: appliances.gateway_routed(twin, s),
             READY_TIMEOUT_S,
         )
+    clients = [host for sector in topology.sectors for host in sector.dhcp_clients]
+    for host in clients:
+        dhcp.start_client(twin, host)
+    twin.save()
     for path in ready:
         system.wait_until(f"the service behind {path}", path.exists, READY_TIMEOUT_S)
+    for sector in topology.sectors:
+        for host in sector.dhcp_clients:
+            dhcp.wait_bound(twin, host, timeout=dhcp.lease_budget(sector))
     each(lambda sector: appliances.start_lb(twin, sector), topology.sectors)
     twin.save()
 
@@ -241,6 +255,11 @@ def _wait_ready(twin: TwinContext) -> None:
         system.wait_until(
             f"{sector.dns.label} to answer (CoreDNS)",
             lambda s=sector: appliances.dns_answers(twin, s),
+            READY_TIMEOUT_S,
+        )
+        system.wait_until(
+            f"{sector.dns.label} to serve DHCP (dnsmasq)",
+            lambda s=sector: appliances.dhcp_serves(twin, s),
             READY_TIMEOUT_S,
         )
     dead = [f"{p.what} in {p.ns}" for p in twin.state.processes if not p.alive()]

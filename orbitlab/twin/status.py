@@ -67,6 +67,7 @@ def status_lines(twin: TwinContext) -> Iterator[str]:
         for ns in sector.appliances().values():
             yield _row(twin, ns)
         for host in sector.hosts:
-            yield _row(twin, host.ns, f"{host.ns.label} @{host.node}")
+            leased = " dhcp" if host.dhcp else ""
+            yield _row(twin, host.ns, f"{host.ns.label} @{host.node}{leased}")
     dead = [proc for proc in state.processes if not proc.alive()]
     yield f"{len(state.processes) - len(dead)} processes running, {len(dead)} exited"

@@ -38,6 +38,8 @@ CORE_TOOLS: dict[str, str] = {
     "vtysh": "frr",
     "haproxy": "haproxy",
     "coredns": "CoreDNS v1.11.3 at /usr/local/bin/coredns (scripts/setup.sh builds it)",
+    "dnsmasq": "dnsmasq-base",
+    "udhcpc": "udhcpc",
 }
 TEST_TOOLS: dict[str, str] = {
     "dig": "dnsutils",

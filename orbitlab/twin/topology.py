@@ -8,7 +8,9 @@ Nothing here touches the system, so the layout can be checked without root::
     ['olt-n.pve1', 'olt-n.pve2']
     >>> web = topology.sector("web")
     >>> web.gateway.name, [(h.name, h.node) for h in web.hosts]
-    ('olt-s.web.gateway', [('app1', 'pve1'), ('app2', 'pve2')])
+    ('olt-s.web.gateway', [('app1', 'pve1'), ('app2', 'pve2'), ('app3', 'pve1')])
+    >>> [h.name for h in web.dhcp_clients], [h.name for h in web.fixed_hosts]
+    (['app3'], ['app1', 'app2'])
 
 Layout (every name below lives inside a namespace of ours; the root namespace is untouched):
 
@@ -22,7 +24,8 @@ Layout (every name below lives inside a namespace of ours; the root namespace is
   zone's L3 VNI (VRF-VXLAN tag) carrying routed traffic between nodes; per Sector a bridge
   named after its VNet with a VXLAN whose VNI is the Sector tag.
 - ``olt-s.<sector>.<gateway|dns|lb|host>``: appliances and declared hosts, each with veths
-  into its node's bridges.
+  into its node's bridges. A host without an address, or with a ``mac`` (a reservation),
+  takes its address from the Sector DHCP with a real client (busybox ``udhcpc``).
 """
 
 from __future__ import annotations
@@ -93,19 +96,29 @@ class NodeTwin:
 
 @dataclass(frozen=True)
 class HostTwin:
-    """A declared Sector host: a namespace with ``eth0`` in its subnet, on some node."""
+    """A declared Sector host: a namespace with ``eth0`` on the Sector's VNet, on some node.
+
+    A static host has its address configured; a DHCP client (``dhcp``: no address, or a
+    reservation by ``mac``) leases it. ``address`` and ``subnet`` are None when the address
+    comes from the pool (known only once leased).
+    """
 
     name: str
-    address: IPAddress
-    subnet: SubnetPlan
+    address: IPAddress | None
+    subnet: SubnetPlan | None
     node: str
     port: str
     ns: Namespace
     tcp_ports: tuple[int, ...]
     udp_ports: tuple[int, ...]
+    mac: str | None = None
+    dhcp: bool = False
 
     @property
     def interface(self) -> str:
+        """The static address with its prefix, e.g. ``172.16.0.21/24``."""
+        if self.address is None or self.subnet is None:
+            raise TwinError(f"{self.ns.label} has no fixed address (it leases one by DHCP)")
         return f"{self.address}/{self.subnet.cidr.prefixlen}"
 
 
@@ -140,6 +153,16 @@ class SectorTwin:
         """Node-side veth of an appliance leg: ``gw1001s`` (Sector), ``gw1001b`` (Backplane)."""
         short = {"gateway": "gw", "dns": "dn", "lb": "lb"}[role]
         return f"{short}{self.plan.tag}{leg}"
+
+    @property
+    def fixed_hosts(self) -> tuple[HostTwin, ...]:
+        """Hosts whose address is known in advance: static, or reserved by DHCP."""
+        return tuple(host for host in self.hosts if host.address is not None)
+
+    @property
+    def dhcp_clients(self) -> tuple[HostTwin, ...]:
+        """Hosts that lease their address: dynamic, or reserved by their mac."""
+        return tuple(host for host in self.hosts if host.dhcp)
 
     def appliances(self) -> dict[str, Namespace]:
         found = {"gateway": self.gateway, "dns": self.dns}
@@ -355,6 +378,8 @@ def _host_ports(sector: SectorPlan, host: HostPlan) -> tuple[tuple[int, ...], tu
     """TCP and UDP ports a host serves: its LB backends, port-forward targets and 8080."""
     tcp = {HOST_PORT}
     udp: set[int] = set()
+    if host.address is None:  # from the pool: never a backend or a forward target
+        return (HOST_PORT,), ()
     if sector.load_balancer is not None:
         for listener in sector.load_balancer.listeners:
             tcp.update(b.port for b in listener.backends if b.address == host.address)
@@ -370,7 +395,7 @@ def _hosts(sector: SectorPlan, node_names: tuple[str, ...], resolver: IPAddress)
     start = node_names.index(sector.node) + 1
     hosts = []
     for index, host in enumerate(sector.hosts):
-        subnet = next(s for s in sector.subnets if host.address in s.cidr)
+        subnet = sector.subnet_of(host.address) if host.address is not None else None
         tcp, udp = _host_ports(sector, host)
         hosts.append(
             HostTwin(
@@ -387,6 +412,8 @@ def _hosts(sector: SectorPlan, node_names: tuple[str, ...], resolver: IPAddress)
                 ),
                 tcp_ports=tcp,
                 udp_ports=udp,
+                mac=host.mac,
+                dhcp=host.leases,
             )
         )
     return hosts

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from orbitlab.checks import Endpoint
-from orbitlab.plan import BackplanePlan, NodePlan, SectorPlan, StackPlan
+from orbitlab.plan import BackplanePlan, HostPlan, NodePlan, SectorPlan, StackPlan
 
 #: A box's line: a key (may be empty, continuing the row above) and its value.
 Row = tuple[str, str]
@@ -169,8 +169,9 @@ def gateway_box(box_id: str, sector: SectorPlan) -> Box:
 
 
 def dns_box(box_id: str, sector: SectorPlan) -> Box:
-    """The Sector DNS: its address, domain and upstream resolvers."""
+    """The Sector DNS: its address, domain, upstream resolvers and DHCP pool."""
     upstream = [str(address) for address in sector.forwarders] or ["the node's resolvers"]
+    dhcp = ("DHCP pool", sector.dhcp.pool_text) if sector.dhcp else ("DHCP", "off")
     return Box(
         box_id,
         "dns",
@@ -179,8 +180,22 @@ def dns_box(box_id: str, sector: SectorPlan) -> Box:
             ("Sector", str(sector.dns_address)),
             ("domain", sector.domain),
             *listed("forwards to", upstream),
+            dhcp,
         ),
     )
+
+
+def host_text(host: HostPlan) -> str:
+    """A host's address as the picture shows it: fixed, reserved by DHCP, or from the pool.
+
+    >>> from netaddr import IPAddress
+    >>> reserved = HostPlan("db", IPAddress("10.0.0.9"), "bc:24:11:00:00:01")
+    >>> host_text(HostPlan("app3", None)), host_text(reserved)
+    ('DHCP', '10.0.0.9 (DHCP)')
+    """
+    if host.address is None:
+        return "DHCP"
+    return f"{host.address} (DHCP)" if host.mac else str(host.address)
 
 
 def load_balancer_box(box_id: str, sector: SectorPlan) -> Box | None:
@@ -220,7 +235,7 @@ def hosts_box(box_id: str, sector: SectorPlan) -> Box | None:
     """The hosts declared in the Sector, if any."""
     if not sector.hosts:
         return None
-    return Box(box_id, "hosts", "hosts", tuple((h.name, str(h.address)) for h in sector.hosts))
+    return Box(box_id, "hosts", "hosts", tuple((h.name, host_text(h)) for h in sector.hosts))
 
 
 def sector_group(index: int, sector: SectorPlan) -> tuple[Group, tuple[Edge, ...]]:

@@ -3,7 +3,7 @@
 The JSON document (:func:`allocation`) is the source of both outputs: the text table is
 that document's values in aligned columns (:data:`COLUMNS`), so the two never disagree.
 Addresses and CIDRs are strings, tags, VMIDs and MTUs numbers; a Sector without a load
-balancer has ``null`` for its LB VMID and addresses.
+balancer has ``null`` for its LB VMID and addresses, one without DHCP ``null`` for its pool.
 
 >>> from orbitlab.stack import load_plan
 >>> document = allocation(load_plan("stacks/Pulumi.example.yaml"))
@@ -12,6 +12,8 @@ balancer has ``null`` for its LB VMID and addresses.
 (1001, {'gateway': 10011, 'dns': 10012, 'lb': 10013})
 >>> web["gateway"]
 {'sector': ['172.16.0.1', '172.16.1.1'], 'backplane': '10.200.0.10'}
+>>> web["dhcp_pool"]
+'172.16.0.128-172.16.0.254'
 >>> print(table_text(document).splitlines()[4][:49])
 SECTOR  TAG   VNET      ZONE      VMIDS GW/DNS/LB
 """
@@ -62,7 +64,7 @@ def sector_fields(sector: SectorPlan) -> dict[str, Any]:
             "backplane": str(sector.gateway_backplane),
         },
         "dns": {"address": str(sector.dns_address)},
-        # DHCP pool (issue 12, item 3): add "dhcp_pool" here, with its column in COLUMNS.
+        "dhcp_pool": sector.dhcp.pool_text if sector.dhcp else None,
         "load_balancer": (
             {"sector": str(lb.sector_address), "backplane": str(lb.backplane_address)}
             if lb
@@ -112,8 +114,7 @@ COLUMNS: tuple[Column, ...] = (
     ("GW SECTOR", lambda s: _joined(s["gateway"]["sector"])),
     ("GW BACKPLANE", lambda s: s["gateway"]["backplane"]),
     ("DNS", lambda s: s["dns"]["address"]),
-    # DHCP pool (issue 12, item 3): its column goes here, e.g.
-    # ("DHCP POOL", lambda s: s["dhcp_pool"] or NONE),
+    ("DHCP POOL", lambda s: s["dhcp_pool"] or NONE),
     ("LB SECTOR", lambda s: _lb(s, "sector")),
     ("LB BACKPLANE", lambda s: _lb(s, "backplane")),
 )

@@ -65,16 +65,24 @@ has_default_route() { ip route show default | grep -q via; }
 
 # --- files ---------------------------------------------------------------------------
 write_files() {
-	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_97ce0bc6c8ea3ff9'
+	mkdir -p "$ROOT/var/lib/misc"
+	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_01d7f6100fe0860f'
 # OrbitLab Sector DNS olvn1001-dns: Sector lab1 (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten. Answers the Sector's own names
 # (NXDOMAIN for unknown ones, never forwarded) and forwards the rest; only the Sector's
 # subnets may query.
+# Names of DHCP leases come from a hosts file (plugin hosts, re-read every 1s),
+# ahead of the zone files: the lease script never writes a declared name into it.
 lab1.internal {
 	bind 10.10.0.2
 	acl {
 		allow net 10.10.0.0/24
 		block
+	}
+	hosts /var/lib/misc/orbitlab-dhcp.hosts lab1.internal {
+		ttl 30
+		reload 1s
+		fallthrough
 	}
 	file /etc/coredns/db.lab1.internal lab1.internal
 	errors
@@ -85,6 +93,11 @@ lab1.internal {
 	acl {
 		allow net 10.10.0.0/24
 		block
+	}
+	hosts /var/lib/misc/orbitlab-dhcp.hosts lab1.internal 0.10.10.in-addr.arpa {
+		ttl 30
+		reload 1s
+		fallthrough
 	}
 	file /etc/coredns/db.0.10.10.in-addr.arpa 0.10.10.in-addr.arpa
 	errors
@@ -101,7 +114,7 @@ lab1.internal {
 	loop
 	errors
 }
-ORBITLAB_EOF_97ce0bc6c8ea3ff9
+ORBITLAB_EOF_01d7f6100fe0860f
 	put_file /etc/coredns/db.lab1.internal 644 <<'ORBITLAB_EOF_e57abdbe3982a569'
 ; OrbitLab Sector DNS zone lab1.internal: Sector lab1 (tag 1001).
 ; Rendered by OrbitLab; local changes are overwritten.
@@ -122,20 +135,91 @@ $TTL 300
 1.0.10.10.in-addr.arpa. IN PTR gateway.lab1.internal.
 2.0.10.10.in-addr.arpa. IN PTR dns.lab1.internal.
 ORBITLAB_EOF_03543733481789c7
+	put_file /etc/dnsmasq.conf 644 <<'ORBITLAB_EOF_7b429b5be8d80280'
+# OrbitLab Sector DHCP olvn1001-dns: Sector lab1 (tag 1001).
+# Rendered by OrbitLab; local changes are overwritten. DHCP only (port=0): CoreDNS answers
+# every name, those of leases too (the lease script writes them to a hosts file).
+# All subnets of the Sector share its VNet: eth0 holds the first one and serves the others
+# as shared networks. Replies to clients that have no address yet are broadcast (a unicast
+# to an address outside eth0's subnet would follow the default route to the gateway).
+port=0
+interface=eth0
+no-hosts
+dhcp-authoritative
+dhcp-broadcast
+dhcp-leasefile=/var/lib/misc/dnsmasq.leases
+dhcp-script=/etc/orbitlab/dhcp-names.sh
+domain=lab1.internal
+dhcp-option=option:dns-server,10.10.0.2
+dhcp-option=option:mtu,1400
+
+# 10.10.0.0/24: the pool
+dhcp-range=set:subnet0,10.10.0.128,10.10.0.254,255.255.255.0,3600
+dhcp-option=tag:subnet0,option:router,10.10.0.1
+ORBITLAB_EOF_7b429b5be8d80280
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_1fd304b5a7354bf8'
+#!/bin/sh
+# OrbitLab Sector DHCP olvn1001-dns: names from leases, Sector lab1 (tag 1001).
+# Rendered by OrbitLab; local changes are overwritten; holds no secret.
+# dnsmasq runs it (dhcp-script) on every lease change: ACTION MAC IP [HOSTNAME], ACTION one
+# of add, old (also for every lease at its start) and del (release, expiry). It keeps HOSTS,
+# the hosts file the Sector DNS (CoreDNS) serves for lab1.internal and its reverse zones: one
+# line per lease whose name is usable. Never usable: a name that is not a DNS label, an
+# appliance's name, a declared host's name (a declared dynamic host's: only for its mac).
+set -eu
+HOSTS=/var/lib/misc/orbitlab-dhcp.hosts
+DOMAIN=lab1.internal
+action=${1:-}
+mac=${2:-}
+ip=${3:-}
+name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
+
+# usable NAME MAC: may the lease of MAC publish NAME?
+usable() {
+	case $1 in
+	'' | -* | *- | *[!a-z0-9-]*) return 1 ;;
+	gateway | dns | lb) return 1 ;;
+	*) [ ${#1} -le 63 ] ;;
+	esac
+}
+
+case $action in
+add | old | del) ;;
+*) exit 0 ;;
+esac
+case $ip in
+'' | *[!0-9.]*) exit 0 ;;
+esac
+mkdir -p "${HOSTS%/*}"
+touch "$HOSTS"
+# the lease's own line goes; a usable name takes its line back (from any other lease too)
+if [ "$action" != del ] && usable "$name" "$mac"; then
+	awk -v ip="$ip" -v fqdn="$name.$DOMAIN" '$1 != ip && $2 != fqdn' "$HOSTS" > "$HOSTS.new"
+	echo "$ip $name.$DOMAIN" >> "$HOSTS.new"
+else
+	awk -v ip="$ip" '$1 != ip' "$HOSTS" > "$HOSTS.new"
+fi
+if cmp -s "$HOSTS.new" "$HOSTS"; then
+	rm -f "$HOSTS.new"
+else
+	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
+	mv -f "$HOSTS.new" "$HOSTS"
+fi
+ORBITLAB_EOF_1fd304b5a7354bf8
 }
 
 # --- commands ------------------------------------------------------------------------
 prepare() {
 	export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-	if apk info -e coredns >/dev/null 2>&1; then
+	if apk info -e coredns dnsmasq >/dev/null 2>&1; then
 		return 0
 	fi
 	wait_for "a default route" 120 has_default_route
 	wait_for "DNS (dl-cdn.alpinelinux.org)" 120 nslookup dl-cdn.alpinelinux.org
 	grep -q '/community$' /etc/apk/repositories || sed -n 's#/main$#/community#p' /etc/apk/repositories >> /etc/apk/repositories
 	apk update --quiet
-	say "installing coredns"
-	apk add --quiet --no-progress coredns
+	say "installing coredns dnsmasq"
+	apk add --quiet --no-progress coredns dnsmasq
 }
 
 # Each service: enabled; started (its config checked first) when it is not running, else
@@ -148,6 +232,16 @@ activate() {
 	elif grep -qxF -e /etc/coredns/Corefile -e /etc/coredns/db.lab1.internal -e /etc/coredns/db.0.10.10.in-addr.arpa "$PENDING" 2>/dev/null; then
 		say "reloading coredns"
 		rc-service coredns restart
+	fi
+	[ -e /etc/runlevels/default/dnsmasq ] || rc-update add dnsmasq default
+	if ! rc-service dnsmasq status >/dev/null 2>&1; then
+		dnsmasq --test -C /etc/dnsmasq.conf
+		say "starting dnsmasq"
+		rc-service dnsmasq start
+	elif grep -qxF -e /etc/dnsmasq.conf -e /etc/orbitlab/dhcp-names.sh "$PENDING" 2>/dev/null; then
+		dnsmasq --test -C /etc/dnsmasq.conf
+		say "reloading dnsmasq"
+		rc-service dnsmasq restart
 	fi
 	rm -f "$PENDING"
 }
