@@ -41,7 +41,7 @@ from typing import Any
 
 from netaddr import IPAddress
 
-from orbitlab.twin import TwinError, appliance_checks, appliances, dhcp_checks, network
+from orbitlab.twin import TwinError, appliance_checks, dhcp_checks, lifecycle, network
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.probing import (
     REJECT_RETRY_S,
@@ -609,7 +609,7 @@ def check_failover(twin: TwinContext, failing: SectorTwin) -> list[CheckResult]:
     """Stop a Sector's gateway: only that Sector loses egress; restart: it is back."""
     sectors = twin.topology.sectors
     results = []
-    appliances.stop_gateway(twin, failing)
+    lifecycle.stop_gateway(twin, failing)
     try:
         for sector in sectors:
             if not egress_allowed(sector, INTERNET_HOST):
@@ -631,7 +631,7 @@ def check_failover(twin: TwinContext, failing: SectorTwin) -> list[CheckResult]:
                 target = f"{row.target}, {failing.name} gateway stopped"
                 results.append(replace(row, check="failover", target=target))
     finally:
-        appliances.restart_gateway(twin, failing)
+        lifecycle.restart_gateway(twin, failing)
     found = _egress_ok(twin, failing)
     results.append(
         CheckResult(
@@ -760,14 +760,37 @@ def parallel_checks(
     for check, its_groups in PARALLEL:
         if groups.isdisjoint(its_groups):
             continue
-        checks += [lambda c=check, s=sector: c(twin, s) for sector in sectors]
+        group = next(g for g in its_groups if g in groups)
+        checks += [
+            guarded(lambda c=check, s=sector: c(twin, s), group, sector.name) for sector in sectors
+        ]
         if check is check_egress and "overlap" in groups:
             checks += [
-                lambda a=a, b=b: check_overlap(twin, a, b)
+                guarded(lambda a=a, b=b: check_overlap(twin, a, b), "overlap", f"{a.name}+{b.name}")
                 for a, b in _overlapping_pairs(twin)
                 if a in sectors or b in sectors
             ]
     return checks
+
+
+def guarded(check: Check, group: str, where: str) -> Check:
+    """``check``, with an error that stops it (a namespace that is not there, a command
+    that fails) reported as a failed row of its group instead of ending the whole run.
+
+    >>> def broken():
+    ...     raise TwinError("olt-s.web.dns is not there" + chr(10) + "more")
+    >>> guarded(broken, "dns forward", "web")()[0].got
+    'olt-s.web.dns is not there'
+    """
+
+    def run() -> list[CheckResult]:
+        try:
+            return check()
+        except TwinError as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            return [CheckResult(group, where, "(the check could not run)", "runs", reason, False)]
+
+    return run
 
 
 def select_sectors(twin: TwinContext, names: Sequence[str] = ()) -> tuple[SectorTwin, ...]:
@@ -814,17 +837,22 @@ def run_checks(
         results = [row for rows in pool.map(lambda check: check(), independent) for row in rows]
     if "invalid pkts" in groups:
         progress("sending invalid packets (SYN+FIN)...")
-        results += check_invalid(twin, chosen)
+        results += guarded(lambda: check_invalid(twin, chosen), "invalid pkts", "all")()
     for check, its_groups in SEQUENTIAL:
         if not groups.isdisjoint(its_groups):
             for sector in chosen:
-                results += check(twin, sector)
+                run = guarded(lambda c=check, s=sector: c(twin, s), its_groups[0], sector.name)
+                results += run()
     if not skip_dhcp_changes and not groups.isdisjoint(DHCP_LIFECYCLE):
         progress("releasing, renaming and renewing DHCP leases, restarting each Sector DNS...")
+        group = next(g for g in DHCP_LIFECYCLE if g in groups)
+        lifecycles = [
+            guarded(lambda s=s: dhcp_checks.lifecycle(twin, s), group, s.name) for s in chosen
+        ]
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            changed = pool.map(lambda s: dhcp_checks.lifecycle(twin, s), chosen)
+            changed = pool.map(lambda check: check(), lifecycles)
             results += [row for rows in changed for row in rows if row.check in groups]
     if not skip_failover and chosen and "failover" in groups:
         progress(f"stopping and restarting the {chosen[0].name} gateway...")
-        results += check_failover(twin, chosen[0])
+        results += guarded(lambda: check_failover(twin, chosen[0]), "failover", chosen[0].name)()
     return results

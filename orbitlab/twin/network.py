@@ -72,14 +72,8 @@ def create_namespaces(topology: Topology) -> list[str]:
 def set_sysctls(topology: Topology) -> None:
     """Explicit forwarding and IPv6 settings in every namespace (they would otherwise be
     inherited from the root namespace). Appliances get theirs from their rendered files."""
-    routers = [topology.external.router, *(node.ns for node in topology.nodes)]
-    for ns in routers:
-        system.sysctl(ns.name, {**FORWARDING, **NO_IPV6})
-        system.run(
-            system.in_netns(ns.name, ["sysctl", "-q", "-e", "-w"])
-            + [f"{key}={value}" for key, value in BRIDGE_NF_OFF.items()]
-        )
-    others = [topology.external.client, topology.external.resolver, topology.external.inet]
+    set_base_sysctls(topology)
+    others = []
     for sector in topology.sectors:
         others += [sector.dns, *(host.ns for host in sector.hosts)]
     for ns in others:
@@ -89,6 +83,20 @@ def set_sysctls(topology: Topology) -> None:
         for ns in (sector.gateway, sector.lb):
             if ns is not None:
                 system.sysctl(ns.name, {**NOT_ROUTING, **NO_IPV6})
+
+
+def set_base_sysctls(topology: Topology) -> None:
+    """The home router and the nodes route (bridged frames skip their IP hooks); the other
+    external namespaces do not."""
+    routers = [topology.external.router, *(node.ns for node in topology.nodes)]
+    for ns in routers:
+        system.sysctl(ns.name, {**FORWARDING, **NO_IPV6})
+        system.run(
+            system.in_netns(ns.name, ["sysctl", "-q", "-e", "-w"])
+            + [f"{key}={value}" for key, value in BRIDGE_NF_OFF.items()]
+        )
+    for ns in (topology.external.client, topology.external.resolver, topology.external.inet):
+        system.sysctl(ns.name, {**NOT_ROUTING, **NO_IPV6})
 
 
 def _veth(name: str, peer: str, peer_ns: str, mtu: int) -> str:
@@ -156,7 +164,8 @@ def external_commands(topology: Topology) -> dict[str, list[str]]:
     }
 
 
-def _vxlan(name: str, vni: int, node: NodeTwin, mtu: int, learning: bool = True) -> str:
+def vxlan_command(name: str, vni: int, node: NodeTwin, mtu: int, learning: bool = True) -> str:
+    """``ip`` command of a VXLAN link on a node (UDP 4789 from the node's address)."""
     learn = "" if learning else " nolearning"
     return (
         f"link add {name} mtu {mtu} type vxlan id {vni} local {node.address} "
@@ -177,10 +186,10 @@ def node_commands(topology: Topology, node: NodeTwin) -> list[str]:
         f"route add default via {topology.external.router_lan}",
         f"link add {bridge} mtu {mtu} address {ANYCAST_MAC} type bridge",
         f"addr add {bp.gateway}/{bp.cidr.prefixlen} dev {bridge}",
-        _vxlan(vxlan, bp.vnet_tag, node, mtu),
+        vxlan_command(vxlan, bp.vnet_tag, node, mtu),
         f"link set {vxlan} master {bridge} up",
         f"link set {bridge} up",
-        _vxlan(l3, bp.vrf_tag, node, mtu, learning=False),
+        vxlan_command(l3, bp.vrf_tag, node, mtu, learning=False),
         f"link set {l3} address {node.router_mac} up",
     ]
     for other in topology.nodes:
@@ -210,7 +219,7 @@ def node_commands(topology: Topology, node: NodeTwin) -> list[str]:
     for sector in topology.sectors:
         commands += [
             f"link add {sector.bridge} mtu {mtu} type bridge",
-            _vxlan(sector.vxlan, sector.plan.tag, node, mtu),
+            vxlan_command(sector.vxlan, sector.plan.tag, node, mtu),
             f"link set {sector.vxlan} master {sector.bridge} up",
             f"link set {sector.bridge} up",
         ]
