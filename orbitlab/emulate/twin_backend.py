@@ -31,7 +31,7 @@ from typing import Any
 
 from netaddr import IPAddress, IPNetwork
 
-from orbitlab.emulate import ProxmoxError
+from orbitlab.emulate import EmulateError, ProxmoxError
 from orbitlab.emulate.backend import Bridge, Result, run_command
 from orbitlab.emulate.store import Store
 from orbitlab.errors import OrbitLabError
@@ -181,8 +181,8 @@ class TwinBackend:
             for vnet in fabric.load_network(twin.state.workdir, node).vnets.values()
             if vnet.evpn
         }
-        homes = containers.backplane_homes(twin.state, evpn)
-        fabric.sync_routes(twin.topology, twin.state.workdir, homes, nodes)
+        members = containers.backplane_members(twin.state, evpn)
+        fabric.sync_backplane(twin.topology, twin.state.workdir, members, nodes)
 
     def run_on_node(self, node: str, command: str, stdin: str | None) -> Result:
         """A shell in the node's network namespace (``/sys`` showing its links)."""
@@ -301,13 +301,16 @@ def join_hosts(store: Store, targets: Sequence[str] = ()) -> list[str]:
     "Joining a Sector"): ``targets`` (``SECTOR/HOST``), or every declared host that has no
     namespace yet (no container became it). Returns the labels joined."""
     backend = TwinBackend(store)
-    with backend.state() as state:
-        twin = backend._context(state)
-        hosts = _hosts_to_join(twin, targets)
-        mtu = twin.topology.plan.backplane.mtu
-        with twin_errors("joining a host"):
+    try:
+        with backend.state() as state:
+            twin = backend._context(state)
+            hosts = _hosts_to_join(twin, targets)
+            mtu = twin.topology.plan.backplane.mtu
             for host in hosts:
-                containers.join_host(twin, host, mtu)
+                with twin_errors(f"joining {host.ns.label}"):
+                    containers.join_host(twin, host, mtu)
+    except ProxmoxError as error:
+        raise EmulateError(str(error)) from None
     return [host.ns.label for host in hosts]
 
 

@@ -53,7 +53,7 @@ from typing import Any
 
 from netaddr import IPAddress, IPNetwork
 
-from orbitlab.twin import TwinError, appliances, dhcp, network, system
+from orbitlab.twin import TwinError, appliances, dhcp, fabric, network, system
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.standins import PIDFILES, STANDARD_PATH, write_standins
 from orbitlab.twin.state import TwinState, twin_dir
@@ -498,17 +498,18 @@ def unplug(twin: TwinContext, spec: ContainerSpec) -> None:
         system.run(["ip", "-n", node_ns, "link", "del", spec.veth(index)], check=False)
 
 
-def backplane_homes(state: TwinState, evpn_bridges: set[str]) -> list[tuple[IPAddress, str]]:
-    """Every running container's static address on an EVPN VNet, with its node."""
-    homes = []
+def backplane_members(state: TwinState, evpn_bridges: set[str]) -> list[fabric.Member]:
+    """Every running container's NICs on an EVPN VNet (their addresses, nodes, ports)."""
+    members = []
     for entry in state.containers.values():
         if not entry["running"]:
             continue
         spec = ContainerSpec.from_json(entry["spec"])
-        for nic in spec.nics:
-            if nic.bridge in evpn_bridges and nic.static is not None:
-                homes.append((nic.static.ip, spec.node))
-    return homes
+        for index, nic in enumerate(spec.nics):
+            if nic.bridge in evpn_bridges:
+                address = nic.static.ip if nic.static is not None else None
+                members.append(fabric.Member(address, spec.node, spec.veth(index)))
+    return members
 
 
 # --- a change of a running container: hotplug, as Proxmox does ---------------------------

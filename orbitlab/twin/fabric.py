@@ -237,17 +237,18 @@ def snat_ruleset(vnet: VnetBridge | None, node: NodeTwin, topology: Topology) ->
     )
 
 
-def watch_ruleset(evpn_bridges: Iterable[str]) -> str:
-    """Counters of SYN+FIN probes (to the GUI port) reaching the node or crossing an EVPN
-    bridge (the Backplane): how ``twin test`` sees invalid packets that leak. Replaces the
-    node's earlier counters.
+def watch_ruleset(ports: Iterable[str]) -> str:
+    """Counters of SYN+FIN probes (to the GUI port) reaching the node or crossing its EVPN
+    bridge (the Backplane: its VXLAN and the containers' ports on it): how ``twin test``
+    sees invalid packets that leak. Replaces the node's earlier counters.
 
-    >>> "meta ibrname { \\"olbpvn\\" }" in watch_ruleset(["olbpvn"])
+    >>> 'iifname { "vxlan_olbpvn", "veth10011i1" }' in watch_ruleset(["vxlan_olbpvn",
+    ...                                                                "veth10011i1"])
     True
     """
     match = f"tcp dport {GUI_PORT} tcp flags & (fin | syn) == fin | syn"
-    bridges = ", ".join(f'"{name}"' for name in evpn_bridges)
-    bridged = f"\t\tmeta ibrname {{ {bridges} }} {match} counter\n" if bridges else ""
+    names = ", ".join(f'"{port}"' for port in ports)
+    bridged = f"\t\tiifname {{ {names} }} {match} counter\n" if names else ""
     return (
         f"table inet {WATCH_TABLE} {{}}\ndelete table inet {WATCH_TABLE}\n"
         f"table bridge {WATCH_TABLE} {{}}\ndelete table bridge {WATCH_TABLE}\n"
@@ -264,25 +265,35 @@ def watch_ruleset(evpn_bridges: Iterable[str]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Member:
+    """A container's NIC on the EVPN VNet: its static address (routed from the other
+    nodes), its node and its port on the node's bridge (watched)."""
+
+    address: IPAddress | None
+    node: str
+    port: str
+
+
 def backplane_routes(
-    homes: Iterable[tuple[IPAddress, str]], node: NodeTwin, topology: Topology
+    members: Iterable[Member], node: NodeTwin, topology: Topology
 ) -> dict[IPAddress, NodeTwin]:
     """Addresses on the EVPN VNet that live on another node, and that node: what ``node``
-    routes over the L3 VNI (``homes``: each container address and the node it lives on).
+    routes over the L3 VNI.
 
     >>> from orbitlab.stack import load_plan
     >>> from orbitlab.twin.topology import build_topology
     >>> topology = build_topology(load_plan("stacks/Pulumi.example.yaml"))
-    >>> routes = backplane_routes([(IPAddress("10.200.0.10"), "pve2")], topology.node("pve1"),
-    ...                           topology)
+    >>> gateway = Member(IPAddress("10.200.0.10"), "pve2", "veth10011i1")
+    >>> routes = backplane_routes([gateway], topology.node("pve1"), topology)
     >>> {str(a): n.name for a, n in routes.items()}
     {'10.200.0.10': 'pve2'}
     """
-    found = {}
-    for address, home in homes:
-        if home != node.name:
-            found[address] = topology.node(home)
-    return found
+    return {
+        member.address: topology.node(member.node)
+        for member in members
+        if member.address is not None and member.node != node.name
+    }
 
 
 # --- the reload (system) ---------------------------------------------------------------------
@@ -340,8 +351,7 @@ def reload_node(
         floods += l3_flood(new_evpn, node, topology)
     system.ip_batch(ns, commands)
     system.ip_batch(ns, floods, tool="bridge")
-    evpn_names = [v.name for v in after.vnets.values() if v.evpn]
-    system.nft(ns, watch_ruleset(evpn_names) + snat_ruleset(new_evpn, node, topology))
+    system.nft(ns, snat_ruleset(new_evpn, node, topology))
     _save_network(workdir, node, after)
     return after
 
@@ -356,21 +366,24 @@ def _l3_differs(old: VnetBridge, new: VnetBridge) -> bool:
     )
 
 
-def sync_routes(
-    topology: Topology, workdir: Path, homes: list[tuple[IPAddress, str]], nodes: list[NodeTwin]
+def sync_backplane(
+    topology: Topology, workdir: Path, members: list[Member], nodes: Iterable[NodeTwin]
 ) -> None:
-    """Route every container address on the EVPN VNet from the other nodes over the L3 VNI;
-    drop routes of addresses that are gone."""
+    """After a reload or a container change: every node routes the containers' addresses
+    on the EVPN VNet that live elsewhere over the L3 VNI (and no longer those that are
+    gone), and watches the ports of its EVPN bridge."""
     for node in nodes:
         evpn = load_network(workdir, node).evpn
+        ports = [evpn.vxlan] if evpn is not None else []
+        ports += [m.port for m in members if evpn is not None and m.node == node.name]
+        system.nft(node.ns.name, watch_ruleset(ports))
         if evpn is None or evpn.vrf_vni is None:
             continue
-        wanted = backplane_routes(homes, node, topology)
+        wanted = backplane_routes(members, node, topology)
         listing = system.run(["ip", "-n", node.ns.name, "-j", "route", "show", "proto", "99"])
         present = {str(route["dst"]) for route in json.loads(listing.stdout or "[]")}
-        commands = [
-            f"route del {dst}/32 proto {ROUTE_PROTO}" for dst in present - {str(a) for a in wanted}
-        ]
+        stale = present - {str(address) for address in wanted}
+        commands = [f"route del {dst}/32 proto {ROUTE_PROTO}" for dst in sorted(stale)]
         commands += [
             f"route replace {address}/32 via {home.address} dev {evpn.l3} onlink "
             f"proto {ROUTE_PROTO}"
