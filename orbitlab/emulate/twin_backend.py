@@ -36,7 +36,7 @@ from orbitlab.emulate.backend import Bridge, Result, run_command
 from orbitlab.emulate.store import Store
 from orbitlab.errors import OrbitLabError
 from orbitlab.stack import load_plan
-from orbitlab.twin import TwinError, containers, fabric, system
+from orbitlab.twin import TwinError, containers, dhcp, fabric, system
 from orbitlab.twin.containers import ContainerSpec, Nic
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.state import TwinState, changing_state, load_state, state_lock
@@ -311,7 +311,24 @@ def join_hosts(store: Store, targets: Sequence[str] = ()) -> list[str]:
                     containers.join_host(twin, host, mtu)
     except ProxmoxError as error:
         raise EmulateError(str(error)) from None
+    _wait_leases(backend, hosts)
     return [host.ns.label for host in hosts]
+
+
+def _wait_leases(backend: TwinBackend, hosts: list[HostTwin]) -> None:
+    """Hosts joined with DHCP have their lease before ``join`` returns (as ``twin up``)."""
+    twin = backend._context(backend.snapshot())
+    present = set(twin.state.namespaces)
+    waiting = []
+    for sector in twin.topology.sectors:
+        if any(host in sector.hosts for host in hosts):
+            waiting += [h for h in dhcp.unbound(twin, sector, present) if h in hosts]
+    if waiting:
+        names = ", ".join(host.ns.label for host in waiting)
+        raise EmulateError(
+            f"joined, but no DHCP lease yet for {names}: is its Sector DNS provisioned "
+            "(`pulumi up`)? See `orbitlab twin status`"
+        )
 
 
 def _hosts_to_join(twin: TwinContext, targets: Sequence[str]) -> list[HostTwin]:

@@ -32,6 +32,7 @@ Results are :class:`~orbitlab.twin.results.CheckResult` rows, printed by
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,7 +42,7 @@ from typing import Any
 
 from netaddr import IPAddress
 
-from orbitlab.twin import TwinError, appliance_checks, dhcp_checks, lifecycle, network
+from orbitlab.twin import TwinError, appliance_checks, dhcp, dhcp_checks, lifecycle, network
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.probing import (
     REJECT_RETRY_S,
@@ -99,8 +100,8 @@ def check_egress(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
             ["conntrack", "-L", "-p", "tcp", "-s", str(address), "-d", str(INTERNET_HOST)],
             check=False,
         ).stdout
-        masqueraded = f"dst={gateway_bp} " in conntrack
-        got = f"seen as {seen}; gateway NAT {'to ' + str(gateway_bp) if masqueraded else 'none'}"
+        nat = masquerade_address(conntrack, address)
+        got = f"seen as {seen}; gateway NAT {'to ' + nat if nat else 'none'}"
         results.append(
             CheckResult(
                 "egress SNAT",
@@ -108,10 +109,25 @@ def check_egress(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
                 f"{INTERNET_HOST}:{SERVICE_PORT}",
                 f"seen as {primary}; gateway NAT to {gateway_bp}",
                 got,
-                seen == str(primary) and masqueraded,
+                seen == str(primary) and nat == str(gateway_bp),
             )
         )
     return results
+
+
+def masquerade_address(conntrack: str, source: IPAddress) -> str | None:
+    """The address a flow from ``source`` was masqueraded to, from ``conntrack -L`` (the
+    reply's destination), or None when it was not translated.
+
+    >>> masquerade_address("tcp 6 src=172.16.0.21 dst=203.0.113.10 sport=1 dport=80 "
+    ...                    "src=203.0.113.10 dst=10.200.0.10 sport=80 dport=1", "172.16.0.21")
+    '10.200.0.10'
+    """
+    for line in conntrack.splitlines():
+        destinations = re.findall(r"dst=(\S+)", line)
+        if len(destinations) >= 2 and destinations[1] != str(source):
+            return destinations[1]
+    return None
 
 
 def check_overlap(twin: TwinContext, a: SectorTwin, b: SectorTwin) -> list[CheckResult]:
@@ -786,7 +802,7 @@ def guarded(check: Check, group: str, where: str) -> Check:
     def run() -> list[CheckResult]:
         try:
             return check()
-        except TwinError as error:
+        except (TwinError, OSError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             return [CheckResult(group, where, "(the check could not run)", "runs", reason, False)]
 
@@ -831,6 +847,11 @@ def run_checks(
     failure) one after the other."""
     chosen = select_sectors(twin, sectors)
     groups = select_groups(checks)
+    if twin.state.kind == "cluster":
+        present = set(twin.state.namespaces)
+        for sector in chosen:
+            for host in dhcp.unbound(twin, sector, present):
+                progress(f"{host.ns.label} has no DHCP lease yet (its checks will say so)")
     independent = parallel_checks(twin, chosen, groups)
     progress(f"running {len(independent)} check groups ({WORKERS} at a time)...")
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:

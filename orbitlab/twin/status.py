@@ -95,7 +95,9 @@ def status_lines(twin: TwinContext) -> Iterator[str]:
             yield _row(twin, ns)
         for host in sector.hosts:
             leased = " dhcp" if host.dhcp else ""
-            yield _row(twin, host.ns, f"{host.ns.label} @{host.node}{leased}")
+            entry = state.containers.get(host.ns.name)
+            node = entry["spec"]["node"] if entry is not None else host.node
+            yield _row(twin, host.ns, f"{host.ns.label} @{node}{leased}")
     yield from container_lines(twin)
     dead = [proc for proc in state.processes if not proc.alive()]
     yield f"{len(state.processes) - len(dead)} processes running, {len(dead)} exited"
