@@ -229,6 +229,12 @@ class TestExampleStack:
 # --- the three-Sector stack ------------------------------------------------------------------
 
 
+def red_forwards_to_its_own_resolver(config: dict[str, Any]) -> None:
+    """red (deny by default) forwards to a resolver that is not the appliances' nameserver:
+    its gateway lets its DNS appliance reach that one only."""
+    config["orbitlab:sectors"][1]["dns"] = {"forwarders": ["192.0.2.53"]}
+
+
 @pytest.fixture(scope="class")
 def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
     yield from on_twin(
@@ -243,6 +249,7 @@ class TestThreeSectors:
     """The three-Sector stack."""
 
     def test_three_sectors_built_by_the_engine_pass_the_checks(self, three: Rehearsal) -> None:
+        three.edit("three", red_forwards_to_its_own_resolver)
         up(three)
         joined = three.orbitlab("emulate", "join", check=True)
         assert "joined 10 host(s) by hand" in joined.stderr
@@ -251,6 +258,9 @@ class TestThreeSectors:
         groups = CHECK_GROUPS - {"failover", "dhcp guard", "dhcp release", "dhcp restart"}
         assert {check for check, _ in rows} == groups
         assert all(outcome == "PASS" for _, outcome in rows), output
+        # deny by default, a forwarder of its own: the DNS appliance resolves through it
+        own = [line for line in rows_of(output, "gateway services", "red/dns") if "own" in line]
+        assert len(own) == 1 and own[0].endswith("PASS"), output
 
 
 # --- examples/homelab ------------------------------------------------------------------------
