@@ -35,7 +35,10 @@ import pytest
 
 from orbitlab.emulate import cluster as c
 from orbitlab.emulate import control
+from orbitlab.emulate.node import run_on_node
 from orbitlab.emulate.rehearsal import Rehearsal
+from orbitlab.rendering import provisioning_script, sector_bundles
+from orbitlab.stack import load_plan
 from orbitlab.twin import system
 from orbitlab.twin.state import load_state
 from tests.pulumi_mocks import EXAMPLE_STACK, ROOT
@@ -51,6 +54,7 @@ from tests.test_twin import (
 )
 
 THREE_STACK = ROOT / "tests" / "data" / "twin" / "Pulumi.three.yaml"
+HOSTS = {"gateway": "router", "dns": "dns", "lb": "lb"}
 HOMELAB = ROOT / "examples" / "homelab"
 FAST_APPLY_S = 0.3
 #: Leaves out what the example stack's run covers already (see the module docstring).
@@ -130,6 +134,10 @@ def forward_2022(config: dict[str, Any]) -> None:
     config["orbitlab:sectors"][0]["port_forwards"] = [{"port": 2022, "to": "app1:22"}]
 
 
+def lab_without_dhcp(config: dict[str, Any]) -> None:
+    config["orbitlab:sectors"][1]["dhcp"] = {"enabled": False}
+
+
 def started(rehearsal: Rehearsal, vmid: int, on: bool) -> None:
     """Stop or start a container as the provider does (``started`` changed in place)."""
     record = rehearsal.store.read()["containers"][str(vmid)]
@@ -171,6 +179,21 @@ class TestExampleStack:
         assert runlevels.stdout.split() == ["haproxy", "local", "nftables"]
         host = Path("/etc/runlevels")
         assert not (host / "default" / "haproxy").exists()  # the host's /etc is untouched
+
+    def test_provisioning_again_changes_nothing(self, example: Rehearsal) -> None:
+        """Idempotent in full: no file written, no service started or reloaded."""
+        plan = load_plan(str(example.project / "Pulumi.example.yaml"))
+        before = load_state()
+        assert before is not None
+        for role, vmid in (("gateway", 10011), ("dns", 10012), ("lb", 10013)):
+            script = provisioning_script(sector_bundles(plan, plan.sector("web"))[role])
+            again = run_on_node(
+                example.store, "pve2", f"pct exec {vmid} -- /bin/sh -s", script, "t"
+            )
+            assert again.status == 0, again.stderr
+            assert again.stderr.splitlines() == [f"orbitlab[olvn1001-{HOSTS[role]}]: provisioned"]
+        after = load_state()
+        assert after is not None and set(after.processes) == set(before.processes)
 
     def test_the_declared_hosts_join_by_hand_and_every_check_passes(
         self, example: Rehearsal
@@ -215,6 +238,16 @@ class TestExampleStack:
         started(example, 10021, True)
         code, output, _ = twin_test(example, "--sector", "lab", "--check", "egress SNAT")
         assert code == 0, output  # its services came back from its own /etc/runlevels
+
+    def test_turning_dhcp_off_stops_and_disables_the_running_dnsmasq(
+        self, example: Rehearsal
+    ) -> None:
+        example.edit("example", lab_without_dhcp)
+        up(example)
+        status = example.orbitlab("twin", "status", check=True).stdout
+        assert re.search(r"lab/dns CT 10022 .*172\.16\.0\.2/24\s+coredns$", status, re.M), status
+        enabled = example.orbitlab("twin", "exec", "lab/dns", "--", "ls", "/etc/runlevels/default")
+        assert enabled.stdout.split() == ["coredns"]
 
     def test_destroy_removes_the_containers(self, example: Rehearsal) -> None:
         example.pulumi("destroy", "--yes", "--exclude-protected")

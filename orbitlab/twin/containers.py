@@ -55,7 +55,12 @@ from netaddr import IPAddress, IPNetwork
 
 from orbitlab.twin import TwinError, appliances, dhcp, fabric, network, system
 from orbitlab.twin.context import TwinContext
-from orbitlab.twin.standins import PIDFILES, STANDARD_PATH, write_standins
+from orbitlab.twin.standins import (
+    PIDFILES,
+    STANDARD_PATH,
+    write_init_scripts,
+    write_standins,
+)
 from orbitlab.twin.state import TwinState, twin_dir
 from orbitlab.twin.topology import (
     CONTAINER_PREFIX,
@@ -388,6 +393,7 @@ def _prepare_root(twin: TwinContext, spec: ContainerSpec, placement: Placement) 
     fallback = twin.topology.node(spec.node).ns.resolver
     (root / "etc" / "resolv.conf").write_text(resolv_conf(spec, fallback))
     write_standins(bin_dir(twin, ns), twin.run_dir(ns), root)
+    write_init_scripts(root / "etc")
 
 
 def bridge_mtu(node_ns: str, bridge: str) -> int:

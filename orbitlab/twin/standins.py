@@ -461,6 +461,25 @@ def standin_scripts(run: Path, root: Path) -> dict[str, str]:
     }
 
 
+INIT_SCRIPT = """#!/sbin/openrc-run
+# {service}: installed, as apk (a stand-in) reports it; rc-service (a stand-in) runs it with
+# the OrbitLab twin's daemon.
+"""
+
+
+def write_init_scripts(etc: Path) -> None:
+    """``/etc/init.d`` entries of the services the packages bring (those apk reports
+    installed) and OpenRC's own (``sysctl``, ``local``), as an appliance template with its
+    packages has them: a script that retires a service finds it there."""
+    init_d = etc / "init.d"
+    init_d.mkdir(parents=True, exist_ok=True)
+    for service in (*DAEMONS, *ONESHOTS):
+        path = init_d / service
+        if not path.exists():
+            path.write_text(INIT_SCRIPT.format(service=service))
+            path.chmod(0o755)
+
+
 def write_standins(directory: Path, run: Path, root: Path) -> list[Path]:
     """Write a container's stand-ins into ``directory`` (executable); return their paths."""
     directory.mkdir(parents=True, exist_ok=True)
