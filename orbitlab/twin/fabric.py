@@ -41,13 +41,12 @@ from typing import Any
 from netaddr import IPAddress, IPNetwork
 
 from orbitlab.twin import system
-from orbitlab.twin.network import BACKPLANE_TABLE, vxlan_command
-from orbitlab.twin.topology import ANYCAST_MAC, GUI_PORT, NodeTwin, Topology
+from orbitlab.twin.network import BACKPLANE_TABLE, WATCH_TABLE, vxlan_command, watch_counters
+from orbitlab.twin.topology import ANYCAST_MAC, NodeTwin, Topology
 
 #: Routes of containers' EVPN addresses carry this protocol number, so a reload finds them.
 ROUTE_PROTO = 99
 SNAT_TABLE = "olt_snat"
-WATCH_TABLE = "olt_watch"
 #: A node's VXLANs: this much smaller than its vmbr0 (Proxmox's default zone MTU).
 VXLAN_OVERHEAD = 50
 
@@ -238,30 +237,12 @@ def snat_ruleset(vnet: VnetBridge | None, node: NodeTwin, topology: Topology) ->
 
 
 def watch_ruleset(ports: Iterable[str]) -> str:
-    """Counters of SYN+FIN probes (to the GUI port) reaching the node or crossing its EVPN
-    bridge (the Backplane: its VXLAN and the containers' ports on it): how ``twin test``
-    sees invalid packets that leak. Replaces the node's earlier counters.
-
-    >>> 'iifname { "vxlan_olbpvn", "veth10011i1" }' in watch_ruleset(["vxlan_olbpvn",
-    ...                                                                "veth10011i1"])
-    True
-    """
-    match = f"tcp dport {GUI_PORT} tcp flags & (fin | syn) == fin | syn"
-    names = ", ".join(f'"{port}"' for port in ports)
-    bridged = f"\t\tiifname {{ {names} }} {match} counter\n" if names else ""
+    """The node's :func:`~orbitlab.twin.network.watch_counters` on its EVPN bridge's ports
+    (its VXLAN and the containers' ports on it), replacing its earlier counters."""
     return (
         f"table inet {WATCH_TABLE} {{}}\ndelete table inet {WATCH_TABLE}\n"
         f"table bridge {WATCH_TABLE} {{}}\ndelete table bridge {WATCH_TABLE}\n"
-        f"table inet {WATCH_TABLE} {{\n"
-        "\tchain input {\n\t\ttype filter hook input priority -300; policy accept;\n"
-        f"\t\t{match} counter\n\t}}\n"
-        "\tchain forward {\n\t\ttype filter hook forward priority -300; policy accept;\n"
-        f"\t\t{match} counter\n\t}}\n"
-        "}\n"
-        f"table bridge {WATCH_TABLE} {{\n"
-        "\tchain forward {\n\t\ttype filter hook forward priority -300; policy accept;\n"
-        f"{bridged}\t}}\n"
-        "}\n"
+        + watch_counters(ports)
     )
 
 

@@ -24,7 +24,7 @@ Each Sector VNet is a bridge per node (``olvn<tag>``) with a VXLAN whose VNI is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from orbitlab.allocation import appliance_mac
 from orbitlab.twin import system
@@ -350,11 +350,17 @@ def backplane_ports(topology: Topology, node: NodeTwin) -> list[str]:
     return ports
 
 
-def watch_ruleset(topology: Topology, node: NodeTwin) -> str:
-    """Counters on a node of SYN+FIN probes (to the GUI port) reaching the node or crossing
-    its Backplane bridge: how the test sees invalid packets that leak."""
+def watch_counters(ports: Iterable[str]) -> str:
+    """Counters of SYN+FIN probes (to the GUI port) reaching a node or crossing its
+    Backplane bridge from ``ports``: how the test sees invalid packets that leak.
+
+    >>> 'iifname { "vxlan_olbpvn", "veth10011i1" }' in watch_counters(["vxlan_olbpvn",
+    ...                                                                 "veth10011i1"])
+    True
+    """
     match = f"tcp dport {GUI_PORT} tcp flags & (fin | syn) == fin | syn"
-    ports = ", ".join(f'"{port}"' for port in backplane_ports(topology, node))
+    names = ", ".join(f'"{port}"' for port in ports)
+    bridged = f"\t\tiifname {{ {names} }} {match} counter\n" if names else ""
     return (
         f"table inet {WATCH_TABLE} {{\n"
         "\tchain input {\n\t\ttype filter hook input priority -300; policy accept;\n"
@@ -364,9 +370,14 @@ def watch_ruleset(topology: Topology, node: NodeTwin) -> str:
         "}\n"
         f"table bridge {WATCH_TABLE} {{\n"
         "\tchain forward {\n\t\ttype filter hook forward priority -300; policy accept;\n"
-        f"\t\tiifname {{ {ports} }} {match} counter\n\t}}\n"
+        f"{bridged}\t}}\n"
         "}\n"
     )
+
+
+def watch_ruleset(topology: Topology, node: NodeTwin) -> str:
+    """The :func:`watch_counters` of a node of the plan-built twin."""
+    return watch_counters(backplane_ports(topology, node))
 
 
 def build_external(topology: Topology) -> None:

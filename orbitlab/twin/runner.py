@@ -278,11 +278,22 @@ def _wait_ready(twin: TwinContext) -> None:
 
 def up(stack_file: str, say: Say) -> TwinContext:
     """Build the twin of a stack file. On failure or interrupt, remove it all and re-raise."""
+    return _bring_up(stack_file, say, lambda: _create_state(stack_file), _build)
+
+
+def _bring_up(
+    stack_file: str,
+    say: Say,
+    create_state: Callable[[], TwinState],
+    build: Callable[[TwinContext], None],
+) -> TwinContext:
+    """Check that a twin can start, then build it; on failure or interrupt, remove all that
+    was built and re-raise."""
     with interruptible():
         topology = _check_can_start(stack_file)
         try:
-            twin = TwinContext(topology, _create_state(stack_file), say)
-            _build(twin)
+            twin = TwinContext(topology, create_state(), say)
+            build(twin)
         except BaseException as error:
             reason = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             say(f"bring-up {reason}; removing everything it built")
@@ -339,17 +350,9 @@ def up_cluster(stack_file: str, emulate_dir: str, say: Say) -> TwinContext:
     """The twin of an emulated cluster (``orbitlab emulate start --twin``): the external side
     and the nodes of the stack file; the cluster's plugins build VNets and containers as the
     engine declares them. On failure or interrupt, remove it all and re-raise."""
-    with interruptible():
-        topology = _check_can_start(stack_file)
-        try:
-            twin = TwinContext(topology, _create_cluster_state(stack_file, emulate_dir), say)
-            _build_cluster_base(twin)
-        except BaseException as error:
-            reason = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-            say(f"bring-up {reason}; removing everything it built")
-            down(say)
-            raise
-    return twin
+    return _bring_up(
+        stack_file, say, lambda: _create_cluster_state(stack_file, emulate_dir), _build_cluster_base
+    )
 
 
 def down(say: Say) -> list[str]:
