@@ -257,6 +257,24 @@ def test_appliance_containers_are_small_unprivileged_and_addressed_per_plan(run:
         assert inputs["initialization"]["dns"]["servers"] == ["192.0.2.53"]
 
 
+def test_the_sector_dns_resolves_through_its_own_forwarders() -> None:
+    """Its own lookups (e.g. for its packages) go to its upstream: under deny by default the
+    gateway lets it reach its forwarders only. Found by the twin of the emulated cluster:
+    it declared the appliances' nameservers, which a deny-by-default Sector rejected."""
+    config = stack_file_config()
+    lab = config["orbitlab:sectors"][1]
+    lab["dns"] = {"forwarders": ["198.51.100.53"]}
+    lab["egress"] = {"default": "deny"}
+    declared = run_program(main, config=config, cluster=FakeCluster())
+
+    def servers(name: str) -> list[str]:
+        return declared.named(name).inputs["initialization"]["dns"]["servers"]
+
+    assert servers("lab-dns-ct") == ["198.51.100.53"]
+    assert servers("lab-gateway-ct") == ["192.0.2.53"]  # the appliances' nameservers
+    assert servers("web-dns-ct") == ["192.0.2.53"]  # no forwarders: the nameservers
+
+
 def test_template_is_downloaded_once_per_node_hosting_appliances(run: Run) -> None:
     downloads = run.of_type("proxmoxve:download/file:File")
     hosting = {c.inputs["nodeName"] for c in run.of_type(CONTAINER)}

@@ -328,12 +328,17 @@ def table_rows(output: str) -> list[tuple[str, str]]:
     return rows
 
 
+def refuse_a_running_twin() -> None:
+    """The tests bring up and take down the machine's one twin: never someone else's."""
+    if TWIN_DIR.exists() or our_namespaces():
+        pytest.fail("a twin is already up on this machine; run `orbitlab twin down` first")
+
+
 @pytest.fixture(scope="class")
 def twin_up(request) -> Iterator[tuple[subprocess.CompletedProcess[str], dict[str, str]]]:
     """Bring up the twin of the class's ``stack``; yield the ``up`` result and the root
     namespace as it was before. Always ``down`` at the end."""
-    if TWIN_DIR.exists() or our_namespaces():
-        pytest.fail("a twin is already up on this machine; run `orbitlab twin down` first")
+    refuse_a_running_twin()
     before = root_namespace_snapshot()
     result = orbitlab("twin", "up", str(request.cls.stack))
     try:
@@ -494,6 +499,16 @@ class TestThreeSectors:
         ], guard
         # the released name stays (forward and reverse)
         assert not release[0].ok and "dev.red.internal." in release[0].got, release
+        # the restarted dnsmasq runs the script for its leases after it answers, and CoreDNS
+        # re-reads the hosts file a second later: the rogue names go within a few seconds
+        system.wait_until(
+            "the rogue names to go",
+            lambda: (
+                dhcp_checks.forward(twin, red, "gateway").answers
+                == (str(red.plan.gateway_address),)
+            ),
+            10,
+        )
         assert all(r.ok for r in dhcp_checks.check_guard(twin, red))
         assert all(r.ok for r in dhcp_checks.check_release(twin, red))
 
@@ -618,6 +633,10 @@ class TestThreeSectors:
 
 class TestCleanupOnFailure:
     pytestmark = e2e
+
+    @pytest.fixture(autouse=True)
+    def no_twin_before(self) -> None:
+        refuse_a_running_twin()
 
     def test_interrupted_up_removes_everything(self):
         before = root_namespace_snapshot()

@@ -161,6 +161,23 @@ def appliance_nics(sector: SectorPlan, backplane: BackplanePlan) -> dict[str, tu
     return nics
 
 
+def appliance_resolvers(sector: SectorPlan, stack: StackPlan) -> dict[str, tuple[str, ...]]:
+    """Each appliance's own resolvers (its container's ``dns.servers``): the appliances'
+    nameservers, but the Sector DNS's are its upstream — its forwarders when the Sector names
+    some (under deny by default the gateway lets it reach those only).
+
+    >>> from orbitlab.stack import load_plan
+    >>> plan = load_plan("tests/data/twin/Pulumi.three.yaml")
+    >>> appliance_resolvers(plan.sector("blue"), plan)["dns"]
+    ('192.0.2.53',)
+    >>> appliance_resolvers(plan.sector("blue"), plan)["gateway"]
+    ('198.51.100.53',)
+    """
+    nameservers = tuple(str(address) for address in stack.appliances.nameservers)
+    upstream = tuple(str(address) for address in sector.forwarders) or nameservers
+    return {"gateway": nameservers, "dns": upstream, "lb": nameservers}
+
+
 @dataclass(frozen=True)
 class SectorArgs:
     """A Sector's plan, the stack plan it belongs to, its Backplane, its template and the
@@ -337,7 +354,7 @@ class Sector(pulumi.ComponentResource):
         )
 
         nics = appliance_nics(sector, backplane_plan)
-        nameservers = tuple(str(a) for a in stack.appliances.nameservers)
+        resolvers = appliance_resolvers(sector, stack)
         hostnames = {"gateway": sector.gateway_hostname, "dns": sector.dns_hostname}
         if lb is not None:
             hostnames["lb"] = lb.hostname
@@ -363,7 +380,7 @@ class Sector(pulumi.ComponentResource):
                     template_file_id=args.template_file_id,
                     appliances=stack.appliances,
                     ssh=args.ssh,
-                    nameservers=nameservers,
+                    nameservers=resolvers[role],
                     domain=sector.domain,
                     description=(
                         f"OrbitLab {descriptions[role]} of Sector {sector.name} "

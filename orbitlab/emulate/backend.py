@@ -1,16 +1,18 @@
 """What the emulated cluster's nodes and containers are made of: the backend.
 
 The cluster (:mod:`~orbitlab.emulate.cluster`) decides what exists and enforces Proxmox's
-rules; a backend makes it real in one way. :class:`FilesBackend`, the one today, makes a
-node a directory whose ``sys/class/net`` holds one file per bridge, and a container a root
-directory into which the provisioning script writes its files (``--root``). A backend of
-network namespaces (the twin: a node's bridges as real bridges and VXLANs, a container as a
-namespace running the script in full) implements the same :class:`Backend` protocol and is
-chosen by the cluster's ``settings.backend``.
+rules; a backend makes it real in one way, chosen by the cluster's ``settings.backend``:
+
+- ``files`` (:class:`FilesBackend`): a node is a directory whose ``sys/class/net`` holds one
+  file per bridge, a container a root directory into which the provisioning script writes
+  its files (``--root``);
+- ``twin`` (:class:`~orbitlab.emulate.twin_backend.TwinBackend`): the nodes are twin nodes,
+  an applied VNet a real bridge and VXLAN on them, a container a namespace with its declared
+  NICs running the provisioning script in full.
 
 >>> import tempfile
 >>> backend = FilesBackend(Path(tempfile.mkdtemp()))
->>> backend.node_reloaded("pve1", ["olvn1001", "vmbr0"])
+>>> backend.node_reloaded("pve1", [Bridge("olvn1001"), Bridge("vmbr0")])
 >>> sorted(p.name for p in (backend.node_dir("pve1") / "sys/class/net").iterdir())
 ['olvn1001', 'vmbr0']
 >>> backend.run_on_node("pve1", "ls /sys/class/net/", None).stdout.split()
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,7 +31,28 @@ from typing import Any, Protocol
 NODE_SYS_NET = "/sys/class/net/"
 #: A command on a node may not run longer than this (the bridge wait's own bound is 120 s).
 COMMAND_TIMEOUT_S = 300
-BACKENDS = ("files",)
+BACKENDS = ("files", "twin")
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """A bridge a node's network reload leaves: ``vmbr0``, or an applied VNet's, with what
+    its zone, VNet and subnets declare."""
+
+    name: str
+    zone: str = ""
+    #: ``vxlan`` or ``evpn`` (the zone's type); empty for ``vmbr0``.
+    zone_type: str = ""
+    tag: int | None = None
+    mtu: int | None = None
+    #: The zone's peers (an EVPN zone: its controller's).
+    peers: tuple[str, ...] = ()
+    #: Its subnets' gateways with their prefix length (``10.200.0.1/16``).
+    gateways: tuple[str, ...] = ()
+    #: Its subnets with SNAT on.
+    snat: tuple[str, ...] = ()
+    vrf_tag: int | None = None
+    primary_exit_node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,11 +67,16 @@ class Result:
 class Backend(Protocol):
     """What makes the emulated cluster's nodes and containers real."""
 
-    def node_reloaded(self, node: str, bridges: list[str]) -> None:
+    def node_reloaded(self, node: str, bridges: Sequence[Bridge]) -> None:
         """A node's network now has exactly these bridges."""
 
-    def container_created(self, node: str, vmid: int, record: dict[str, Any]) -> None:
+    def container_created(self, node: str, vmid: int, record: Mapping[str, Any]) -> None:
         """A container exists (and runs, if its record says so) on a node."""
+
+    def container_updated(
+        self, node: str, vmid: int, old: Mapping[str, Any], new: Mapping[str, Any]
+    ) -> None:
+        """A container's declaration changed in place (its NICs, addresses, started)."""
 
     def container_deleted(self, node: str, vmid: int) -> None:
         """A container is gone."""
@@ -71,17 +100,23 @@ class FilesBackend:
     def rootfs(self, node: str, vmid: int) -> Path:
         return self.node_dir(node) / "ct" / str(vmid) / "rootfs"
 
-    def node_reloaded(self, node: str, bridges: list[str]) -> None:
+    def node_reloaded(self, node: str, bridges: Sequence[Bridge]) -> None:
         net = self.node_dir(node) / "sys" / "class" / "net"
         net.mkdir(parents=True, exist_ok=True)
+        names = {bridge.name for bridge in bridges}
         for entry in net.iterdir():
-            if entry.name not in bridges:
+            if entry.name not in names:
                 entry.unlink()
-        for name in bridges:
+        for name in names:
             (net / name).touch()
 
-    def container_created(self, node: str, vmid: int, record: dict[str, Any]) -> None:
+    def container_created(self, node: str, vmid: int, record: Mapping[str, Any]) -> None:
         self.rootfs(node, vmid).mkdir(parents=True, exist_ok=True)
+
+    def container_updated(
+        self, node: str, vmid: int, old: Mapping[str, Any], new: Mapping[str, Any]
+    ) -> None:
+        """Nothing to do: a directory has no NICs."""
 
     def container_deleted(self, node: str, vmid: int) -> None:
         shutil.rmtree(self.rootfs(node, vmid).parent, ignore_errors=True)
@@ -89,23 +124,17 @@ class FilesBackend:
     def exec_in_container(self, node: str, vmid: int, script: str) -> Result:
         """The script's files part, written under the container's root directory."""
         root = self.rootfs(node, vmid)
-        return _run(["sh", "-s", "--", "--root", str(root)], script, root)
+        return run_command(["sh", "-s", "--", "--root", str(root)], script, root)
 
     def run_on_node(self, node: str, command: str, stdin: str | None) -> Result:
         """``sh -c`` in the node's directory, ``/sys/class/net/`` mapped to the node's."""
         node_dir = self.node_dir(node)
         mapped = command.replace(NODE_SYS_NET, f"{node_dir}{NODE_SYS_NET}")
-        return _run(["sh", "-c", mapped], stdin, node_dir)
+        return run_command(["sh", "-c", mapped], stdin, node_dir)
 
 
-def backend_for(cluster_dir: Path, name: str = "files") -> Backend:
-    """The backend a cluster was started with."""
-    if name != "files":
-        raise ValueError(f"unknown emulator backend {name!r} (known: {', '.join(BACKENDS)})")
-    return FilesBackend(cluster_dir)
-
-
-def _run(argv: list[str], stdin: str | None, cwd: Path) -> Result:
+def run_command(argv: list[str], stdin: str | None, cwd: Path) -> Result:
+    """Run ``argv`` in ``cwd`` with a clean environment, bounded in time."""
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
     try:
         done = subprocess.run(

@@ -23,7 +23,10 @@ What it enforces (messages are Proxmox's own where it has one):
 
 Every function takes the :class:`~orbitlab.emulate.store.Store` and changes the state under
 its lock. IDs in the state are Proxmox's (``olvn1001``), properties the provider's inputs.
-What makes nodes and containers real is the cluster's backend (:mod:`~orbitlab.emulate.backend`).
+What makes nodes and containers real is the cluster's backend (:mod:`~orbitlab.emulate.backend`):
+a node reload tells it each node's bridges as declared (:func:`node_bridges`); a created,
+changed or deleted container is told to it after the state recorded it, outside the state's
+lock (a twin container takes a moment to build).
 
 >>> import tempfile
 >>> from pathlib import Path
@@ -52,7 +55,7 @@ from typing import Any
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 
 from orbitlab.emulate import ProxmoxError
-from orbitlab.emulate.backend import Backend, backend_for
+from orbitlab.emulate.backend import BACKENDS, Backend, Bridge, FilesBackend
 from orbitlab.emulate.store import Store
 
 FORMAT = 1
@@ -87,7 +90,8 @@ def create_cluster(
     stack: str = "",
     backend: str = "files",
 ) -> None:
-    """A fresh cluster: the nodes with their storages and ``vmbr0``, no SDN, nothing else."""
+    """A fresh cluster: the nodes with their storages and ``vmbr0``, no SDN, nothing else
+    (``backend``: what makes it real, see :mod:`~orbitlab.emulate.backend`)."""
     state: dict[str, Any] = {
         "format": FORMAT,
         "stack": stack,
@@ -111,12 +115,23 @@ def create_cluster(
     }
     store.write(state)
     for node in nodes:
-        backend_of(store, state).node_reloaded(node.name, ["vmbr0"])
+        backend_of(store, state).node_reloaded(node.name, [Bridge("vmbr0")])
+
+
+def backend_for(store: Store, name: str = "files") -> Backend:
+    """The backend a cluster was started with."""
+    if name == "twin":
+        from orbitlab.emulate.twin_backend import TwinBackend
+
+        return TwinBackend(store)
+    if name != "files":
+        raise ValueError(f"unknown emulator backend {name!r} (known: {', '.join(BACKENDS)})")
+    return FilesBackend(store.cluster_dir)
 
 
 def backend_of(store: Store, state: dict[str, Any]) -> Backend:
     """What makes this cluster's nodes and containers real (its ``settings.backend``)."""
-    return backend_for(store.cluster_dir, state["settings"].get("backend", "files"))
+    return backend_for(store, state["settings"].get("backend", "files"))
 
 
 def _empty_sdn() -> dict[str, dict[str, Any]]:
@@ -387,19 +402,55 @@ def bridges(state: dict[str, Any], node: str) -> list[str]:
 def running_bridges(state: dict[str, Any], node: str) -> list[str]:
     """The bridges the running config puts on a node: ``vmbr0`` and every VNet whose zone
     spans the node (a zone without ``nodes`` spans them all)."""
+    return sorted(bridge.name for bridge in node_bridges(state, node))
+
+
+#: What Proxmox subtracts from vmbr0's MTU for a zone that declares none.
+VXLAN_OVERHEAD = 50
+
+
+def node_bridges(state: dict[str, Any], node: str) -> list[Bridge]:
+    """The bridges the running config puts on a node, with what their zone, VNet and
+    subnets declare (``vmbr0`` first)."""
     running = state["sdn"]["running"]
-    found = {"vmbr0"}
-    for vnet_id, vnet in running["vnets"].items():
+    found = [Bridge("vmbr0")]
+    for vnet_id, vnet in sorted(running["vnets"].items()):
         zone = running["zones"].get(vnet.get("zone"), {})
         if node in (zone.get("nodes") or list(state["nodes"])):
-            found.add(vnet_id)
-    return sorted(found)
+            found.append(_bridge(state, node, vnet_id, vnet, zone))
+    return found
+
+
+def _bridge(
+    state: dict[str, Any], node: str, vnet_id: str, vnet: dict[str, Any], zone: dict[str, Any]
+) -> Bridge:
+    running = state["sdn"]["running"]
+    subnets = [s for _, s in sorted(running["subnets"].items()) if s.get("vnet") == vnet_id]
+    peers = zone.get("peers") or []
+    if zone.get("type") == "evpn":
+        peers = running["controllers"].get(zone.get("controller"), {}).get("peers") or []
+    gateways = tuple(
+        f"{s['gateway']}/{IPNetwork(s['cidr']).prefixlen}" for s in subnets if s.get("gateway")
+    )
+    exits = zone.get("exitNodes") or []
+    return Bridge(
+        name=vnet_id,
+        zone=str(vnet.get("zone", "")),
+        zone_type=str(zone.get("type", "")),
+        tag=vnet.get("tag"),
+        mtu=zone.get("mtu") or state["nodes"][node]["mtu"] - VXLAN_OVERHEAD,
+        peers=tuple(str(peer) for peer in peers),
+        gateways=gateways,
+        snat=tuple(str(s["cidr"]) for s in subnets if s.get("snat")),
+        vrf_tag=zone.get("vrfVxlan"),
+        primary_exit_node=zone.get("primaryExitNode") or (exits[0] if exits else None),
+    )
 
 
 def _reload_node(store: Store, state: dict[str, Any], node: str) -> None:
-    names = running_bridges(state, node)
-    state["nodes"][node]["bridges"] = names
-    backend_of(store, state).node_reloaded(node, names)
+    declared = node_bridges(state, node)
+    state["nodes"][node]["bridges"] = sorted(bridge.name for bridge in declared)
+    backend_of(store, state).node_reloaded(node, declared)
 
 
 # --- templates ---------------------------------------------------------------------------
@@ -447,7 +498,12 @@ def delete_volume(store: Store, node: str, volid: str) -> None:
 
 @dataclass(frozen=True)
 class Container:
-    """What the emulator keeps of a container (no secret: passwords and keys stay out)."""
+    """What the emulator keeps of a container (no secret: passwords and keys stay out).
+
+    Each NIC: ``name``, ``bridge``, ``mac``, ``mtu`` and ``ipv4`` (``address``, ``gateway``:
+    the ``ip_configs`` entry of the same index, as Proxmox pairs ``ipconfigN`` with
+    ``netN``); ``dns``: the declared ``domain`` and ``servers``.
+    """
 
     vmid: int
     node: str
@@ -456,6 +512,7 @@ class Container:
     storage: str
     nics: tuple[dict[str, Any], ...]
     started: bool = True
+    dns: dict[str, Any] | None = None
 
     def record(self) -> dict[str, Any]:
         return {
@@ -464,30 +521,44 @@ class Container:
             "template": self.template,
             "storage": self.storage,
             "nics": list(self.nics),
+            "dns": self.dns or {},
             "status": "running" if self.started else "stopped",
         }
 
 
 def create_container(store: Store, container: Container) -> None:
+    """Create (and start) a container; the backend builds it once the state has it."""
+    vmid = str(container.vmid)
     with store.change() as state:
         _node(state, container.node)
-        existing = state["containers"].get(str(container.vmid))
+        existing = state["containers"].get(vmid)
         if existing is not None:
             raise ProxmoxError(
                 f"unable to create CT {container.vmid} - CT {container.vmid} already exists "
                 f"on node '{existing['node']}'"
             )
         _check_container(state, container)
-        record = state["containers"][str(container.vmid)] = container.record()
-        backend_of(store, state).container_created(container.node, container.vmid, record)
+        record = state["containers"][vmid] = container.record()
+        backend = backend_of(store, state)
+    try:
+        backend.container_created(container.node, container.vmid, record)
+    except BaseException:
+        with store.change() as state:
+            state["containers"].pop(vmid, None)
+        raise
 
 
 def update_container(store: Store, container: Container) -> None:
+    """Change a container in place (NICs hot-plugged, started or stopped)."""
+    vmid = str(container.vmid)
     with store.change() as state:
-        if str(container.vmid) not in state["containers"]:
+        old = state["containers"].get(vmid)
+        if old is None:
             raise ProxmoxError(f"CT {container.vmid} does not exist")
         _check_container(state, container)
-        state["containers"][str(container.vmid)] = container.record()
+        new = state["containers"][vmid] = container.record()
+        backend = backend_of(store, state)
+    backend.container_updated(container.node, container.vmid, old, new)
 
 
 def _check_container(state: dict[str, Any], container: Container) -> None:
@@ -505,7 +576,8 @@ def delete_container(store: Store, vmid: int) -> None:
         container = state["containers"].pop(str(vmid), None)
         if container is None:
             raise ProxmoxError(f"CT {vmid} does not exist")
-        backend_of(store, state).container_deleted(container["node"], vmid)
+        backend = backend_of(store, state)
+    backend.container_deleted(container["node"], vmid)
 
 
 def record_run(store: Store, run: dict[str, Any]) -> None:

@@ -2,7 +2,9 @@
 
 ``start`` creates the cluster from a stack file's nodes, writes the stand-in plugins into
 ``bin/`` (small launchers running this Python with this orbitlab), a file backend, a
-Pulumi home and a passphrase of the rehearsal's own. ``environment`` is what
+Pulumi home and a passphrase of the rehearsal's own. With ``twin=True`` the cluster is
+backed by the twin (:mod:`~orbitlab.emulate.twin_backend`): its external side and nodes are
+built first, and ``stop`` removes them again. ``environment`` is what
 ``orbitlab emulate env`` prints: PATH with the stand-ins, the built Pulumi CLI and language
 host, and this virtualenv's ``bin`` first (the language host runs ``python3`` from PATH).
 
@@ -26,7 +28,10 @@ import orbitlab
 from orbitlab.emulate import EmulateError
 from orbitlab.emulate.cluster import APPLY_S, LOCK_WAIT_S, Node, create_cluster
 from orbitlab.emulate.store import DIR_ENV, Store
+from orbitlab.errors import OrbitLabError
 from orbitlab.stack import load_stack_file
+from orbitlab.twin import runner
+from orbitlab.twin.state import TWIN_DIR_ENV, load_state, twin_dir
 
 PULUMI_VERSION = "v3.250.0"
 PULUMI_DIR_ENV = "ORBITLAB_PULUMI_DIR"
@@ -80,8 +85,11 @@ def start(
     apply_s: float = APPLY_S,
     lock_wait_s: float = LOCK_WAIT_S,
     build: bool = True,
+    twin: bool = False,
+    say: Any = print,
 ) -> dict[str, Any]:
-    """Create the emulated cluster of a stack file's nodes; returns what was made."""
+    """Create the emulated cluster of a stack file's nodes; returns what was made. With
+    ``twin``, its nodes and containers are the twin's (built here, in namespaces: root)."""
     if store.exists:
         raise EmulateError(
             f"an emulated cluster already runs in {store.root}; `orbitlab emulate stop` first"
@@ -92,7 +100,22 @@ def start(
     nodes = [Node(n.name, str(n.address), n.mtu, n.host_key) for n in settings.backplane.nodes]
     if build:
         ensure_pulumi()
-    create_cluster(store, nodes, apply_s=apply_s, lock_wait_s=lock_wait_s, stack=stack)
+    store.root.mkdir(parents=True, exist_ok=True)
+    if twin:
+        runner.up_cluster(stack_file, str(store.root), say)
+    try:
+        create_cluster(
+            store,
+            nodes,
+            apply_s=apply_s,
+            lock_wait_s=lock_wait_s,
+            stack=stack,
+            backend="twin" if twin else "files",
+        )
+    except BaseException:
+        if twin:
+            runner.down(say)
+        raise
     bin_dir = store.root / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     for name, module in STAND_INS.items():
@@ -104,8 +127,11 @@ def start(
     passphrase = store.root / "passphrase"
     passphrase.write_text(secrets.token_hex(16) + "\n")
     passphrase.chmod(0o600)
-    store.log("emulate", f"started from {stack_file}: nodes {', '.join(n.name for n in nodes)}")
-    return {"stack": stack, "nodes": [n.name for n in nodes]}
+    backed = " (backed by the twin)" if twin else ""
+    store.log(
+        "emulate", f"started from {stack_file}{backed}: nodes {', '.join(n.name for n in nodes)}"
+    )
+    return {"stack": stack, "nodes": [n.name for n in nodes], "twin": twin}
 
 
 def require(store: Store) -> Store:
@@ -121,7 +147,7 @@ def environment(store: Store) -> dict[str, str]:
     """What ``pulumi`` needs to rehearse against this cluster (PATH expands ``$PATH``)."""
     require(store)
     path = [str(store.root / "bin"), str(pulumi_bin()), str(Path(sys.executable).parent)]
-    return {
+    env = {
         "PATH": ":".join(path) + ":$PATH",
         "PULUMI_BACKEND_URL": f"file://{store.root / 'backend'}",
         "PULUMI_HOME": str(store.root / "pulumi-home"),
@@ -130,6 +156,23 @@ def environment(store: Store) -> dict[str, str]:
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         DIR_ENV: str(store.root),
     }
+    if twin_backed(store):
+        env[TWIN_DIR_ENV] = str(twin_dir())
+    return env
+
+
+def twin_backed(store: Store) -> bool:
+    """Whether the cluster was started with ``--twin``."""
+    return bool(store.exists and store.read()["settings"].get("backend") == "twin")
+
+
+def owns_twin(store: Store) -> bool:
+    """Whether the twin up on this machine is this cluster's (never another's)."""
+    try:
+        state = load_state()
+    except OrbitLabError:
+        return False
+    return state is not None and state.kind == "cluster" and state.emulate_dir == str(store.root)
 
 
 def export_lines(env: dict[str, str]) -> list[str]:
@@ -151,7 +194,13 @@ def process_environment(store: Store, base: dict[str, str] | None = None) -> dic
     return base
 
 
-def stop(store: Store) -> None:
-    """Remove the cluster, its plugins, backend and Pulumi home."""
+def stop(store: Store, say: Any = print) -> None:
+    """Remove the cluster, its plugins, backend and Pulumi home (and its twin, if it has
+    one: every namespace and process of it)."""
     require(store)
+    if twin_backed(store):
+        if owns_twin(store):
+            runner.down(say)
+        else:
+            say("the twin on this machine is not this cluster's (or is gone): left alone")
     shutil.rmtree(store.root)

@@ -10,10 +10,12 @@ Replacements follow the bridged provider's ForceNew properties: an SDN object's 
 VNet's zone, a subnet's CIDR and VNet), every property of a download, and a container's
 node, VMID, privilege mode, template and root disk.
 
->>> container_of({"nodeName": "pve1", "vmId": 10011.0, "initialization": {"hostname": "r"},
+>>> container_of({"nodeName": "pve1", "vmId": 10011.0, "initialization": {"hostname": "r",
+...               "ipConfigs": [{"ipv4": {"address": "172.16.0.1/24"}}]},
 ...               "operatingSystem": {"templateFileId": "local:vztmpl/a.tar.xz"},
-...               "networkInterfaces": [{"name": "eth0", "bridge": "olvn1001"}]}).nics
-({'name': 'eth0', 'bridge': 'olvn1001', 'mac': None, 'mtu': None},)
+...               "networkInterfaces": [{"name": "eth0", "bridge": "olvn1001"}]}).nics[0]
+{'name': 'eth0', 'bridge': 'olvn1001', 'mac': None, 'mtu': None, 'ipv4': {'address': \
+'172.16.0.1/24', 'gateway': None}}
 """
 
 from __future__ import annotations
@@ -216,8 +218,12 @@ def _download() -> ResourceType:
 
 
 def container_of(inputs: dict[str, Any]) -> c.Container:
-    """The emulator's view of a ``ContainerLegacy``'s inputs."""
+    """The emulator's view of a ``ContainerLegacy``'s inputs: each NIC with the IPv4 of the
+    ``ip_configs`` entry of the same index, and the declared resolvers."""
     init = inputs.get("initialization") or {}
+    ip_configs = init.get("ipConfigs") or []
+    dns = init.get("dns") or {}
+    servers = list(dns.get("servers") or ([dns["server"]] if dns.get("server") else []))
     return c.Container(
         vmid=int(inputs["vmId"]),
         node=inputs["nodeName"],
@@ -230,11 +236,20 @@ def container_of(inputs: dict[str, Any]) -> c.Container:
                 "bridge": nic.get("bridge", "vmbr0"),
                 "mac": nic.get("macAddress"),
                 "mtu": _number(nic.get("mtu")),
+                "ipv4": _ipv4(ip_configs[index] if index < len(ip_configs) else None),
             }
-            for nic in inputs.get("networkInterfaces") or []
+            for index, nic in enumerate(inputs.get("networkInterfaces") or [])
         ),
         started=bool(inputs.get("started", True)),
+        dns={"domain": dns.get("domain"), "servers": servers} if dns else None,
     )
+
+
+def _ipv4(ip_config: dict[str, Any] | None) -> dict[str, Any] | None:
+    ipv4 = (ip_config or {}).get("ipv4")
+    if not ipv4:
+        return None
+    return {"address": ipv4.get("address"), "gateway": ipv4.get("gateway")}
 
 
 def _container() -> ResourceType:

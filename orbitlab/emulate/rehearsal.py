@@ -8,10 +8,20 @@ one's own, with the stack file copied in as ``Pulumi.<stack>.yaml`` (never edite
 Example::
 
     rehearsal = Rehearsal.create(tmp, "stacks/Pulumi.example.yaml", apply_s=0.5)
+    rehearsal.add_stack_file("example", "stacks/Pulumi.example.yaml")
     rehearsal.init_stack("example")          # stack init, secrets set with --secret
     rehearsal.changes("preview")             # {'create': [...43 names...]}
     rehearsal.pulumi("up", "--yes")
     rehearsal.applies()                      # [{'by': 'rollout-apply', 'why': 'create', ...}]
+
+Backed by the twin (root; one twin per machine), the stack file is copied in first and the
+twin's expectations are read from that copy, edits included::
+
+    rehearsal = Rehearsal.create(tmp, "stacks/Pulumi.example.yaml", twin_stack="example")
+    rehearsal.init_stack("example")
+    rehearsal.pulumi("up", "--yes")
+    rehearsal.orbitlab("emulate", "join")    # the declared hosts no container provides
+    rehearsal.orbitlab("twin", "test")       # what the engine built, probed
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,20 +68,49 @@ class Rehearsal:
         *,
         program: Path = control.PROJECT_ROOT,
         apply_s: float = 1.5,
+        twin_stack: str | None = None,
     ) -> Rehearsal:
         """A cluster with the stack file's nodes, and a copy of ``program``'s Pulumi.yaml and
-        ``__main__.py`` in ``workdir/project``."""
+        ``__main__.py`` in ``workdir/project``. With ``twin_stack``, the cluster is backed by
+        the twin and the stack file is copied in first as ``Pulumi.<twin_stack>.yaml``."""
         if not control.pulumi_built():
             raise EmulateError(f"the Pulumi CLI is not built in {control.pulumi_bin()}")
         store = Store(workdir / "emulate")
-        control.start(store, str(stack_file), apply_s=apply_s, build=False)
         project = workdir / "project"
         project.mkdir(parents=True)
         for name in ("Pulumi.yaml", "__main__.py"):
             shutil.copy(program / name, project / name)
+        if twin_stack is not None:
+            copied = project / f"Pulumi.{twin_stack}.yaml"
+            shutil.copy(stack_file, copied)
+            control.start(store, str(copied), apply_s=apply_s, build=False, twin=True, say=_quiet)
+        else:
+            control.start(store, str(stack_file), apply_s=apply_s, build=False)
         env = control.process_environment(store)
         env["PYTHONPATH"] = str(control.PROJECT_ROOT)
         return cls(project, store, env)
+
+    def orbitlab(
+        self, *args: str, check: bool = False, timeout: float = COMMAND_TIMEOUT_S
+    ) -> subprocess.CompletedProcess[str]:
+        """``orbitlab ARGS`` with the rehearsal's environment (its cluster, its twin)."""
+        argv = [sys.executable, "-m", "orbitlab.cli", *args]
+        done = subprocess.run(
+            argv,
+            cwd=self.project,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        self.transcript.append(f"$ orbitlab {' '.join(args)}\n{done.stdout}\n{done.stderr}")
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"orbitlab {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n"
+                f"{done.stderr}"
+            )
+        return done
 
     def pulumi(
         self, *args: str, stack: str | None = None, stdin: str | None = None, check: bool = True
@@ -152,4 +192,8 @@ class Rehearsal:
 
     def stop(self) -> None:
         if self.store.exists:
-            control.stop(self.store)
+            control.stop(self.store, _quiet)
+
+
+def _quiet(message: str) -> None:
+    del message

@@ -29,6 +29,7 @@ def summary(state: dict[str, Any]) -> dict[str, Any]:
         for kind in SDN_KINDS
     }
     return {
+        "backend": state.get("settings", {}).get("backend", "files"),
         "nodes": {
             name: {"address": node["address"], "bridges": node["bridges"]}
             for name, node in state["nodes"].items()
@@ -45,7 +46,8 @@ def summary(state: dict[str, Any]) -> dict[str, Any]:
 
 def status_lines(state: dict[str, Any]) -> list[str]:
     facts = summary(state)
-    lines = [
+    twin = ["backend: the twin (`orbitlab twin status` shows its namespaces)"]
+    lines = (twin if facts["backend"] == "twin" else []) + [
         "nodes: "
         + "; ".join(
             f"{name} {node['address']} (bridges: {', '.join(node['bridges'])})"

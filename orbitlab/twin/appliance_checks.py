@@ -3,7 +3,8 @@ balancer's rulesets is there for, seen from outside.
 
 - gateway services: hosts ping their gateway and are rejected on any other port; a node
   pings its Backplane address and gets no answer on any other; the gateway reaches its own
-  loopback and, for its own needs, the upstream resolver;
+  loopback and, for its own needs, the upstream resolver; the Sector DNS's own lookups (its
+  resolv.conf: its upstream, e.g. for its packages) get through the gateway;
 - MSS clamping: a SYN offering an MSS larger than the path arrives clamped;
 - anti-spoofing: a Sector host sending with a foreign source address is rejected, never
   forwarded;
@@ -114,6 +115,16 @@ def check_gateway_services(twin: TwinContext, sector: SectorTwin) -> list[CheckR
             f"its own DNS query to {upstream}",
             str(INTERNET_HOST),
             answer.show(),
+        )
+    )
+    own = dig(twin, sector.dns, INTERNET_NAME)
+    results.append(
+        _row(
+            "gateway services",
+            sector.dns.label,
+            "its own lookup (its resolv.conf, through the gateway)",
+            str(INTERNET_HOST),
+            own.show(),
         )
     )
     lb = plan.load_balancer

@@ -94,7 +94,7 @@ def start_holders(
 ) -> None:
     """Start one holder per namespace (all at once), wait until each has mounted its view.
     ``roots``: the appliance namespaces (their root overlaid) and their state directories."""
-    started: list[tuple[Namespace, subprocess.Popen[bytes]]] = []
+    scripts = []
     for ns in namespaces:
         directory = twin.ns_dir(ns.name)
         resolv = None
@@ -102,7 +102,16 @@ def start_holders(
             resolv = directory / "resolv.conf"
             resolv.write_text(f"nameserver {ns.resolver}\n")
         root = twin.root_dir(ns.name) if ns.name in roots else None
-        script = holder_script(ns, root, resolv, roots.get(ns.name, ()))
+        scripts.append((ns, holder_script(ns, root, resolv, roots.get(ns.name, ()))))
+    spawn_holders(twin, scripts)
+    twin.save()
+
+
+def spawn_holders(twin: TwinContext, scripts: list[tuple[Namespace, str]]) -> None:
+    """Run each holder script in its network namespace with mount and UTS namespaces of its
+    own; wait until each says ``ready``; record them in the state (not saved)."""
+    started: list[tuple[Namespace, subprocess.Popen[bytes]]] = []
+    for ns, script in scripts:
         argv = [*system.in_netns(ns.name, ["unshare", "--mount", "--uts"]), "sh", "-c", script]
         with (twin.run_dir(ns.name) / "holder.log").open("ab") as log:
             process = subprocess.Popen(
@@ -121,7 +130,6 @@ def start_holders(
             log = (twin.run_dir(ns.name) / "holder.log").read_text().strip()
             raise TwinError(f"{ns.label}: could not set up its mount namespace: {log}")
         twin.state.holders[ns.name] = system.record(process.pid, ns.name, "holder")
-    twin.save()
 
 
 def frr_daemon_argv(daemon: str, state_dir: Path) -> list[str]:

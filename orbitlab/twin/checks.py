@@ -32,6 +32,7 @@ Results are :class:`~orbitlab.twin.results.CheckResult` rows, printed by
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,7 +42,7 @@ from typing import Any
 
 from netaddr import IPAddress
 
-from orbitlab.twin import TwinError, appliance_checks, appliances, dhcp_checks, network
+from orbitlab.twin import TwinError, appliance_checks, dhcp, dhcp_checks, lifecycle, network
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.probing import (
     REJECT_RETRY_S,
@@ -99,8 +100,8 @@ def check_egress(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
             ["conntrack", "-L", "-p", "tcp", "-s", str(address), "-d", str(INTERNET_HOST)],
             check=False,
         ).stdout
-        masqueraded = f"dst={gateway_bp} " in conntrack
-        got = f"seen as {seen}; gateway NAT {'to ' + str(gateway_bp) if masqueraded else 'none'}"
+        nat = masquerade_address(conntrack, address)
+        got = f"seen as {seen}; gateway NAT {'to ' + nat if nat else 'none'}"
         results.append(
             CheckResult(
                 "egress SNAT",
@@ -108,10 +109,25 @@ def check_egress(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
                 f"{INTERNET_HOST}:{SERVICE_PORT}",
                 f"seen as {primary}; gateway NAT to {gateway_bp}",
                 got,
-                seen == str(primary) and masqueraded,
+                seen == str(primary) and nat == str(gateway_bp),
             )
         )
     return results
+
+
+def masquerade_address(conntrack: str, source: IPAddress) -> str | None:
+    """The address a flow from ``source`` was masqueraded to, from ``conntrack -L`` (the
+    reply's destination), or None when it was not translated.
+
+    >>> masquerade_address("tcp 6 src=172.16.0.21 dst=203.0.113.10 sport=1 dport=80 "
+    ...                    "src=203.0.113.10 dst=10.200.0.10 sport=80 dport=1", "172.16.0.21")
+    '10.200.0.10'
+    """
+    for line in conntrack.splitlines():
+        destinations = re.findall(r"dst=(\S+)", line)
+        if len(destinations) >= 2 and destinations[1] != str(source):
+            return destinations[1]
+    return None
 
 
 def check_overlap(twin: TwinContext, a: SectorTwin, b: SectorTwin) -> list[CheckResult]:
@@ -609,7 +625,7 @@ def check_failover(twin: TwinContext, failing: SectorTwin) -> list[CheckResult]:
     """Stop a Sector's gateway: only that Sector loses egress; restart: it is back."""
     sectors = twin.topology.sectors
     results = []
-    appliances.stop_gateway(twin, failing)
+    lifecycle.stop_gateway(twin, failing)
     try:
         for sector in sectors:
             if not egress_allowed(sector, INTERNET_HOST):
@@ -631,7 +647,7 @@ def check_failover(twin: TwinContext, failing: SectorTwin) -> list[CheckResult]:
                 target = f"{row.target}, {failing.name} gateway stopped"
                 results.append(replace(row, check="failover", target=target))
     finally:
-        appliances.restart_gateway(twin, failing)
+        lifecycle.restart_gateway(twin, failing)
     found = _egress_ok(twin, failing)
     results.append(
         CheckResult(
@@ -760,14 +776,37 @@ def parallel_checks(
     for check, its_groups in PARALLEL:
         if groups.isdisjoint(its_groups):
             continue
-        checks += [lambda c=check, s=sector: c(twin, s) for sector in sectors]
+        group = next(g for g in its_groups if g in groups)
+        checks += [
+            guarded(lambda c=check, s=sector: c(twin, s), group, sector.name) for sector in sectors
+        ]
         if check is check_egress and "overlap" in groups:
             checks += [
-                lambda a=a, b=b: check_overlap(twin, a, b)
+                guarded(lambda a=a, b=b: check_overlap(twin, a, b), "overlap", f"{a.name}+{b.name}")
                 for a, b in _overlapping_pairs(twin)
                 if a in sectors or b in sectors
             ]
     return checks
+
+
+def guarded(check: Check, group: str, where: str) -> Check:
+    """``check``, with an error that stops it (a namespace that is not there, a command
+    that fails) reported as a failed row of its group instead of ending the whole run.
+
+    >>> def broken():
+    ...     raise TwinError("olt-s.web.dns is not there" + chr(10) + "more")
+    >>> guarded(broken, "dns forward", "web")()[0].got
+    'olt-s.web.dns is not there'
+    """
+
+    def run() -> list[CheckResult]:
+        try:
+            return check()
+        except (TwinError, OSError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            return [CheckResult(group, where, "(the check could not run)", "runs", reason, False)]
+
+    return run
 
 
 def select_sectors(twin: TwinContext, names: Sequence[str] = ()) -> tuple[SectorTwin, ...]:
@@ -808,23 +847,33 @@ def run_checks(
     failure) one after the other."""
     chosen = select_sectors(twin, sectors)
     groups = select_groups(checks)
+    if twin.state.kind == "cluster":
+        present = set(twin.state.namespaces)
+        for sector in chosen:
+            for host in dhcp.unbound(twin, sector, present):
+                progress(f"{host.ns.label} has no DHCP lease yet (its checks will say so)")
     independent = parallel_checks(twin, chosen, groups)
     progress(f"running {len(independent)} check groups ({WORKERS} at a time)...")
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         results = [row for rows in pool.map(lambda check: check(), independent) for row in rows]
     if "invalid pkts" in groups:
         progress("sending invalid packets (SYN+FIN)...")
-        results += check_invalid(twin, chosen)
+        results += guarded(lambda: check_invalid(twin, chosen), "invalid pkts", "all")()
     for check, its_groups in SEQUENTIAL:
         if not groups.isdisjoint(its_groups):
             for sector in chosen:
-                results += check(twin, sector)
+                run = guarded(lambda c=check, s=sector: c(twin, s), its_groups[0], sector.name)
+                results += run()
     if not skip_dhcp_changes and not groups.isdisjoint(DHCP_LIFECYCLE):
         progress("releasing, renaming and renewing DHCP leases, restarting each Sector DNS...")
+        group = next(g for g in DHCP_LIFECYCLE if g in groups)
+        lifecycles = [
+            guarded(lambda s=s: dhcp_checks.lifecycle(twin, s), group, s.name) for s in chosen
+        ]
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            changed = pool.map(lambda s: dhcp_checks.lifecycle(twin, s), chosen)
+            changed = pool.map(lambda check: check(), lifecycles)
             results += [row for rows in changed for row in rows if row.check in groups]
     if not skip_failover and chosen and "failover" in groups:
         progress(f"stopping and restarting the {chosen[0].name} gateway...")
-        results += check_failover(twin, chosen[0])
+        results += guarded(lambda: check_failover(twin, chosen[0]), "failover", chosen[0].name)()
     return results

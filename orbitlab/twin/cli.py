@@ -21,8 +21,8 @@ from orbitlab.twin import TwinError, system
 from orbitlab.twin.state import require_state
 
 EXEC_HELP = (
-    "SECTOR/HOST (HOST: a declared host, gateway, dns or lb), node:NAME or "
-    "external:router|client|inet|resolver"
+    "SECTOR/HOST (HOST: a declared host, gateway, dns or lb), node:NAME, "
+    "external:router|client|inet|resolver, or ct:VMID (a container of the emulated cluster)"
 )
 
 
@@ -80,9 +80,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise TwinError("nothing to run; usage: orbitlab twin exec SECTOR/HOST -- CMD ...")
+    from orbitlab.twin.containers import find_target
+
     twin = runner.context_of(require_state())
-    ns = twin.topology.find(args.target)
-    return subprocess.call(twin.command(ns.name, command))
+    return subprocess.call(twin.command(find_target(twin, args.target), command))
 
 
 def cmd_test(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,6 +186,23 @@ def wait_bound(
     lease = read_lease(twin, host)
     assert lease is not None
     return lease
+
+
+def unbound(twin: TwinContext, sector: SectorTwin, present: set[str]) -> list[HostTwin]:
+    """The Sector's DHCP clients (those with a namespace) that still have no lease after
+    the time a bring-up gives them: a client started moments ago (a container the engine
+    just created, a host just joined) is given that time."""
+    waiting = [host for host in sector.dhcp_clients if host.ns.name in present]
+    deadline = time.monotonic() + lease_budget(sector)
+    while waiting and time.monotonic() < deadline:
+        waiting = [host for host in waiting if not _bound(twin, host)]
+        time.sleep(0.2)
+    return [host for host in waiting if not _bound(twin, host)]
+
+
+def _bound(twin: TwinContext, host: HostTwin) -> bool:
+    lease = read_lease(twin, host)
+    return lease is not None and lease.bound
 
 
 def lease_budget(sector: SectorTwin) -> float:

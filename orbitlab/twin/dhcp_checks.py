@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 from netaddr import IPAddress
 
-from orbitlab.twin import appliances, dhcp
+from orbitlab.twin import dhcp, lifecycle
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.results import CheckResult, DigAnswer, dig
 from orbitlab.twin.topology import HostTwin, Namespace, SectorTwin
@@ -365,7 +365,7 @@ def check_release(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
 
 
 def check_restart(
-    twin: TwinContext, sector: SectorTwin, restart: Restart = appliances.restart_dns
+    twin: TwinContext, sector: SectorTwin, restart: Restart = lifecycle.restart_dns
 ) -> list[CheckResult]:
     """After a restart of the DNS appliance its leases are still on disk, and every client
     renews its address."""

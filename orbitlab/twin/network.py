@@ -24,7 +24,7 @@ Each Sector VNet is a bridge per node (``olvn<tag>``) with a VXLAN whose VNI is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from orbitlab.allocation import appliance_mac
 from orbitlab.twin import system
@@ -72,14 +72,8 @@ def create_namespaces(topology: Topology) -> list[str]:
 def set_sysctls(topology: Topology) -> None:
     """Explicit forwarding and IPv6 settings in every namespace (they would otherwise be
     inherited from the root namespace). Appliances get theirs from their rendered files."""
-    routers = [topology.external.router, *(node.ns for node in topology.nodes)]
-    for ns in routers:
-        system.sysctl(ns.name, {**FORWARDING, **NO_IPV6})
-        system.run(
-            system.in_netns(ns.name, ["sysctl", "-q", "-e", "-w"])
-            + [f"{key}={value}" for key, value in BRIDGE_NF_OFF.items()]
-        )
-    others = [topology.external.client, topology.external.resolver, topology.external.inet]
+    set_base_sysctls(topology)
+    others = []
     for sector in topology.sectors:
         others += [sector.dns, *(host.ns for host in sector.hosts)]
     for ns in others:
@@ -89,6 +83,20 @@ def set_sysctls(topology: Topology) -> None:
         for ns in (sector.gateway, sector.lb):
             if ns is not None:
                 system.sysctl(ns.name, {**NOT_ROUTING, **NO_IPV6})
+
+
+def set_base_sysctls(topology: Topology) -> None:
+    """The home router and the nodes route (bridged frames skip their IP hooks); the other
+    external namespaces do not."""
+    routers = [topology.external.router, *(node.ns for node in topology.nodes)]
+    for ns in routers:
+        system.sysctl(ns.name, {**FORWARDING, **NO_IPV6})
+        system.run(
+            system.in_netns(ns.name, ["sysctl", "-q", "-e", "-w"])
+            + [f"{key}={value}" for key, value in BRIDGE_NF_OFF.items()]
+        )
+    for ns in (topology.external.client, topology.external.resolver, topology.external.inet):
+        system.sysctl(ns.name, {**NOT_ROUTING, **NO_IPV6})
 
 
 def _veth(name: str, peer: str, peer_ns: str, mtu: int) -> str:
@@ -156,7 +164,8 @@ def external_commands(topology: Topology) -> dict[str, list[str]]:
     }
 
 
-def _vxlan(name: str, vni: int, node: NodeTwin, mtu: int, learning: bool = True) -> str:
+def vxlan_command(name: str, vni: int, node: NodeTwin, mtu: int, learning: bool = True) -> str:
+    """``ip`` command of a VXLAN link on a node (UDP 4789 from the node's address)."""
     learn = "" if learning else " nolearning"
     return (
         f"link add {name} mtu {mtu} type vxlan id {vni} local {node.address} "
@@ -177,10 +186,10 @@ def node_commands(topology: Topology, node: NodeTwin) -> list[str]:
         f"route add default via {topology.external.router_lan}",
         f"link add {bridge} mtu {mtu} address {ANYCAST_MAC} type bridge",
         f"addr add {bp.gateway}/{bp.cidr.prefixlen} dev {bridge}",
-        _vxlan(vxlan, bp.vnet_tag, node, mtu),
+        vxlan_command(vxlan, bp.vnet_tag, node, mtu),
         f"link set {vxlan} master {bridge} up",
         f"link set {bridge} up",
-        _vxlan(l3, bp.vrf_tag, node, mtu, learning=False),
+        vxlan_command(l3, bp.vrf_tag, node, mtu, learning=False),
         f"link set {l3} address {node.router_mac} up",
     ]
     for other in topology.nodes:
@@ -210,7 +219,7 @@ def node_commands(topology: Topology, node: NodeTwin) -> list[str]:
     for sector in topology.sectors:
         commands += [
             f"link add {sector.bridge} mtu {mtu} type bridge",
-            _vxlan(sector.vxlan, sector.plan.tag, node, mtu),
+            vxlan_command(sector.vxlan, sector.plan.tag, node, mtu),
             f"link set {sector.vxlan} master {sector.bridge} up",
             f"link set {sector.bridge} up",
         ]
@@ -341,11 +350,17 @@ def backplane_ports(topology: Topology, node: NodeTwin) -> list[str]:
     return ports
 
 
-def watch_ruleset(topology: Topology, node: NodeTwin) -> str:
-    """Counters on a node of SYN+FIN probes (to the GUI port) reaching the node or crossing
-    its Backplane bridge: how the test sees invalid packets that leak."""
+def watch_counters(ports: Iterable[str]) -> str:
+    """Counters of SYN+FIN probes (to the GUI port) reaching a node or crossing its
+    Backplane bridge from ``ports``: how the test sees invalid packets that leak.
+
+    >>> 'iifname { "vxlan_olbpvn", "veth10011i1" }' in watch_counters(["vxlan_olbpvn",
+    ...                                                                 "veth10011i1"])
+    True
+    """
     match = f"tcp dport {GUI_PORT} tcp flags & (fin | syn) == fin | syn"
-    ports = ", ".join(f'"{port}"' for port in backplane_ports(topology, node))
+    names = ", ".join(f'"{port}"' for port in ports)
+    bridged = f"\t\tiifname {{ {names} }} {match} counter\n" if names else ""
     return (
         f"table inet {WATCH_TABLE} {{\n"
         "\tchain input {\n\t\ttype filter hook input priority -300; policy accept;\n"
@@ -355,9 +370,14 @@ def watch_ruleset(topology: Topology, node: NodeTwin) -> str:
         "}\n"
         f"table bridge {WATCH_TABLE} {{\n"
         "\tchain forward {\n\t\ttype filter hook forward priority -300; policy accept;\n"
-        f"\t\tiifname {{ {ports} }} {match} counter\n\t}}\n"
+        f"{bridged}\t}}\n"
         "}\n"
     )
+
+
+def watch_ruleset(topology: Topology, node: NodeTwin) -> str:
+    """The :func:`watch_counters` of a node of the plan-built twin."""
+    return watch_counters(backplane_ports(topology, node))
 
 
 def build_external(topology: Topology) -> None:

@@ -22,9 +22,9 @@ from types import FrameType
 from typing import TypeVar
 
 from orbitlab.stack import load_plan
-from orbitlab.twin import TwinError, appliances, dhcp, network, system
+from orbitlab.twin import TwinError, appliances, dhcp, fabric, network, system
 from orbitlab.twin.context import TwinContext
-from orbitlab.twin.state import TwinState, load_state, state_path, twin_dir
+from orbitlab.twin.state import TwinState, load_state, lock_path, state_path, twin_dir
 from orbitlab.twin.topology import (
     GUI_PORT,
     INTERNET_HOST,
@@ -191,15 +191,7 @@ def _start_services(twin: TwinContext) -> None:
     than the DNS's is renewed through the gateway), and the load balancers once every host
     has its address (their backends in other subnets, or reserved by DHCP)."""
     topology = twin.topology
-    ext = topology.external
-    _start_resolver(twin)
-    ready = [
-        appliances.start_echo(twin, ext.inet.name, "internet", (SERVICE_PORT,)),
-        appliances.start_echo(twin, ext.client.name, "home-client", (SERVICE_PORT,)),
-    ]
-    if ext.mirror is not None:
-        ready.append(appliances.start_echo(twin, ext.resolver.name, "mirror", (ext.mirror[1],)))
-    ready += [appliances.start_echo(twin, n.ns.name, n.name, (GUI_PORT,)) for n in topology.nodes]
+    ready = _start_external_services(twin)
     for sector in topology.sectors:
         for host in sector.hosts:
             ready.append(appliances.start_host(twin, host))
@@ -227,6 +219,22 @@ def _start_services(twin: TwinContext) -> None:
             dhcp.wait_bound(twin, host, timeout=dhcp.lease_budget(sector))
     each(lambda sector: appliances.start_lb(twin, sector), topology.sectors)
     twin.save()
+
+
+def _start_external_services(twin: TwinContext) -> list[Path]:
+    """The upstream resolver, and the echo services of the internet, the home LAN client,
+    the package mirror and every node's GUI port; returns the files each writes once up."""
+    topology = twin.topology
+    ext = topology.external
+    _start_resolver(twin)
+    ready = [
+        appliances.start_echo(twin, ext.inet.name, "internet", (SERVICE_PORT,)),
+        appliances.start_echo(twin, ext.client.name, "home-client", (SERVICE_PORT,)),
+    ]
+    if ext.mirror is not None:
+        ready.append(appliances.start_echo(twin, ext.resolver.name, "mirror", (ext.mirror[1],)))
+    ready += [appliances.start_echo(twin, n.ns.name, n.name, (GUI_PORT,)) for n in topology.nodes]
+    return ready
 
 
 def resolver_corefile(topology: Topology) -> str:
@@ -270,17 +278,81 @@ def _wait_ready(twin: TwinContext) -> None:
 
 def up(stack_file: str, say: Say) -> TwinContext:
     """Build the twin of a stack file. On failure or interrupt, remove it all and re-raise."""
+    return _bring_up(stack_file, say, lambda: _create_state(stack_file), _build)
+
+
+def _bring_up(
+    stack_file: str,
+    say: Say,
+    create_state: Callable[[], TwinState],
+    build: Callable[[TwinContext], None],
+) -> TwinContext:
+    """Check that a twin can start, then build it; on failure or interrupt, remove all that
+    was built and re-raise."""
     with interruptible():
         topology = _check_can_start(stack_file)
         try:
-            twin = TwinContext(topology, _create_state(stack_file), say)
-            _build(twin)
+            twin = TwinContext(topology, create_state(), say)
+            build(twin)
         except BaseException as error:
             reason = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             say(f"bring-up {reason}; removing everything it built")
             down(say)
             raise
     return twin
+
+
+def _create_cluster_state(stack_file: str, emulate_dir: str) -> TwinState:
+    """The state of a twin of an emulated cluster: its stack file is read where it is."""
+    workdir = twin_dir() / "work"
+    workdir.mkdir(parents=True, exist_ok=True)
+    source = Path(stack_file).resolve()
+    state = TwinState(
+        workdir=workdir,
+        stack_file=source,
+        source=str(source),
+        kind="cluster",
+        emulate_dir=emulate_dir,
+    )
+    state.save()
+    return state
+
+
+def _build_cluster_base(twin: TwinContext) -> None:
+    """The external side and the nodes with vmbr0 only: what is there before the emulated
+    cluster's plugins declare anything."""
+    topology, state = twin.topology, twin.state
+    steps = Steps(twin.say, 4)
+    base = [*topology.external_namespaces(), *(node.ns for node in topology.nodes)]
+    with steps.step("namespaces (external side, nodes)") as notes:
+        system.run(["ip", "-batch", "-"], stdin="".join(f"netns add {ns.name}\n" for ns in base))
+        for ns in base:
+            state.add_namespace(ns.name)
+            twin.run_dir(ns.name).mkdir(parents=True, exist_ok=True)
+        twin.save()
+        network.set_base_sysctls(topology)
+        appliances.start_holders(twin, base, {})
+        notes.append(f"{len(base)} created")
+    with steps.step("external side (home router, LAN client, resolver, internet)"):
+        network.build_external(topology)
+    with steps.step("nodes (vmbr0; SDN applies add the VNets)") as notes:
+        for node in topology.nodes:
+            fabric.build_node_base(topology, node)
+        notes.append(f"{len(topology.nodes)} nodes")
+    with steps.step("services (resolver, internet, home LAN, node GUIs)"):
+        for path in _start_external_services(twin):
+            system.wait_until(f"the service behind {path}", path.exists, READY_TIMEOUT_S)
+    state.ready = True
+    twin.save()
+
+
+def up_cluster(stack_file: str, emulate_dir: str, say: Say) -> TwinContext:
+    """The twin of an emulated cluster (``orbitlab emulate start --twin``): the external side
+    and the nodes of the stack file; the cluster's plugins build VNets and containers as the
+    engine declares them. On failure or interrupt, remove it all and re-raise."""
+    return _bring_up(
+        stack_file, say, lambda: _create_cluster_state(stack_file, emulate_dir), _build_cluster_base
+    )
 
 
 def down(say: Say) -> list[str]:
@@ -319,7 +391,7 @@ def _remove_files(state: TwinState | None) -> None:
         shutil.rmtree(state.workdir, ignore_errors=True)
     shutil.rmtree(base / "work", ignore_errors=True)
     state_path().unlink(missing_ok=True)
-    for leftover in (state_path().with_suffix(".tmp"),):
+    for leftover in (state_path().with_suffix(".tmp"), lock_path()):
         leftover.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         base.rmdir()

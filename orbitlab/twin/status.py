@@ -37,16 +37,43 @@ def _processes(twin: TwinContext, ns: str) -> str:
 
 
 def _row(twin: TwinContext, ns: Namespace, label: str | None = None) -> str:
-    return format_row(
-        label or ns.label, ns.name, live_addresses(ns.name), _processes(twin, ns.name)
-    )
+    label = label or ns.label
+    entry = twin.state.containers.get(ns.name)
+    if entry is not None:
+        label += f" CT {entry['spec']['vmid']}"
+    if twin.state.kind == "cluster" and ns.name not in twin.state.namespaces:
+        return format_row(label, ns.name, "(not there: no container, not joined)", "")
+    return format_row(label, ns.name, live_addresses(ns.name), _processes(twin, ns.name))
+
+
+def container_lines(twin: TwinContext) -> Iterator[str]:
+    """Containers of the emulated cluster the stack does not expect, and stopped ones."""
+    unexpected = [(ns, e) for ns, e in twin.state.containers.items() if not e["expected"]]
+    if unexpected:
+        yield "containers the stack does not expect:"
+    for ns, entry in unexpected:
+        spec = entry["spec"]
+        where = f"{entry['label']} {spec['hostname']} @{spec['node']}"
+        if not entry["running"]:
+            yield format_row(where, ns, "(stopped)", "")
+        else:
+            yield format_row(where, ns, live_addresses(ns), _processes(twin, ns))
+    for entry in twin.state.containers.values():
+        if entry["expected"] and not entry["running"]:
+            yield f"  CT {entry['spec']['vmid']} ({entry['label']}) is stopped"
 
 
 def status_lines(twin: TwinContext) -> Iterator[str]:
     topology, state = twin.topology, twin.state
     plan = topology.plan
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.created))
-    yield f"twin of {state.source} (stack {plan.stack}), up since {since}"
+    if state.kind == "cluster":
+        yield (
+            f"twin of the emulated cluster in {state.emulate_dir} (expected: {state.source}, "
+            f"stack {plan.stack}), up since {since}"
+        )
+    else:
+        yield f"twin of {state.source} (stack {plan.stack}), up since {since}"
     bp = plan.backplane
     yield (
         f"Backplane {bp.cidr}, gateway {bp.gateway} (anycast on every node), MTU {bp.mtu}, "
@@ -68,6 +95,9 @@ def status_lines(twin: TwinContext) -> Iterator[str]:
             yield _row(twin, ns)
         for host in sector.hosts:
             leased = " dhcp" if host.dhcp else ""
-            yield _row(twin, host.ns, f"{host.ns.label} @{host.node}{leased}")
+            entry = state.containers.get(host.ns.name)
+            node = entry["spec"]["node"] if entry is not None else host.node
+            yield _row(twin, host.ns, f"{host.ns.label} @{node}{leased}")
+    yield from container_lines(twin)
     dead = [proc for proc in state.processes if not proc.alive()]
     yield f"{len(state.processes) - len(dead)} processes running, {len(dead)} exited"

@@ -26,6 +26,8 @@ Layout (every name below lives inside a namespace of ours; the root namespace is
 - ``olt-s.<sector>.<gateway|dns|lb|host>``: appliances and declared hosts, each with veths
   into its node's bridges. A host without an address, or with a ``mac`` (a reservation),
   takes its address from the Sector DHCP with a real client (busybox ``udhcpc``).
+- ``olt-c.<vmid>``: in a twin of the emulated cluster, a container the stack does not
+  expect (:mod:`orbitlab.twin.containers`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ PREFIX = "olt-"
 NODE_PREFIX = f"{PREFIX}n."
 EXTERNAL_PREFIX = f"{PREFIX}x."
 SECTOR_PREFIX = f"{PREFIX}s."
-OUR_PREFIXES = (NODE_PREFIX, EXTERNAL_PREFIX, SECTOR_PREFIX)
+#: A container of the emulated cluster that the stack does not expect (``olt-c.<vmid>``).
+CONTAINER_PREFIX = f"{PREFIX}c."
+OUR_PREFIXES = (NODE_PREFIX, EXTERNAL_PREFIX, SECTOR_PREFIX, CONTAINER_PREFIX)
 
 INTERNET = IPNetwork("203.0.113.0/24")
 ROUTER_INTERNET = IPAddress("203.0.113.1")
