@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -36,10 +37,11 @@ from orbitlab.twin import TwinError, appliances, dhcp, dhcp_checks, system
 from orbitlab.twin.appliances import holder_script
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.network import node_commands
+from orbitlab.twin.probing import gateway_of, outcome_of, probe
 from orbitlab.twin.results import CheckResult, render_table
 from orbitlab.twin.runner import context_of
 from orbitlab.twin.state import require_state
-from orbitlab.twin.topology import HostTwin, Namespace, SectorTwin, build_topology
+from orbitlab.twin.topology import GUI_PORT, HostTwin, Namespace, SectorTwin, build_topology
 
 REPO = Path(__file__).parent.parent
 EXAMPLE = REPO / "stacks" / "Pulumi.example.yaml"
@@ -49,6 +51,8 @@ OUR_PREFIX = "olt-"
 NFT_LOAD = ("nft", "-f", "-")
 #: ``twin test`` without the checks that change the twin (for the negative controls)
 QUICK_TEST = ("--skip-failover", "--skip-dhcp-changes")
+#: Probes sent at once from one host to a rejected target.
+BURST = 20
 
 
 # --- layout (no root) -------------------------------------------------------------------
@@ -385,6 +389,19 @@ class TestExampleStack:
         assert "172.16.1.0/24 via 172.16.0.1 dev eth1" in routes.stdout
         forward = orbitlab("twin", "exec", "web/lb", "--", "sysctl", "net.ipv4.ip_forward")
         assert forward.stdout.strip() == "net.ipv4.ip_forward = 0"
+
+    def test_a_burst_of_rejects_gets_every_icmp(self):
+        """twin test names each rejection by its ICMP, many at once from one host: the twin's
+        gateways send every one (with the kernel's default, 2 of 20 came back)."""
+        twin, web = running_sector("web")
+        host = next(h for h in web.fixed_hosts if h.address is not None)
+        rejected = f"rejected by {gateway_of(web, host.address)}"
+        gui = twin.topology.nodes[0].address
+        with ThreadPoolExecutor(BURST) as pool:
+            got = list(
+                pool.map(lambda _: probe(twin, host.ns, "tcp", gui, GUI_PORT, 1.0), range(BURST))
+            )
+        assert [outcome_of(found) for found in got] == [rejected] * BURST
 
     def test_exec_runs_in_a_host_with_the_sector_resolver(self):
         result = orbitlab("twin", "exec", "web/app2", "--", "dig", "+short", "app1.web.internal")

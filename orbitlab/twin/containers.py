@@ -363,7 +363,7 @@ def start(twin: TwinContext, spec: ContainerSpec, placement: Placement) -> None:
     ns = placement.ns.name
     system.run(["ip", "netns", "add", ns])
     _prepare_root(twin, spec, placement)
-    system.sysctl(ns, {**network.NOT_ROUTING, **network.NO_IPV6})
+    system.sysctl(ns, {**network.NOT_ROUTING, **network.NO_IPV6, **network.EVERY_ICMP})
     script = holder_script(
         spec.hostname,
         twin.root_dir(ns),

@@ -50,6 +50,11 @@ FORWARDING = {
 }
 NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1}
 NOT_ROUTING = {"net.ipv4.ip_forward": 0}
+#: The kernel rate-limits the ICMP errors it sends to one host (about one a second after a
+#: burst of six): `twin test` probes many rejected targets from one host at once and names
+#: each rejection by its ICMP, so the twin's appliances send every one. What passes is the
+#: same either way; a real gateway keeps the kernel's default.
+EVERY_ICMP = {"net.ipv4.icmp_ratelimit": 0}
 # bridge-nf-call-* are 1 in new namespaces when br_netfilter is loaded: bridged frames
 # must not go through the node's IP hooks. (`sysctl -e` skips them when absent.)
 BRIDGE_NF_OFF = {
@@ -82,7 +87,7 @@ def set_sysctls(topology: Topology) -> None:
         # the gateway's and LB's own files set these again; start from a known state
         for ns in (sector.gateway, sector.lb):
             if ns is not None:
-                system.sysctl(ns.name, {**NOT_ROUTING, **NO_IPV6})
+                system.sysctl(ns.name, {**NOT_ROUTING, **NO_IPV6, **EVERY_ICMP})
 
 
 def set_base_sysctls(topology: Topology) -> None:
