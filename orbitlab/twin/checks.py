@@ -354,7 +354,7 @@ def check_egress_policy(twin: TwinContext, sector: SectorTwin) -> list[CheckResu
             )
             found = probe(twin, ns, "http", target, port)
             if found["result"] == "timeout" and not allowed:
-                time.sleep(REJECT_RETRY_S)  # a rate-limited reject: ask once more
+                time.sleep(REJECT_RETRY_S)  # a reject missed on a busy machine: ask once more
                 found = probe(twin, ns, "http", target, port)
             got = outcome_of(found)
             results.append(

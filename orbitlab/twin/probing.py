@@ -94,7 +94,8 @@ def outcome_of(found: dict[str, str]) -> str:
 
 def retry_rejected(attempt: Callable[[], str]) -> str:
     """Run ``attempt`` (returning an outcome) again after a pause if it timed out: the
-    gateway's ICMP rejects are rate-limited per host, so a burst may see one dropped."""
+    probe that waits while the machine is busy may miss its reject (the twin's appliances do
+    not rate-limit their ICMP: :data:`~orbitlab.twin.network.EVERY_ICMP`)."""
     outcome = attempt()
     if outcome in ("timeout", "timed out"):
         time.sleep(REJECT_RETRY_S)
