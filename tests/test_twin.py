@@ -16,6 +16,7 @@ loses its leases when it restarts; a client plugged into another Sector's VNet.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -34,6 +35,7 @@ from orbitlab.plan import plan_stack
 from orbitlab.rendering import DHCP_SCRIPT, DNSMASQ_CONF
 from orbitlab.stack import load_plan, parse_settings
 from orbitlab.twin import TwinError, appliances, dhcp, dhcp_checks, system
+from orbitlab.twin import checks as twin_checks
 from orbitlab.twin.appliances import holder_script
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.network import node_commands
@@ -157,6 +159,32 @@ def test_table_marks_failures():
     lines = table.splitlines()
     assert lines[0].split() == ["CHECK", "FROM", "TO", "EXPECTED", "GOT", "RESULT"]
     assert lines[2].endswith("PASS") and lines[3].endswith("FAIL")
+
+
+def lb_rounds(monkeypatch, answers: Iterator[str], settle_s: float) -> set[str]:
+    """What the lb ingress check concludes when a listener answers ``answers`` in turn; no
+    twin needed."""
+
+    def answer(*args: object, **kwargs: object) -> dict[str, str]:
+        return {"result": "ok", "body": f"{next(answers)} 192.0.2.100"}
+
+    monkeypatch.setattr(twin_checks, "probe", answer)
+    monkeypatch.setattr(twin_checks, "LB_SETTLE_S", settle_s)
+    monkeypatch.setattr(twin_checks.time, "sleep", lambda _: None)
+    client = Namespace("olt-x.client", "external:client", "client")
+    return twin_checks._lb_answers(None, client, "10.200.0.11", 80, "http", {"app1", "app2"})
+
+
+def test_lb_ingress_waits_out_the_503s_of_backends_coming_up(monkeypatch):
+    # HAProxy answers 503 until its health checks mark the backends up (just joined)
+    coming_up = ["503", "503", "app1", "503", "app1", "app2"]
+    answers = itertools.chain(coming_up, itertools.cycle(["app1", "app2"]))
+    assert lb_rounds(monkeypatch, answers, settle_s=60) == {"app1", "app2"}
+
+
+def test_lb_ingress_fails_a_listener_that_keeps_answering_503(monkeypatch):
+    answers = itertools.cycle(["app1", "app2", "503"])
+    assert lb_rounds(monkeypatch, answers, settle_s=0.2) == {"app1", "app2", "503"}
 
 
 # --- end to end (root) ------------------------------------------------------------------

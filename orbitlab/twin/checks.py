@@ -567,15 +567,17 @@ def _lb_answers(
     protocol: str,
     wanted: set[str],
 ) -> set[str]:
-    """Who answers a listener, asking until every backend did or the time is up: a backend
-    HAProxy marked down (e.g. while its gateway was stopped) comes back after its checks."""
-    answered: set[str] = set()
+    """Who answers a round of requests to a listener, asking again until a round reaches
+    every backend and nothing else, or the time is up: a backend HAProxy marked down (while
+    its gateway was stopped, or before a host joined) comes back after its checks, and until
+    then HAProxy may answer 503. The last round is the answer."""
     deadline = time.monotonic() + LB_SETTLE_S
     while True:
+        answered: set[str] = set()
         for _ in range(2 * len(wanted)):
             found = probe(twin, client, protocol, address, port)
             answered.add(found["body"].split()[0] if found["result"] == "ok" else found["result"])
-        if answered >= wanted or time.monotonic() > deadline:
+        if answered == wanted or time.monotonic() > deadline:
             return answered
         time.sleep(1)
 
