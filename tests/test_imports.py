@@ -8,6 +8,7 @@ function-level import is still a dependency), not from what Python happens to lo
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,9 @@ def imports_of(path: Path, modules: set[str], own: str = "") -> set[str]:
     return found - {own}
 
 
+@cache
 def import_graph() -> dict[str, set[str]]:
+    """Each orbitlab module and the orbitlab modules it imports (read once per run)."""
     paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
     return {name: imports_of(path, set(paths), name) for name, path in paths.items()}
 
@@ -89,3 +92,33 @@ def test_the_cycle_finder_sees_a_function_level_import(tmp_path):
     (tmp_path / "a.py").write_text("def f():\n    from orbitlab.b import x\n")
     modules = {"orbitlab.a", "orbitlab.b"}
     assert imports_of(tmp_path / "a.py", modules) == {"orbitlab.b"}
+
+
+#: Lower layers never import higher ones: settings -> allocation -> plan -> rendering ->
+#: components -> program; the twin reuses rendering; the emulator uses the twin.
+ABOVE = ("orbitlab.components", "orbitlab.program", "orbitlab.emulate")
+NEVER_IMPORTS = {
+    "orbitlab.settings": (*ABOVE, "orbitlab.twin", "orbitlab.rendering", "orbitlab.plan"),
+    "orbitlab.allocation": (*ABOVE, "orbitlab.twin", "orbitlab.rendering", "orbitlab.plan"),
+    "orbitlab.plan": (*ABOVE, "orbitlab.twin", "orbitlab.rendering"),
+    "orbitlab.rendering": (*ABOVE, "orbitlab.twin"),
+    "orbitlab.twin": ABOVE,
+    "orbitlab.components": ("orbitlab.program", "orbitlab.emulate", "orbitlab.twin"),
+}
+
+
+def within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+@pytest.mark.parametrize("lower", sorted(NEVER_IMPORTS))
+def test_lower_layers_never_import_higher_ones(lower):
+    graph = import_graph()
+    wrong = {
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        if within(module, lower)
+        for target in targets
+        if any(within(target, higher) for higher in NEVER_IMPORTS[lower])
+    }
+    assert not wrong, sorted(wrong)
