@@ -95,28 +95,20 @@ class Rehearsal:
     ) -> subprocess.CompletedProcess[str]:
         """``orbitlab ARGS`` with the rehearsal's environment (its cluster, its twin)."""
         argv = [sys.executable, "-m", "orbitlab.cli", *args]
-        done = subprocess.run(
-            argv,
-            cwd=self.project,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        self.transcript.append(f"$ orbitlab {' '.join(args)}\n{done.stdout}\n{done.stderr}")
-        if check and done.returncode != 0:
-            raise AssertionError(
-                f"orbitlab {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n"
-                f"{done.stderr}"
-            )
-        return done
+        return self._run(f"orbitlab {' '.join(args)}", argv, None, check, timeout)
 
     def pulumi(
         self, *args: str, stack: str | None = None, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """Run ``pulumi ARGS`` in the project; fails (``check``) with its output."""
         argv = ["pulumi", *args, "--non-interactive", *(["--stack", stack] if stack else [])]
+        return self._run(f"pulumi {' '.join(args)}", argv, stdin, check, COMMAND_TIMEOUT_S)
+
+    def _run(
+        self, what: str, argv: list[str], stdin: str | None, check: bool, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` in the project with the rehearsal's environment, kept in the
+        transcript; with ``check``, a failure raises with its output."""
         done = subprocess.run(
             argv,
             cwd=self.project,
@@ -124,13 +116,13 @@ class Rehearsal:
             input=stdin,
             capture_output=True,
             text=True,
-            timeout=COMMAND_TIMEOUT_S,
+            timeout=timeout,
             check=False,
         )
-        self.transcript.append(f"$ {' '.join(argv)}\n{done.stdout}\n{done.stderr}")
+        self.transcript.append(f"$ {what}\n{done.stdout}\n{done.stderr}")
         if check and done.returncode != 0:
             raise AssertionError(
-                f"pulumi {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+                f"{what} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
             )
         return done
 
