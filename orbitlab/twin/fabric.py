@@ -41,12 +41,18 @@ from typing import Any
 from netaddr import IPAddress, IPNetwork
 
 from orbitlab.twin import system
-from orbitlab.twin.network import BACKPLANE_TABLE, WATCH_TABLE, vxlan_command, watch_counters
+from orbitlab.twin.network import (
+    BACKPLANE_TABLE,
+    SNAT_TABLE,
+    WATCH_TABLE,
+    snat_table,
+    vxlan_command,
+    watch_counters,
+)
 from orbitlab.twin.topology import ANYCAST_MAC, NodeTwin, Topology
 
 #: Routes of containers' EVPN addresses carry this protocol number, so a reload finds them.
 ROUTE_PROTO = 99
-SNAT_TABLE = "olt_snat"
 #: A node's VXLANs: this much smaller than its vmbr0 (Proxmox's default zone MTU).
 VXLAN_OVERHEAD = 50
 
@@ -223,17 +229,8 @@ def l3_removal(vnet: VnetBridge, node: NodeTwin, topology: Topology) -> list[str
 def snat_ruleset(vnet: VnetBridge | None, node: NodeTwin, topology: Topology) -> str:
     """The node's SNAT of an EVPN VNet's ``snat`` subnets (at its primary exit node only),
     replacing what was there."""
-    rules = ""
-    if vnet is not None and node is primary_of(vnet, topology):
-        rules = "".join(
-            f'\t\tip saddr {subnet} oifname "vmbr0" masquerade\n' for subnet in vnet.snat
-        )
-    return (
-        f"table ip {SNAT_TABLE} {{}}\nflush table ip {SNAT_TABLE}\n"
-        f"table ip {SNAT_TABLE} {{\n\tchain postrouting {{\n"
-        "\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
-        f"{rules}\t}}\n}}\n"
-    )
+    subnets = vnet.snat if vnet is not None and node is primary_of(vnet, topology) else ()
+    return f"table ip {SNAT_TABLE} {{}}\nflush table ip {SNAT_TABLE}\n" + snat_table(subnets)
 
 
 def watch_ruleset(ports: Iterable[str]) -> str:

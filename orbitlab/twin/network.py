@@ -63,6 +63,7 @@ BRIDGE_NF_OFF = {
     "net.bridge.bridge-nf-call-arptables": 0,
 }
 WATCH_TABLE = "olt_watch"
+SNAT_TABLE = "olt_snat"
 #: A NIC's MTU before anything sets it (a DHCP client's, until its lease says otherwise).
 DEFAULT_MTU = 1500
 
@@ -332,16 +333,23 @@ def host_commands(host: HostTwin, mtu: int) -> list[str]:
     ]
 
 
+def snat_table(subnets: Iterable[object]) -> str:
+    """A node's SNAT of ``subnets`` out of ``vmbr0`` (Proxmox: a subnet's ``snat``).
+
+    >>> 'ip saddr 10.200.0.0/16 oifname "vmbr0" masquerade' in snat_table(["10.200.0.0/16"])
+    True
+    """
+    rules = "".join(f'\t\tip saddr {subnet} oifname "vmbr0" masquerade\n' for subnet in subnets)
+    return (
+        f"table ip {SNAT_TABLE} {{\n\tchain postrouting {{\n"
+        "\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+        f"{rules}\t}}\n}}\n"
+    )
+
+
 def snat_ruleset(topology: Topology) -> str:
     """The primary exit node's SNAT (Proxmox: subnet ``snat`` on, out of the default route)."""
-    return (
-        "table ip olt_snat {\n"
-        "\tchain postrouting {\n"
-        "\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
-        f'\t\tip saddr {topology.plan.backplane.cidr} oifname "vmbr0" masquerade\n'
-        "\t}\n"
-        "}\n"
-    )
+    return snat_table([topology.plan.backplane.cidr])
 
 
 def backplane_ports(topology: Topology, node: NodeTwin) -> list[str]:
