@@ -6,7 +6,7 @@ against them, with the same functions. This module imports no Pulumi, so the com
 stays quick.
 
 >>> facts = ClusterFacts(
-...     vnets=(VnetFact("olbpvn", "olbpz", 100, "orbitlab backplane 10.200.0.0/16"),
+...     vnets=(VnetFact("olbpvn", "olbpz", 100, "orbitlab backplane 10.200.0.0-16"),
 ...            VnetFact("olvn1001", "olvz1001", 1001, "ol home web")),
 ...     zones=(ZoneFact("olbpz", "evpn", 10), ZoneFact("olvz1001", "vxlan", None)),
 ... )
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from netaddr import AddrFormatError, IPNetwork
+from netaddr import IPNetwork
 
 from orbitlab.allocation import BACKPLANE_TAGS
 from orbitlab.errors import BackplaneImmutableError, SettingsError
@@ -29,6 +29,7 @@ from orbitlab.plan import (
     BACKPLANE_VNET_ID,
     BackplanePlan,
     StackPlan,
+    cidr_from_backplane_alias,
     plan_backplane,
     plan_stack,
     sector_alias,
@@ -103,18 +104,14 @@ class ClusterFacts:
         vnet = self.backplane_vnet
         if vnet is None:
             return None
-        alias = vnet.alias or ""
-        prefix = f"{BACKPLANE_ALIAS_PREFIX} "
-        try:
-            if not alias.startswith(prefix):
-                raise ValueError(alias)
-            return IPNetwork(alias.removeprefix(prefix), version=4)
-        except (AddrFormatError, ValueError):
+        cidr = cidr_from_backplane_alias(vnet.alias or "")
+        if cidr is None:
             raise BackplaneImmutableError(
-                f"the cluster has a VNet {BACKPLANE_VNET_ID!r} whose alias {alias!r} does not "
-                f"record an OrbitLab Backplane (expected '{prefix}<cidr>'); rename or remove "
-                "that VNet, or restore its alias"
-            ) from None
+                f"the cluster has a VNet {BACKPLANE_VNET_ID!r} whose alias {vnet.alias!r} does "
+                f"not record an OrbitLab Backplane (expected '{BACKPLANE_ALIAS_PREFIX} "
+                "<network>-<prefix length>'); rename or remove that VNet, or restore its alias"
+            )
+        return cidr
 
 
 def tag_number(value: Any) -> int | None:

@@ -18,10 +18,11 @@ ID, address and placement is decided here, once, before anything is declared.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from netaddr import IPAddress, IPNetwork
+from netaddr import AddrFormatError, IPAddress, IPNetwork
 
 from orbitlab import allocation
 from orbitlab.checks import Endpoint, dhcp_pool, parse_endpoint
@@ -40,6 +41,45 @@ BACKPLANE_CONTROLLER_ID = "olevpn"
 BACKPLANE_ZONE_ID = "olbpz"
 BACKPLANE_VNET_ID = "olbpvn"
 BACKPLANE_ALIAS_PREFIX = "orbitlab backplane"
+
+
+def backplane_alias(cidr: IPNetwork) -> str:
+    """The Backplane VNet's alias: it records the CIDR, so the CIDR can be read back.
+
+    The prefix length follows a ``-`` (as in Proxmox's own subnet IDs), not a ``/``: bpg's
+    provider allows only ``()._``, letters, digits, whitespace and ``-`` in a VNet alias
+    (``fwprovider/cluster/sdn/vnet/resource.go``), so a ``/`` fails ``pulumi preview``.
+
+    >>> backplane_alias(IPNetwork("10.200.0.0/16"))
+    'orbitlab backplane 10.200.0.0-16'
+    """
+    return f"{BACKPLANE_ALIAS_PREFIX} {cidr.network}-{cidr.prefixlen}"
+
+
+def cidr_from_backplane_alias(alias: str) -> IPNetwork | None:
+    """The CIDR a Backplane alias records, in the current form (``10.200.0.0-16``) or in
+    the form of OrbitLab before 0.2 (``10.200.0.0/16``); None when it records none.
+
+    >>> str(cidr_from_backplane_alias("orbitlab backplane 10.200.0.0-16"))
+    '10.200.0.0/16'
+    >>> str(cidr_from_backplane_alias("orbitlab backplane 10.200.0.0/16"))
+    '10.200.0.0/16'
+    >>> [cidr_from_backplane_alias(a) for a in ("orbitlab backplane 10.2.0.0", "my vnet")]
+    [None, None]
+    """
+    match = BACKPLANE_ALIAS.fullmatch(alias)
+    if match is None:
+        return None
+    try:
+        cidr = IPNetwork(f"{match['network']}/{match['prefix']}", version=4)
+    except (AddrFormatError, ValueError):
+        return None
+    return cidr if str(cidr.network) == match["network"] else None
+
+
+BACKPLANE_ALIAS = re.compile(
+    rf"{BACKPLANE_ALIAS_PREFIX} (?P<network>[0-9.]+)[-/](?P<prefix>[0-9]{{1,2}})"
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +120,7 @@ class BackplanePlan:
     @property
     def alias(self) -> str:
         """The VNet alias records the CIDR, so it can be read back from the cluster."""
-        return f"{BACKPLANE_ALIAS_PREFIX} {self.cidr}"
+        return backplane_alias(self.cidr)
 
     @property
     def peers(self) -> tuple[IPAddress, ...]:

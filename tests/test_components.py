@@ -104,7 +104,7 @@ def test_backplane_inputs_follow_the_spec(run: Run) -> None:
     assert zone["primaryExitNode"] == "pve1" and zone["advertiseSubnets"] is True
     assert zone["mtu"] == 1450
     vnet = run.named("backplane-vnet").inputs
-    assert (vnet["tag"], vnet["alias"]) == (100, "orbitlab backplane 10.200.0.0/16")
+    assert (vnet["tag"], vnet["alias"]) == (100, "orbitlab backplane 10.200.0.0-16")
     assert run.named("backplane-subnet").inputs == {
         "cidr": "10.200.0.0/16",
         "vnet": "olbpvn",
