@@ -445,7 +445,11 @@ def test_the_build_script_puts_the_cli_where_the_emulator_looks(monkeypatch) -> 
         ({"apiToken": Secret(TOKEN)}, "the Proxmox VE endpoint is missing: set proxmoxve:endpoint"),
         (
             {"apiToken": Secret(TOKEN), "endpoint": "https://192.0.2.99:8006/"},
-            "dial tcp 192.0.2.99:8006: connect: connection refused (the endpoint is not a node",
+            "dial tcp 192.0.2.99:8006: connect: connection refused (the endpoint reaches no node",
+        ),
+        (
+            {"apiToken": Secret(TOKEN), "endpoint": "https://pve9.home.arpa:8006/"},
+            "dial tcp pve9.home.arpa:8006: connect: connection refused (the endpoint reaches no",
         ),
     ],
 )

@@ -62,13 +62,32 @@ def configure(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def endpoint_node(endpoint: str, nodes: dict[str, Any]) -> str | None:
+    """The node an API endpoint reaches: the one whose address is the endpoint's host, or
+    whose name is the host or its first label (``pve1.home.arpa``, as the home network's
+    DNS names it); None for an endpoint that reaches no node.
+
+    >>> nodes = {"pve1": {"address": "192.0.2.11"}, "pve2": {"address": "192.0.2.12"}}
+    >>> [endpoint_node(url, nodes) for url in ("https://192.0.2.12:8006/",
+    ...     "https://pve1.home.arpa:8006/", "https://PVE1:8006", "https://pve9.home.arpa/")]
+    ['pve2', 'pve1', 'pve1', None]
+    """
+    host = (urlsplit(endpoint).hostname or "").rstrip(".")
+    is_address = host.replace(".", "").isdigit()
+    for name, node in sorted(nodes.items()):
+        if host == node["address"] or (not is_address and host.split(".")[0] == name.lower()):
+            return name
+    return None
+
+
 def _check_endpoint(call: Call) -> None:
-    host = urlsplit(str(call.config.get("endpoint", ""))).hostname
-    nodes = call.store.read()["nodes"]
-    if host not in {node["address"] for node in nodes.values()} | set(nodes):
+    endpoint = str(call.config.get("endpoint", ""))
+    if endpoint_node(endpoint, call.store.read()["nodes"]) is None:
+        host = urlsplit(endpoint).hostname
         raise ProxmoxError(
-            f'Get "{call.config.get("endpoint")}api2/json": dial tcp {host}:8006: connect: '
-            "connection refused (the endpoint is not a node of the emulated cluster)"
+            f'Get "{endpoint}api2/json": dial tcp {host}:8006: connect: connection refused '
+            "(the endpoint reaches no node of the emulated cluster: use a node's address, or "
+            "a host name whose first label is a node's name)"
         )
 
 
@@ -279,6 +298,7 @@ def _container() -> ResourceType:
 
 
 def get_vnets(call: Call, args: dict[str, Any]) -> dict[str, Any]:
+    _check_endpoint(call)  # a data source reads the API: a preview needs the endpoint too
     state = call.store.read()
     vnets = [
         {
@@ -324,6 +344,7 @@ def _zone_record(zone_id: str, zone: dict[str, Any], status: str | None) -> dict
 
 
 def get_zones(call: Call, args: dict[str, Any]) -> dict[str, Any]:
+    _check_endpoint(call)  # a data source reads the API: a preview needs the endpoint too
     state = call.store.read()
     wanted = args.get("type")
     zones = [
