@@ -37,4 +37,21 @@ class EmulateError(OrbitLabError):
 
 class ProxmoxError(Exception):
     """What the emulated Proxmox answers when it refuses an operation (the message is
-    Proxmox's own where it has one)."""
+    Proxmox's own where it has one).
+
+    An answer of the API carries its HTTP ``code`` (400 for a request its schema refuses,
+    500 for a handler's ``die``) and the parameters' ``errors``; the stand-in words those as
+    bpg's client does. Without a code it is not an API answer (a connection refused, the
+    twin failing) and is reported as it is.
+    """
+
+    def __init__(self, message: str, code: int | None = None, errors: tuple[str, ...] = ()):
+        super().__init__("\n".join((message, *errors)))
+        self.reason = message
+        self.code = code
+        self.errors = errors
+
+
+def param_error(*errors: str) -> ProxmoxError:
+    """A refusal of the API's parameter check (``raise_param_exc``): each ``key: message``."""
+    return ProxmoxError("Parameter verification failed.", 400, errors)

@@ -78,6 +78,11 @@ class Backend(Protocol):
     ) -> None:
         """A container's declaration changed in place (its NICs, addresses, started)."""
 
+    def container_rebooted(
+        self, node: str, vmid: int, old: Mapping[str, Any], new: Mapping[str, Any]
+    ) -> None:
+        """A running container changed and was rebooted: stopped, then started as declared."""
+
     def container_deleted(self, node: str, vmid: int) -> None:
         """A container is gone."""
 
@@ -117,6 +122,11 @@ class FilesBackend:
         self, node: str, vmid: int, old: Mapping[str, Any], new: Mapping[str, Any]
     ) -> None:
         """Nothing to do: a directory has no NICs."""
+
+    def container_rebooted(
+        self, node: str, vmid: int, old: Mapping[str, Any], new: Mapping[str, Any]
+    ) -> None:
+        """Nothing to do: a directory runs nothing (its root stays, as a disk does)."""
 
     def container_deleted(self, node: str, vmid: int) -> None:
         shutil.rmtree(self.rootfs(node, vmid).parent, ignore_errors=True)

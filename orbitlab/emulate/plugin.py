@@ -3,13 +3,17 @@
 A stand-in is a :class:`StandIn` with a :class:`ResourceType` per resource token and a
 function per invoke token. This module does what is the same for all of them:
 
-- ``check``: every input against the provider's schema; a problem is a check failure that
-  names the property and what is wrong (``pulumi preview`` shows it);
-- ``diff``: the inputs that changed; a change of a property the provider cannot update in
-  place is a replacement, as the real provider reports it;
-- ``create`` / ``update`` / ``delete``: the type's handler, on a worker thread (the engine
-  sends several requests at once), in a preview only the outputs it can know;
-- errors the emulated cluster raises reach the engine as their message alone;
+- ``check``: every input against the provider's schema, and the real provider's plan-time
+  validators (:data:`~orbitlab.emulate.rules.PLAN_RULES`): a problem is a check failure
+  worded as the bridge words it (``pulumi preview`` shows it);
+- ``diff``: the inputs that changed; a change the provider cannot make in place is a
+  replacement, as the real provider reports it (:mod:`~orbitlab.emulate.rules.updates`);
+- ``create`` / ``update`` / ``delete``: Proxmox's API formats first
+  (:data:`~orbitlab.emulate.rules.APPLY_RULES`), then the type's handler, on a worker
+  thread (the engine sends several requests at once); in a preview only the outputs it can
+  know;
+- errors the emulated cluster raises reach the engine as their message alone, an API's
+  answer worded as bpg's client and resource word it;
 - secrets stay secret: outputs keep the secrecy of their inputs, and every log line is
   stripped of the secret strings the request held.
 
@@ -29,7 +33,11 @@ import grpc
 from pulumi.provider.experimental import provider as p
 from pulumi.provider.experimental import server
 
-from orbitlab.emulate import ProxmoxError
+from orbitlab.components.reboots import changed_paths
+from orbitlab.emulate import ProxmoxError, param_error
+from orbitlab.emulate.rules import Rule, violations
+from orbitlab.emulate.rules.api import http_error
+from orbitlab.emulate.rules.provider import check_failure, invoke_failure
 from orbitlab.emulate.schema import function_problems, input_problems, resource
 from orbitlab.emulate.store import Store, emulate_dir
 from orbitlab.emulate.wire import (
@@ -75,6 +83,11 @@ class ResourceType:
     delete: Delete
     #: Inputs whose change replaces the resource (the real provider's ForceNew ones).
     replace_on: frozenset[str] = frozenset()
+    #: Or, from the changed paths (``disk.size``), the inputs whose change replaces it.
+    replaces: Callable[[list[str]], list[str]] | None = None
+    #: How the real provider introduces an error of the API, per action (``create``:
+    #: ``Unable to Create SDN VNet``).
+    wording: Mapping[str, str] = field(default_factory=dict)
     #: Outputs known before the resource exists (shown by ``preview``), from its inputs.
     preview: Callable[[dict[str, Any]], dict[str, Any]] = lambda inputs: {}
     #: What the provider fills in for an input left out (a diff compares with it).
@@ -91,8 +104,12 @@ class StandIn(p.Provider):
         types: Mapping[str, ResourceType],
         functions: Mapping[str, Invoke],
         configure: Callable[[dict[str, Any]], dict[str, Any]] = lambda config: config,
+        plan_rules: tuple[Rule, ...] = (),
+        apply_rules: tuple[Rule, ...] = (),
     ) -> None:
         self.package = package
+        self.plan_rules = plan_rules
+        self.apply_rules = apply_rules
         self.version = version
         self.types = types
         self.functions = functions
@@ -152,6 +169,11 @@ class StandIn(p.Provider):
         news = to_plain_map(request.new_inputs)
         problems = input_problems(self.package, token, news)
         failures = [p.CheckFailure(path, reason) for path, reason in problems]
+        name = request.urn.rsplit("::", 1)[-1]
+        for found in violations(self.plan_rules, token, news):
+            if not found.path:  # a rule of the whole resource: Check fails with it alone
+                raise ProxmoxError(found.message)
+            failures.append(p.CheckFailure("", check_failure(name, found)))
         return p.CheckResponse(inputs=request.new_inputs, failures=failures or None)
 
     async def diff(self, request: p.DiffRequest) -> p.DiffResponse:
@@ -159,12 +181,18 @@ class StandIn(p.Provider):
         olds = to_plain_map(request.old_state)
         news = {**handler.defaults, **to_plain_map(request.new_inputs)}
         inputs = resource(self.package, type_of(request.urn)).get("inputProperties", {})
-        changed = [
-            key
-            for key in sorted(inputs)
-            if key not in request.ignore_changes and _differs(olds.get(key), news.get(key))
-        ]
-        replaces = [key for key in changed if key in handler.replace_on]
+        keys = [key for key in sorted(inputs) if key not in request.ignore_changes]
+        paths = changed_paths(
+            {key: _normal(reveal(olds.get(key))) for key in keys},
+            {key: _normal(reveal(news.get(key))) for key in keys},
+        )
+        # a value the engine does not know yet has changed, whatever it was
+        paths += [key for key in keys if has_unknown(news.get(key)) and key not in paths]
+        changed = sorted({path.split(".", 1)[0].split("[", 1)[0] for path in paths})
+        if handler.replaces is not None:
+            replaces = handler.replaces(paths)
+        else:
+            replaces = [key for key in changed if key in handler.replace_on]
         kinds = {
             key: p.PropertyDiff(
                 p.PropertyDiffKind.UPDATE_REPLACE if key in replaces else p.PropertyDiffKind.UPDATE,
@@ -183,7 +211,10 @@ class StandIn(p.Provider):
             outputs = {**inputs, **_unknowns(handler.preview(inputs))}
             return p.CreateResponse("", from_plain_map(outputs))
         call = self.call(request.urn, inputs)
-        resource_id, outputs = await self.run(lambda: handler.create(call, reveal(inputs)))
+        token = type_of(request.urn)
+        resource_id, outputs = await self.run(
+            lambda: self.api(token, "create", lambda: handler.create(call, reveal(inputs)), inputs)
+        )
         return p.CreateResponse(resource_id, from_plain_map(_keep_secrets(inputs, outputs)))
 
     async def update(self, request: p.UpdateRequest) -> p.UpdateResponse:
@@ -192,8 +223,14 @@ class StandIn(p.Provider):
         if request.preview:
             return p.UpdateResponse(from_plain_map({**olds, **news}))
         call = self.call(request.urn, olds, news)
+        token = type_of(request.urn)
         outputs = await self.run(
-            lambda: handler.update(call, request.resource_id, reveal(olds), reveal(news))
+            lambda: self.api(
+                token,
+                "update",
+                lambda: handler.update(call, request.resource_id, reveal(olds), reveal(news)),
+                news,
+            )
         )
         return p.UpdateResponse(from_plain_map(_keep_secrets(news, outputs)))
 
@@ -201,18 +238,45 @@ class StandIn(p.Provider):
         handler = self.types[type_of(request.urn)]
         olds = to_plain_map(request.properties)
         call = self.call(request.urn, olds)
-        await self.run(lambda: handler.delete(call, request.resource_id, reveal(olds)))
+        token = type_of(request.urn)
+        await self.run(
+            lambda: self.api(
+                token, "delete", lambda: handler.delete(call, request.resource_id, reveal(olds))
+            )
+        )
+
+    def api(self, token: str, action: str, work: Callable[[], Any], inputs: Any = None) -> Any:
+        """Run ``work`` as a call of the API: the request's formats checked first; a refusal
+        worded as bpg's client (``received an HTTP ...``) and resource (``Unable to Create
+        SDN VNet: ...``) word it."""
+        wording = self.types[token].wording.get(action, "")
+        try:
+            if inputs is not None:
+                refused = [v.message for v in violations(self.apply_rules, token, reveal(inputs))]
+                if refused:
+                    raise param_error(*refused)
+            return work()
+        except ProxmoxError as error:
+            if error.code is None:  # not an answer of the API
+                raise
+            message = http_error(error.code, error.reason, error.errors)
+            raise ProxmoxError(f"{wording}: {message}" if wording else message) from None
 
     async def read(self, request: p.ReadRequest) -> p.ReadResponse:
         return p.ReadResponse(request.resource_id, request.properties, request.inputs)
 
     async def invoke(self, request: p.InvokeRequest) -> p.InvokeResponse:
         args = to_plain_map(request.args)
-        problems = function_problems(self.package, request.tok, args)
-        if problems:
-            return p.InvokeResponse(
-                failures=[p.CheckFailure(path, reason) for path, reason in problems]
-            )
+        failures = [
+            p.CheckFailure(path, reason)
+            for path, reason in function_problems(self.package, request.tok, args)
+        ]
+        failures += [
+            p.CheckFailure(found.path.split(".", 1)[0], invoke_failure(found))
+            for found in violations(self.plan_rules, request.tok, args)
+        ]
+        if failures:
+            return p.InvokeResponse(failures=failures)
         function = self.functions.get(request.tok)
         if function is None:
             raise ProxmoxError(f"the stand-in {self.package} does not emulate {request.tok}")
@@ -228,12 +292,6 @@ def type_of(urn: str) -> str:
     'proxmoxve:sdn/vnet:Vnet'
     """
     return urn.split("::")[-2].rsplit("$", 1)[-1]
-
-
-def _differs(old: Any, new: Any) -> bool:
-    if has_unknown(new):
-        return True
-    return _normal(reveal(old)) != _normal(reveal(new))
 
 
 def _normal(value: Any) -> Any:
@@ -278,7 +336,7 @@ def _clean(method: Any) -> Any:
     return wrapper
 
 
-for _name in ("Create", "Update", "Delete", "Invoke", "Read"):
+for _name in ("Check", "Create", "Update", "Delete", "Invoke", "Read"):
     setattr(Servicer, _name, _clean(getattr(server.ProviderServicer, _name)))
 
 

@@ -6,9 +6,14 @@ applier; ``download.File``; ``ContainerLegacy``. Invokes: ``sdn.getVnets`` and
 needs ``proxmoxve:endpoint`` (a node's API address) and ``proxmoxve:apiToken``
 (``user@realm!tokenid=secret``; the secret part is never stored or logged).
 
-Replacements follow the bridged provider's ForceNew properties: an SDN object's ID (and a
-VNet's zone, a subnet's CIDR and VNet), every property of a download, and a container's
-node, VMID, privilege mode, template and root disk.
+Every input is checked as the real provider checks it at plan time, and as Proxmox checks
+it when an object is created or changed (:mod:`orbitlab.emulate.rules`); replacements,
+updates in place and a container's reboots follow the real provider
+(:mod:`orbitlab.emulate.rules.updates`): an SDN object's ID, any change of a subnet, every
+download property but its timeouts and overwrite flags, and a container's node, VMID,
+privilege mode, template and root disk storage replace it; a VNet's zone, a zone's peers or
+a grown disk are updated in place; a container's memory, NICs, DNS or hostname are updated
+and reboot it.
 
 >>> container_of({"nodeName": "pve1", "vmId": 10011.0, "initialization": {"hostname": "r",
 ...               "ipConfigs": [{"ipv4": {"address": "172.16.0.1/24"}}]},
@@ -25,9 +30,23 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from orbitlab.components.reboots import changed_paths
 from orbitlab.emulate import ProxmoxError
 from orbitlab.emulate import cluster as c
 from orbitlab.emulate.plugin import Call, ResourceType, StandIn, main
+from orbitlab.emulate.rules import APPLY_RULES, PLAN_RULES
+from orbitlab.emulate.rules.api import http_error
+from orbitlab.emulate.rules.provider import (
+    CONTAINER,
+    CONTROLLER,
+    DOWNLOAD,
+    EVPN_ZONE,
+    GET_ZONES,
+    SUBNET,
+    VNET,
+    VXLAN_ZONE,
+)
+from orbitlab.emulate.rules.updates import APPLIER, reboots_for, replaced_by
 from orbitlab.emulate.wire import Secret
 
 VERSION = "8.6.0"
@@ -98,11 +117,21 @@ def _number(value: Any) -> int | None:
 # --- SDN ---------------------------------------------------------------------------------
 
 
+def _wording(what: str) -> dict[str, str]:
+    """How bpg's SDN resources introduce an error (``Unable to Create SDN VNet: ...``)."""
+    return {
+        action: f"Unable to {action.title()} {what}" for action in ("create", "update", "delete")
+    }
+
+
+def _replaces(token: str) -> Any:
+    return lambda changed: replaced_by(token, changed)
+
+
 def _sdn(
-    kind: str, id_key: str, props: Any, computed: dict[str, Any], replace: tuple[str, ...] = ()
+    token: str, kind: str, id_key: str, props: Any, computed: dict[str, Any], what: str
 ) -> ResourceType:
-    """A resource type for an SDN object whose ID is the input ``id_key``; changing it (or
-    ``replace``) replaces the object."""
+    """A resource type for an SDN object whose ID is the input ``id_key``."""
 
     def create(call: Call, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         _check_endpoint(call)
@@ -121,7 +150,12 @@ def _sdn(
         call.log(f"deleted {kind.removesuffix('s')} {object_id} (pending)")
 
     return ResourceType(
-        create, update, delete, frozenset({id_key, *replace}), preview=lambda inputs: computed
+        create,
+        update,
+        delete,
+        replaces=_replaces(token),
+        wording=_wording(what),
+        preview=lambda inputs: computed,
     )
 
 
@@ -153,7 +187,7 @@ def _subnet() -> ResourceType:
     def subnet_key(call: Call, inputs: dict[str, Any]) -> str:
         vnet = call.store.read()["sdn"]["config"]["vnets"].get(inputs["vnet"])
         if vnet is None:
-            raise ProxmoxError(f"vnet: {inputs['vnet']} don't exist")
+            raise ProxmoxError(f"sdn vnet '{inputs['vnet']}' does not exist", 500)
         return c.subnet_id(vnet["zone"], inputs["cidr"])
 
     def create(call: Call, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -172,7 +206,9 @@ def _subnet() -> ResourceType:
         c.delete_sdn(call.store, "subnets", object_id)
         call.log(f"deleted subnet {object_id} (pending)")
 
-    return ResourceType(create, update, delete, frozenset({"cidr", "vnet"}))
+    return ResourceType(
+        create, update, delete, replaces=_replaces(SUBNET), wording=_wording("SDN Subnet")
+    )
 
 
 def _applier() -> ResourceType:
@@ -194,7 +230,17 @@ def _applier() -> ResourceType:
         if olds.get("onDestroy", True):
             apply(call, "delete")
 
-    return ResourceType(create, update, delete)
+    return ResourceType(
+        create,
+        update,
+        delete,
+        replaces=_replaces(APPLIER),
+        wording={
+            "create": "Unable to Apply SDN Configuration",
+            "update": "Unable to Re-Apply SDN Configuration",
+            "delete": "Unable to Apply SDN Configuration",
+        },
+    )
 
 
 # --- downloads and containers ------------------------------------------------------------
@@ -206,15 +252,26 @@ def _download() -> ResourceType:
     def create(call: Call, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         _check_endpoint(call)
         file_name = inputs.get("fileName") or urlsplit(inputs["url"]).path.rsplit("/", 1)[-1]
-        volid = c.create_volume(
-            call.store,
-            inputs["nodeName"],
-            inputs["datastoreId"],
-            inputs["contentType"],
-            file_name,
-            inputs["url"],
-            overwrite=bool(inputs.get("overwriteUnmanaged")),
-        )
+        volid = f"{inputs['datastoreId']}:{inputs['contentType']}/{file_name}"
+        try:
+            c.create_volume(
+                call.store,
+                inputs["nodeName"],
+                inputs["datastoreId"],
+                inputs["contentType"],
+                file_name,
+                inputs["url"],
+                overwrite=bool(inputs.get("overwriteUnmanaged")),
+            )
+        except ProxmoxError as error:
+            if not error.reason.startswith("refusing to override existing file"):
+                raise
+            # bpg's own words (fwprovider/nodes/resource_download_file.go, Create)
+            raise ProxmoxError(
+                "File already exists in the datastore, it was created outside of Terraform or "
+                f"is managed by another resource.: File already exists in the datastore: "
+                f"'{volid}', error: {http_error(500, error.reason)}"
+            ) from None
         call.log(f"downloaded {volid} on {inputs['nodeName']} (not fetched: emulated)")
         return volid, {**DOWNLOAD_DEFAULTS, **inputs, "fileName": file_name, "size": 0}
 
@@ -225,12 +282,15 @@ def _download() -> ResourceType:
         c.delete_volume(call.store, olds["nodeName"], volid)
         call.log(f"deleted {volid} on {olds['nodeName']}")
 
-    keys = frozenset({"contentType", "datastoreId", "fileName", "nodeName", "url", "checksum"})
     return ResourceType(
         create,
         update,
         delete,
-        keys,
+        replaces=_replaces(DOWNLOAD),
+        wording={
+            "create": "Error downloading file from url",
+            "delete": "Error deleting datastore file",
+        },
         preview=lambda inputs: {"size": 0},
         defaults=DOWNLOAD_DEFAULTS,
     )
@@ -248,7 +308,8 @@ def container_of(inputs: dict[str, Any]) -> c.Container:
         node=inputs["nodeName"],
         hostname=init.get("hostname") or f"CT{int(inputs['vmId'])}",
         template=(inputs.get("operatingSystem") or {}).get("templateFileId", ""),
-        storage=(inputs.get("disk") or {}).get("datastoreId", "local-lvm"),
+        storage=(inputs.get("disk") or {}).get("datastoreId", "local"),
+        disk_gib=_number((inputs.get("disk") or {}).get("size", 4)),
         nics=tuple(
             {
                 "name": nic["name"],
@@ -282,16 +343,24 @@ def _container() -> ResourceType:
         return str(container.vmid), inputs
 
     def update(call: Call, vmid: str, olds: dict[str, Any], news: dict[str, Any]) -> dict:
-        c.update_container(call.store, container_of(news))
-        call.log(f"updated CT {vmid}")
+        container = container_of(news)
+        reboot = tuple(reboots_for(CONTAINER, changed_paths(olds, news)))
+        c.update_container(call.store, container, reboot=reboot if container.started else ())
+        rebooted = f", rebooted for {', '.join(reboot)}" if reboot and container.started else ""
+        call.log(f"updated CT {vmid}{rebooted}")
         return news
 
     def delete(call: Call, vmid: str, olds: dict[str, Any]) -> None:
         c.delete_container(call.store, int(vmid))
         call.log(f"deleted CT {vmid}")
 
-    keys = frozenset({"nodeName", "vmId", "unprivileged", "operatingSystem", "disk"})
-    return ResourceType(create, update, delete, keys)
+    return ResourceType(
+        create,
+        update,
+        delete,
+        replaces=_replaces(CONTAINER),
+        wording={"create": "error creating container", "delete": "error deleting container"},
+    )
 
 
 # --- invokes -----------------------------------------------------------------------------
@@ -360,31 +429,43 @@ def stand_in() -> StandIn:
         "proxmoxve",
         VERSION,
         {
-            "proxmoxve:sdn/applier:Applier": _applier(),
-            "proxmoxve:sdn/controller/evpn:Evpn": _sdn(
+            APPLIER: _applier(),
+            CONTROLLER: _sdn(
+                CONTROLLER,
                 "controllers",
                 "sdnControllerEvpnId",
                 _props("evpn", "sdnControllerEvpnId"),
                 {"digest": ""},
+                "SDN Controller",
             ),
-            "proxmoxve:sdn/zone/evpn:Evpn": _sdn(
-                "zones", "resourceId", _props("evpn", "resourceId"), ZONE_OUTPUTS
+            EVPN_ZONE: _sdn(
+                EVPN_ZONE,
+                "zones",
+                "resourceId",
+                _props("evpn", "resourceId"),
+                ZONE_OUTPUTS,
+                "SDN Zone",
             ),
-            "proxmoxve:sdn/zone/vxlan:Vxlan": _sdn(
-                "zones", "resourceId", _props("vxlan", "resourceId"), ZONE_OUTPUTS
+            VXLAN_ZONE: _sdn(
+                VXLAN_ZONE,
+                "zones",
+                "resourceId",
+                _props("vxlan", "resourceId"),
+                ZONE_OUTPUTS,
+                "SDN Zone",
             ),
-            "proxmoxve:sdn/vnet:Vnet": _sdn(
-                "vnets", "resourceId", _props(None, "resourceId"), {}, ("zone",)
-            ),
-            "proxmoxve:sdn/subnet:Subnet": _subnet(),
-            "proxmoxve:download/file:File": _download(),
-            "proxmoxve:index/containerLegacy:ContainerLegacy": _container(),
+            VNET: _sdn(VNET, "vnets", "resourceId", _props(None, "resourceId"), {}, "SDN VNet"),
+            SUBNET: _subnet(),
+            DOWNLOAD: _download(),
+            CONTAINER: _container(),
         },
         {
             "proxmoxve:sdn/getVnets:getVnets": get_vnets,
-            "proxmoxve:sdn/getZones:getZones": get_zones,
+            GET_ZONES: get_zones,
         },
         configure,
+        plan_rules=PLAN_RULES,
+        apply_rules=APPLY_RULES,
     )
 
 

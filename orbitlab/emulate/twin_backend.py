@@ -9,8 +9,9 @@ stand-in plugins make real what the engine declares, through this backend:
   VNet with its gateways, L3 VNI and SNAT (:mod:`orbitlab.twin.fabric`);
 - a created container becomes a namespace on its node with exactly its declared NICs,
   MACs, MTUs, addresses, gateways and resolvers, named as the stack file expects it
-  (:mod:`orbitlab.twin.containers`); a changed one is hot-plugged, a stopped one goes
-  (its root kept), a deleted one goes with its root;
+  (:mod:`orbitlab.twin.containers`); a changed one is hot-plugged, or rebooted (it goes
+  and boots again from its root), a stopped one goes (its root kept), a deleted one goes
+  with its root;
 - ``pct exec <vmid> -- /bin/sh -s`` runs the script in the container in full, with the
   appliance OS's commands stood in (:mod:`orbitlab.twin.standins`); any other command runs
   in a shell in the node's namespace (its ``/sys/class/net`` shows the node's bridges:
@@ -251,6 +252,25 @@ class TwinBackend:
                 containers.hotplug(local, before, after, ns)
                 with self.state() as state:
                     state.containers[ns]["spec"] = after.to_json()
+            with self.state() as state:
+                self._sync_routes(self._context(state))
+
+    def container_rebooted(
+        self, node: str, vmid: int, old: Mapping[str, Any], new: Mapping[str, Any]
+    ) -> None:
+        """A reboot: the container's namespace and daemons go, then it boots again from its
+        own root with what is declared now; connection tracking starts empty."""
+        after = spec_of(vmid, new)
+        snapshot = self.snapshot()
+        ns = containers.namespace_of(snapshot, vmid)
+        if ns is None:
+            raise ProxmoxError(f"CT {vmid}: the twin has no such container")
+        with twin_errors(f"CT {vmid} ({after.hostname})"):
+            if snapshot.containers[ns]["running"]:
+                containers.stop(self._context(snapshot), ns, keep_root=True)
+                with self.state() as state:
+                    self._stopped(state, ns)
+            self._restart_stopped(ns, after)
             with self.state() as state:
                 self._sync_routes(self._context(state))
 
