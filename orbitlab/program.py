@@ -90,18 +90,35 @@ class Deployment:
                 self.backplane.facts if isinstance(self.backplane, Backplane) else self.backplane
             ),
             "sectors": {name: sector.summary() for name, sector in self.sectors.items()},
+            "appliances": {
+                appliance: record
+                for sector in self.sectors.values()
+                for appliance, record in sector.appliance_records().items()
+            },
         }
+
+
+def deployed_appliances() -> pulumi.Output[Any]:
+    """This stack's ``appliances`` output as last deployed (None before the first ``up``).
+
+    Read through a reference to the stack itself: an appliance compares it with what it
+    declares now and names, in ``pulumi preview``, a change the provider will reboot it for.
+    """
+    me = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    return pulumi.StackReference("deployed", stack_name=me).get_output("appliances")
 
 
 def deploy(
     plan: StackPlan,
     ssh: SshCredentials | None = None,
     opts: pulumi.ResourceOptions | None = None,
+    deployed: pulumi.Input[Any] = None,
 ) -> Deployment:
     """Declare the Backplane, the appliance templates and every Sector of a plan.
 
     With ``orbitlab:backplane.stack`` set, no Backplane is declared: the Sectors attach to
-    the owner stack's exported facts through a ``StackReference``.
+    the owner stack's exported facts through a ``StackReference``. ``deployed``: the
+    appliances as last deployed (:func:`deployed_appliances`), for the reboot warnings.
     """
     ssh = ssh or SshCredentials(user=plan.appliances.ssh_user)
     hosting = tuple(sorted({sector.node for sector in plan.sectors}))
@@ -129,6 +146,7 @@ def deploy(
                     template_file_id=templates.file_id(sector.node),
                     rollout=rollout,
                     ssh=ssh,
+                    deployed=deployed,
                 ),
                 opts,
             )
@@ -145,7 +163,8 @@ def main() -> Deployment:
     except OrbitLabError as error:
         raise pulumi.RunError(f"invalid OrbitLab stack:\n{error}") from None
     key = pulumi.Config(CONFIG_NAMESPACE).get_secret(SSH_KEY_CONFIG)
-    deployment = deploy(plan, SshCredentials(user=settings.appliances.ssh_user, private_key=key))
+    ssh = SshCredentials(user=settings.appliances.ssh_user, private_key=key)
+    deployment = deploy(plan, ssh, deployed=deployed_appliances())
     for name, value in deployment.outputs().items():
         pulumi.export(name, value)
     return deployment

@@ -239,3 +239,73 @@ def test_homelab_example_uses_the_components_next_to_its_own_resources(
     # The app waits for its Sector (bridge present, gateway provisioned).
     assert run.depends_on(app.urn, run.named("media-bridges").urn)
     assert run.depends_on(app.urn, run.named("media-gateway-provision").urn)
+
+
+# --- reboots the provider does: named in the preview ------------------------------------
+
+
+def _warnings(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    warned: list[tuple[str, str]] = []
+
+    def warn(message: str, resource: Any = None, **_: Any) -> None:
+        name = resource._name if resource is not None else ""
+        warned.append((name, message))
+
+    monkeypatch.setattr("pulumi.log.warn", warn)
+    return warned
+
+
+def _deployed() -> dict[str, Any]:
+    """The ``appliances`` output of the example stack, as a first ``up`` exports it (plain
+    values, no Output inside)."""
+    return run_with().result.outputs()["appliances"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "rebooted"),
+    [
+        (
+            lambda c: c["orbitlab:appliances"].update(memory_mib=256),
+            {"web-gateway", "web-dns", "web-lb", "lab-gateway", "lab-dns"},
+        ),
+        # (neither Sector names forwarders: their DNS appliances resolve through these too)
+        (lambda c: c["orbitlab:appliances"].update(nameservers=["192.0.2.54"]), None),
+        (lambda c: c["orbitlab:backplane"].update(mtu=1400), None),
+    ],
+    ids=["memory", "nameserver", "mtu"],
+)
+def test_a_change_the_provider_reboots_for_is_named_in_the_preview(
+    monkeypatch: pytest.MonkeyPatch, edit: Any, rebooted: set[str] | None
+) -> None:
+    deployed = _deployed()
+    warned = _warnings(monkeypatch)
+    config = stack_file_config()
+    edit(config)
+    run_program(main, config=config, stack_outputs={"appliances": deployed})
+    reboots = {
+        name.removesuffix("-ct"): text for name, text in warned if "will be rebooted" in text
+    }
+    if rebooted is None:  # every appliance
+        rebooted = set(deployed)
+    assert set(reboots) == rebooted
+    gateway = reboots["web-gateway"]
+    assert gateway.startswith("web-gateway will be rebooted (CT 10011 olvn1001-router on pve2): ")
+    expected = {
+        "memory": "memory.dedicated 128 -> 256",
+        "nameserver": "initialization.dns.servers[0] 192.0.2.53 -> 192.0.2.54",
+        "mtu": "networkInterfaces[0].mtu 1450 -> 1400, networkInterfaces[1].mtu 1450 -> 1400",
+    }
+    assert any(part in gateway for part in expected.values()), gateway
+
+
+def test_no_reboot_is_named_without_a_change_or_before_the_first_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    deployed = _deployed()
+    warned = _warnings(monkeypatch)
+    run_program(main, config=stack_file_config(), stack_outputs={"appliances": deployed})
+    run_program(main, config=stack_file_config(), stack_outputs={})
+    config = stack_file_config()
+    config["orbitlab:sectors"][0]["hosts"].append({"name": "app4", "address": "172.16.0.24"})
+    run_program(main, config=config, stack_outputs={"appliances": deployed})
+    assert [text for _, text in warned if "will be rebooted" in text] == []

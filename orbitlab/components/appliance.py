@@ -33,6 +33,12 @@ import pulumi
 import pulumi_command as command
 import pulumi_proxmoxve as proxmoxve
 
+from orbitlab.components.reboots import (
+    camel_case,
+    describe,
+    reboot_changes,
+    reboot_inputs,
+)
 from orbitlab.components.rollout import Rollout
 from orbitlab.plan import NodePlan
 from orbitlab.rendering import script_digest
@@ -126,6 +132,10 @@ class ApplianceArgs:
     provision_after: tuple[pulumi.Resource, ...] = ()
     #: When given, the container takes its place in the node's lane (bounded container work).
     rollout: Rollout | None = None
+    #: What this appliance was when last deployed (its :meth:`Appliance.record`, e.g. from
+    #: the stack's previous ``appliances`` output): a change the provider reboots the
+    #: running container for is then named in ``pulumi preview``.
+    deployed: pulumi.Input[Mapping[str, Any] | None] = None
 
     def problems(self) -> list[str]:
         """Every invalid field, named; empty when the args are valid."""
@@ -169,6 +179,8 @@ class Appliance(pulumi.ComponentResource):
     hostname: str
     node: str
     script_sha256: str
+    #: The container's inputs a change of reboots it (provider names, plain values).
+    reboot_inputs: dict[str, Any]
 
     def __init__(
         self, name: str, args: ApplianceArgs, opts: pulumi.ResourceOptions | None = None
@@ -188,28 +200,38 @@ class Appliance(pulumi.ComponentResource):
                 **({"domain": args.domain} if args.domain else {}),
                 **({"servers": list(args.nameservers)} if args.nameservers else {}),
             }
+        container: dict[str, Any] = {
+            "node_name": args.node.name,
+            "vm_id": args.vmid,
+            "description": args.description,
+            "tags": sorted(args.tags),
+            "unprivileged": True,
+            "started": True,
+            "start_on_boot": True,
+            "features": {"nesting": True},
+            "cpu": {"cores": settings.cores},
+            "memory": {"dedicated": settings.memory_mib, "swap": 0},
+            "disk": {"datastore_id": settings.storage, "size": settings.disk_gib},
+            "network_interfaces": interfaces,
+            "initialization": initialization,
+        }
+        # (the template's ID is known only once it is downloaded; a new one replaces)
+        known = {**container, "operating_system": {"type": settings.os}}
+        self.reboot_inputs = reboot_inputs(camel_case(known))
         self.container = proxmoxve.ContainerLegacy(
             f"{name}-ct",
-            node_name=args.node.name,
-            vm_id=args.vmid,
-            description=args.description,
-            tags=sorted(args.tags),
-            unprivileged=True,
-            started=True,
-            start_on_boot=True,
-            features={"nesting": True},
-            cpu={"cores": settings.cores},
-            memory={"dedicated": settings.memory_mib, "swap": 0},
-            disk={"datastore_id": settings.storage, "size": settings.disk_gib},
+            **container,
             operating_system={"template_file_id": args.template_file_id, "type": settings.os},
-            network_interfaces=interfaces,
-            initialization=initialization,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[*args.start_after, *lane],
                 delete_before_replace=True,
             ),
         )
+        if args.deployed is not None:
+            pulumi.Output.from_input(args.deployed).apply(
+                lambda deployed: self._warn_reboot(name, deployed)
+            )
         if args.rollout is not None:
             args.rollout.add_container(args.node.name, self.container)
         run = pct_exec(args.vmid)
@@ -236,6 +258,32 @@ class Appliance(pulumi.ComponentResource):
                 "scriptSha256": self.script_sha256,
             }
         )
+
+    def record(self) -> dict[str, Any]:
+        """What this appliance is, as plain values: VMID, node, hostname and the inputs a
+        change of reboots it (``rebootInputs``). The stack program exports it; given back as
+        ``deployed`` at the next run, it lets the appliance name its reboots in a preview."""
+        return {
+            "vmid": self.vmid,
+            "node": self.node,
+            "hostname": self.hostname,
+            "rebootInputs": self.reboot_inputs,
+        }
+
+    def _warn_reboot(self, name: str, deployed: Mapping[str, Any] | None) -> None:
+        """Warn when the running container will be rebooted: it keeps its VMID and node
+        (else it is replaced, which the preview shows) and a change reboots it."""
+        if not deployed or (deployed.get("vmid"), deployed.get("node")) != (self.vmid, self.node):
+            return
+        changes = reboot_changes(deployed.get("rebootInputs") or {}, self.reboot_inputs)
+        if changes:
+            pulumi.log.warn(
+                f"{name} will be rebooted (CT {self.vmid} {self.hostname} on {self.node}): "
+                f"{describe(changes)}. The provider reboots a running container when its "
+                "memory, NICs, DNS, hostname or OS type change: what it serves in its Sector "
+                "stops until it has booted again",
+                resource=self.container,
+            )
 
 
 def template_checksum(value: str | None) -> dict[str, str]:

@@ -22,6 +22,7 @@ list items; a rule path with ``[]`` stands for every item.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -127,6 +128,50 @@ def reboot_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple
         for path in changed_paths(old, new)
         if under(path, REBOOT_INPUTS)
     ]
+
+
+def reboot_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a container's inputs (provider names) that a change of reboots it.
+
+    >>> reboot_inputs({"memory": {"dedicated": 128}, "cpu": {"cores": 1},
+    ...                "initialization": {"hostname": "r", "dns": {"servers": ["192.0.2.53"]}}})
+    {'initialization': {'dns': {'servers': ['192.0.2.53']}, 'hostname': 'r'}, 'memory': \
+{'dedicated': 128}}
+    """
+    kept: dict[str, Any] = {}
+    for path in REBOOT_INPUTS:
+        *parents, leaf = path.split(".")
+        source: Any = inputs
+        for part in parents:
+            source = source.get(part) if isinstance(source, Mapping) else None
+        if not isinstance(source, Mapping) or source.get(leaf) is None:
+            continue
+        target = kept
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = source[leaf]
+    return {key: _sorted(value) for key, value in sorted(kept.items())}
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _sorted(item) for key, item in sorted(value.items())}
+    return value
+
+
+def describe(changes: Iterable[tuple[str, Any, Any]]) -> str:
+    """Changes as a user reads them.
+
+    >>> describe([("memory.dedicated", 128, 256), ("initialization.hostname", None, "r")])
+    'memory.dedicated 128 -> 256, initialization.hostname (none) -> r'
+    """
+    return ", ".join(f"{path} {_shown(old)} -> {_shown(new)}" for path, old, new in changes)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    return json.dumps(value, sort_keys=True) if isinstance(value, Mapping | list) else str(value)
 
 
 def camel_case(value: Any) -> Any:

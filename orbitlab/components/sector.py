@@ -195,6 +195,10 @@ class SectorArgs:
     rollout: Rollout
     ssh: SshCredentials = field(default_factory=SshCredentials)
     bundles: Mapping[str, Bundle] | None = None
+    #: The appliances as last deployed (their records by name, e.g. the stack's previous
+    #: ``appliances`` output): each appliance then names, in ``pulumi preview``, a change
+    #: the provider will reboot it for.
+    deployed: pulumi.Input[Mapping[str, Any] | None] = None
 
     def problems(self) -> list[str]:
         sector, backplane = self.sector, self.stack.backplane
@@ -242,6 +246,8 @@ class Sector(pulumi.ComponentResource):
     ``<name>-lb`` :class:`Appliance` components. The rollout applies the SDN objects.
     """
 
+    #: The component's name (its appliances are ``<name>-gateway``, ``-dns``, ``-lb``).
+    resource_name: str
     plan: SectorPlan
     tag: int
     zone_id: str
@@ -276,6 +282,7 @@ class Sector(pulumi.ComponentResource):
         scripts = {role: provisioning_script(b, os_profile) for role, b in bundles.items()}
         super().__init__("orbitlab:index:Sector", name, None, opts)
 
+        self.resource_name = name
         self.plan = sector
         self.tag = sector.tag
         self.zone_id = sector.zone_id
@@ -390,6 +397,7 @@ class Sector(pulumi.ComponentResource):
                     start_after=(self.bridge_wait, self.vnet),
                     provision_after=after,
                     rollout=rollout,
+                    deployed=_deployed(args.deployed, f"{name}-{role}"),
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
@@ -414,6 +422,13 @@ class Sector(pulumi.ComponentResource):
             }
         )
 
+    def appliance_records(self) -> dict[str, dict[str, Any]]:
+        """Each appliance's record (:meth:`Appliance.record`) by its component's name."""
+        return {
+            f"{self.resource_name}-{role}": appliance.record()
+            for role, appliance in self.appliances.items()
+        }
+
     def summary(self) -> dict[str, Any]:
         """The Sector's facts as plain values, for stack outputs."""
         return {
@@ -430,6 +445,16 @@ class Sector(pulumi.ComponentResource):
             "dhcpPool": self.plan.dhcp.pool_text if self.plan.dhcp else None,
             "loadBalancer": self.lb_address,
         }
+
+
+def _deployed(
+    deployed: pulumi.Input[Mapping[str, Any] | None], appliance: str
+) -> pulumi.Output[Any] | None:
+    if deployed is None:
+        return None
+    return pulumi.Output.from_input(deployed).apply(
+        lambda records: (records or {}).get(appliance)
+    )
 
 
 def _attach(name: str, planned: BackplanePlan, facts: Mapping[str, Any]) -> BackplanePlan:

@@ -151,11 +151,12 @@ class Rehearsal:
         path.write_text(yaml.safe_dump(document))
 
     def changes(self, *args: str, stack: str | None = None) -> dict[str, list[str]]:
-        """What ``pulumi preview`` would do, as op -> resource names (``same`` left out)."""
+        """What ``pulumi preview`` would change, as op -> resource names (``same`` and
+        ``read``, which change nothing, left out: the program reads its own last outputs)."""
         done = self.pulumi("preview", "--json", *args, stack=stack)
         steps: dict[str, list[str]] = {}
         for step in json.loads(done.stdout).get("steps", []):
-            if step["op"] != "same":
+            if step["op"] not in ("same", "read"):
                 steps.setdefault(step["op"], []).append(step["urn"].rsplit("::", 1)[1])
         return {op: sorted(names) for op, names in steps.items()}
 
