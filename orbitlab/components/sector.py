@@ -452,9 +452,7 @@ def _deployed(
 ) -> pulumi.Output[Any] | None:
     if deployed is None:
         return None
-    return pulumi.Output.from_input(deployed).apply(
-        lambda records: (records or {}).get(appliance)
-    )
+    return pulumi.Output.from_input(deployed).apply(lambda records: (records or {}).get(appliance))
 
 
 def _attach(name: str, planned: BackplanePlan, facts: Mapping[str, Any]) -> BackplanePlan:
