@@ -39,8 +39,9 @@ from orbitlab.emulate.node import run_on_node
 from orbitlab.emulate.rehearsal import Rehearsal
 from orbitlab.rendering import provisioning_script, sector_bundles
 from orbitlab.stack import load_plan
-from orbitlab.twin import system
+from orbitlab.twin import outage, runner, system
 from orbitlab.twin.state import load_state
+from orbitlab.twin.topology import INTERNET_HOST
 from tests.pulumi_mocks import EXAMPLE_STACK, ROOT
 from tests.test_twin import (
     CHECK_GROUPS,
@@ -134,6 +135,14 @@ def forward_2022(config: dict[str, Any]) -> None:
     config["orbitlab:sectors"][0]["port_forwards"] = [{"port": 2022, "to": "app1:22"}]
 
 
+def more_memory(config: dict[str, Any]) -> None:
+    config["orbitlab:appliances"]["memory_mib"] = 192
+
+
+#: A port the internet host serves lines on while an outage is watched.
+OUTAGE_PORT = 9099
+
+
 def lab_without_dhcp(config: dict[str, Any]) -> None:
     config["orbitlab:sectors"][1]["dhcp"] = {"enabled": False}
 
@@ -225,6 +234,44 @@ class TestExampleStack:
         assert code == 0, output
         assert "web 10.200.0.10:2022/tcp -> 172.16.0.21:22" in output
         assert probe(example, "external:client", "tcp", "10.200.0.10", "2222")["result"] != "ok"
+
+    def test_a_change_the_provider_reboots_for_reboots_the_appliances(
+        self, example: Rehearsal
+    ) -> None:
+        """More memory: bpg's provider updates every appliance and reboots it. The preview
+        says so; the gateway's namespace and daemons go and come back from its own root; a
+        connection through it and new ones are watched from a host, and everything passes
+        right after."""
+        before = load_state()
+        assert before is not None
+        gateway = "olt-s.web.gateway"
+        daemons = {p.what: p.pid for p in before.processes_in(gateway)}
+        example.edit("example", more_memory)
+        preview = example.pulumi("preview").stdout
+        assert (
+            "web-gateway will be rebooted (CT 10011 olvn1001-router on pve2): "
+            "memory.dedicated 128 -> 192." in " ".join(preview.split())
+        ), preview
+        twin = runner.context_of(before)
+        with (
+            outage.serving(twin, "external:inet", OUTAGE_PORT),
+            outage.watching(twin, "web/app1", str(INTERNET_HOST), OUTAGE_PORT) as watch,
+        ):
+            up(example)
+            report = watch()
+        after = load_state()
+        assert after is not None
+        assert after.holders[gateway].pid != before.holders[gateway].pid  # a new namespace
+        restarted = {p.what: p.pid for p in after.processes_in(gateway)}
+        assert set(restarted) == set(daemons)
+        assert not set(restarted.values()) & set(daemons.values())  # every daemon restarted
+        reboots = example.store.read()["reboots"]
+        assert sorted(r["vmid"] for r in reboots) == [10011, 10012, 10013, 10021, 10022]
+        # the Sector was cut off while its gateway booted, and came back
+        print(f"reboot outage seen from web/app1: {report}")
+        assert report["failures"] > 0 and report["outage_s"] > 0 and not report["still_failing"]
+        code, output, _ = twin_test(example, *QUICK)
+        assert code == 0, output
 
     def test_a_stopped_container_goes_and_starts_again_from_its_own_root(
         self, example: Rehearsal

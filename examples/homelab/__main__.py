@@ -25,7 +25,7 @@ from orbitlab.components import (
     SshCredentials,
 )
 from orbitlab.plan import HostPlan, SectorPlan
-from orbitlab.program import SSH_KEY_CONFIG, plan_for_cluster, stack_config
+from orbitlab.program import SSH_KEY_CONFIG, deployed_appliances, plan_for_cluster, stack_config
 from orbitlab.stack import settings_from_config
 
 config = pulumi.Config("homelab")
@@ -44,6 +44,9 @@ templates = ApplianceTemplates(
 # Everything that touches SDN is declared in one rollout: one SDN apply for the Backplane and
 # every Sector, finalizers in one chain, and container creation bounded per node (the app
 # containers below take their places in the same lanes).
+# The appliances as last deployed (this stack's own output): preview names the reboots a
+# change causes.
+deployed = deployed_appliances()
 backplane: Backplane | pulumi.Output
 with Rollout("rollout") as rollout:
     if plan.backplane.owner_stack:
@@ -62,6 +65,7 @@ with Rollout("rollout") as rollout:
                 template_file_id=templates.file_id(s.node),
                 rollout=rollout,
                 ssh=ssh,
+                deployed=deployed,
             ),
         )
         for s in plan.sectors
@@ -131,4 +135,6 @@ apps = [
     app_container(sector, index) for sector in plan.sectors for index in range(len(sector.hosts))
 ]
 pulumi.export("sectors", {name: sector.summary() for name, sector in sectors.items()})
+records = {name: r for sector in sectors.values() for name, r in sector.appliance_records().items()}
+pulumi.export("appliances", records)
 pulumi.export("apps", [app.initialization.hostname for app in apps])

@@ -1,5 +1,5 @@
 """What ``orbitlab emulate status`` shows: nodes, SDN (running and pending), templates,
-containers, the SDN applies so far and any failed task.
+containers, the SDN applies and the containers' reboots so far, and any failed task.
 
 >>> state = {"nodes": {"pve1": {"address": "192.0.2.11", "bridges": ["vmbr0"]}},
 ...          "sdn": {"version": 0, "config": {k: {} for k in SDN_KINDS},
@@ -12,6 +12,7 @@ SDN (version 0): nothing
 templates: none
 containers: none
 SDN applies: 0
+reboots: 0
 commands run: 0
 """
 
@@ -39,6 +40,7 @@ def summary(state: dict[str, Any]) -> dict[str, Any]:
         "volumes": {node: sorted(volumes) for node, volumes in state["volumes"].items()},
         "containers": state["containers"],
         "applies": state["applies"],
+        "reboots": state.get("reboots", []),
         "failed_tasks": state["failed_tasks"],
         "runs": state["runs"],
     }
@@ -76,6 +78,11 @@ def status_lines(state: dict[str, Any]) -> list[str]:
         f"  #{a['n']} by {a['by']} ({a['why']}): version {a['version']}, "
         + ("ok" if a["ok"] else f"FAILED: {a['error']}")
         for a in applies
+    )
+    lines.append(f"reboots: {len(facts['reboots'])}")
+    lines.extend(
+        f"  CT {r['vmid']} {r['hostname']} on {r['node']}, for {', '.join(r['why'])}"
+        for r in facts["reboots"]
     )
     for task in facts["failed_tasks"]:
         lines.append(f"FAILED task {task['task']} on {task['node']}: {task['error']}")

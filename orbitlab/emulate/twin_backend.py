@@ -260,14 +260,18 @@ class TwinBackend:
     ) -> None:
         """A reboot: the container's namespace and daemons go, then it boots again from its
         own root with what is declared now; connection tracking starts empty."""
-        after = spec_of(vmid, new)
+        before, after = spec_of(vmid, old), spec_of(vmid, new)
         snapshot = self.snapshot()
         ns = containers.namespace_of(snapshot, vmid)
         if ns is None:
             raise ProxmoxError(f"CT {vmid}: the twin has no such container")
         with twin_errors(f"CT {vmid} ({after.hostname})"):
             if snapshot.containers[ns]["running"]:
-                containers.stop(self._context(snapshot), ns, keep_root=True)
+                local = self._context(snapshot)
+                containers.stop(local, ns, keep_root=True)
+                # the kernel takes the old namespace's NICs down in the background: its
+                # node-side veths go now, before the new ones take their names
+                containers.unplug(local, before)
                 with self.state() as state:
                     self._stopped(state, ns)
             self._restart_stopped(ns, after)
