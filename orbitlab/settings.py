@@ -60,6 +60,8 @@ HTTP_PATH = re.compile(r"/[A-Za-z0-9._~/%-]*(\?[A-Za-z0-9._~%=&-]*)?")
 TEMPLATE_URL = re.compile(r"https?://[A-Za-z0-9._~:/%+-]+\.tar\.(xz|gz|zst)")
 TEMPLATE_VOLUME = re.compile(r"[a-zA-Z][\w.-]*:vztmpl/[A-Za-z0-9._+-]+")
 TEMPLATE_CHECKSUM = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
+#: A login name as Debian's adduser takes it by default (NAME_REGEX), at most 32 long.
+USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 MIRROR_URL = re.compile(
     r"(?P<scheme>https?)://(?P<host>[0-9.]+)(:(?P<port>[0-9]{1,5}))?(?P<path>/[A-Za-z0-9._~/%-]*)?"
 )
@@ -502,6 +504,8 @@ class ApplianceSettings(Model):
     memory_mib: int = Field(default=128, ge=64, le=4096, strict=True)
     cores: int = Field(default=1, ge=1, le=8, strict=True)
     nameservers: list[Address] = Field(default_factory=list)
+    #: Who provisioning logs in as on the nodes: root, or a user allowed to run ``sudo -n
+    #: pct exec`` (pct runs only as root).
     ssh_user: str = "root"
     #: Where the appliances install packages from instead of the distribution's CDN, e.g.
     #: http://192.0.2.80/alpine (it replaces https://dl-cdn.alpinelinux.org/alpine). An
@@ -522,6 +526,16 @@ class ApplianceSettings(Model):
     def _mirror_url(cls, value: str | None) -> str | None:
         if value is not None:
             mirror_endpoint(value)
+        return value
+
+    @field_validator("ssh_user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        if not USER_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a login name; expected root or a user name such as "
+                "orbitlab (a-z, 0-9, _ and -, starting with a letter or _, at most 32)"
+            )
         return value
 
     @field_validator("template_checksum")

@@ -9,6 +9,7 @@ Under mocks, as with the engine, property names arrive camelCase and numbers as 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -240,6 +241,7 @@ def run_program(
 
     Pass a ``monitor`` to inspect what was registered when the program raises.
     """
+    _ensure_event_loop()
     if monitor is None:
         monitor = RecordingMonitor(ClusterMocks(cluster or FakeCluster(), stack_outputs))
     mocks = monitor.mocks
@@ -262,6 +264,15 @@ def run_program(
 
     body()
     return Run(monitor.registrations, box.get("result"), mocks)
+
+
+def _ensure_event_loop() -> None:
+    """Pulumi's mocks run on the thread's event loop; a test that ran ``asyncio.run`` before
+    left the thread without one (so the tests do not depend on their order)."""
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def unknown_paths(value: Any, path: str = "") -> list[str]:

@@ -215,6 +215,18 @@ def test_provisioning_runs_the_rendered_script_in_the_container_on_its_node(run:
             assert command.deleted_with == container.urn
 
 
+def test_a_user_other_than_root_provisions_through_sudo() -> None:
+    """pct runs only as root: another SSH user runs it with ``sudo -n``."""
+    config = stack_file_config()
+    config["orbitlab:appliances"]["ssh_user"] = "orbitlab"
+    run = run_program(main, config=config, cluster=FakeCluster())
+    command = run.named("web-gateway-provision")
+    assert command.inputs["create"] == "sudo -n pct exec 10011 -- /bin/sh -s"
+    assert reveal(command.inputs["connection"])["user"] == "orbitlab"
+    # the bridge wait reads /sys only: no sudo
+    assert "sudo" not in run.named("web-bridges").inputs["create"]
+
+
 def test_the_dns_appliance_is_provisioned_with_its_dhcp_server(run: Run) -> None:
     stdin = run.named("web-dns-provision").inputs["stdin"]
     assert "apk add --quiet --no-progress coredns dnsmasq" in stdin

@@ -406,6 +406,32 @@ def test_the_providers_refuse_what_a_real_cluster_would(store: Store, monkeypatc
         _run(command.create(p.CreateRequest(urn, failing, 60, False)))
 
 
+def test_pct_runs_only_as_root_or_through_sudo(store: Store, monkeypatch) -> None:
+    """pct refuses anyone but root (pve-common ``RESTEnvironment``): "please run as root"."""
+    monkeypatch.setenv("ORBITLAB_EMULATE_DIR", str(store.root))
+    sector(store)
+    template(store)
+    c.create_container(store, container())
+    command = command_stand_in()
+    urn = URN.format(type="command:remote:Command", name="p")
+
+    def run(user: str, line: str) -> Any:
+        connection = Secret({"host": "192.0.2.11", "user": user, "privateKey": KEY})
+        inputs = from_plain_map({"connection": connection, "create": line, "stdin": "true\n"})
+        return _run(command.create(p.CreateRequest(urn, inputs, 60, False)))
+
+    with pytest.raises(ProxmoxError, match="Process exited with status 255\nplease run as root"):
+        run("orbitlab", "pct exec 10011 -- /bin/sh -s")
+    run("orbitlab", "sudo -n pct exec 10011 -- /bin/sh -s")
+    run("root", "pct exec 10011 -- /bin/sh -s")
+    runs = store.read()["runs"]
+    assert [(r["command"].split()[0], r["status"]) for r in runs] == [
+        ("pct", 255),
+        ("sudo", 0),
+        ("pct", 0),
+    ]
+
+
 def test_a_changed_trigger_replaces_a_command_and_other_changes_update_it() -> None:
     command = command_stand_in()
     urn = URN.format(type="command:remote:Command", name="c")

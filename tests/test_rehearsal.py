@@ -266,6 +266,29 @@ def test_destroy_exclude_protected_applies_once(three: Rehearsal) -> None:
     assert new_applies(three, before) == [("rollout-finalizer", "delete")]
 
 
+# --- an SSH user other than root ------------------------------------------------------------
+
+
+def as_orbitlab(config: dict[str, Any]) -> None:
+    config["orbitlab:appliances"]["ssh_user"] = "orbitlab"
+
+
+def test_a_user_other_than_root_provisions_through_sudo(tmp_path: Path) -> None:
+    """pct runs only as root: the provisioning of a non-root SSH user goes through
+    ``sudo -n``, and the emulated node refuses a plain ``pct`` to it."""
+    rehearsal = Rehearsal.create(tmp_path, EXAMPLE_STACK, apply_s=FAST_APPLY_S)
+    try:
+        rehearsal.add_stack_file("example", EXAMPLE_STACK, as_orbitlab)
+        rehearsal.init_stack("example")
+        up(rehearsal)
+        provisioning = [r for r in rehearsal.status()["runs"] if r["vmid"]]
+        assert len(provisioning) == 5
+        assert all(r["command"].startswith("sudo -n pct exec") for r in provisioning)
+        assert all(r["status"] == 0 for r in provisioning)
+    finally:
+        rehearsal.stop()
+
+
 # --- parallelism ---------------------------------------------------------------------------
 
 

@@ -781,6 +781,11 @@ CASES: list[tuple[str, Callable[[dict], None], list[str]]] = [
         ["orbitlab:appliances.template_checksum", "sha512:<128 hex digits>"],
     ),
     (
+        "ssh user not a login name",
+        change("appliances", {"ssh_user": "root; rm -rf /"}),
+        ["orbitlab:appliances.ssh_user", "'root; rm -rf /' is not a login name"],
+    ),
+    (
         "node address with a prefix",
         change("backplane.nodes.0.address", "192.0.2.11/24"),
         ["orbitlab:backplane.nodes[0].address", "'192.0.2.11/24' is not an IPv4 address"],

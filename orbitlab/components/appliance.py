@@ -73,9 +73,17 @@ def node_connection(node: NodePlan, ssh: SshCredentials) -> command.remote.Conne
     )
 
 
-def pct_exec(vmid: int) -> str:
-    """The node-side command that runs a script read from stdin inside container ``vmid``."""
-    return f"pct exec {vmid} -- /bin/sh -s"
+def pct_exec(vmid: int, user: str = "root") -> str:
+    """The node-side command that runs a script read from stdin inside container ``vmid``.
+
+    pct runs only as root (pve-common ``RESTEnvironment``: "please run as root"); any other
+    user goes through ``sudo -n``, which fails at once where it is not allowed.
+
+    >>> pct_exec(10011), pct_exec(10011, "orbitlab")
+    ('pct exec 10011 -- /bin/sh -s', 'sudo -n pct exec 10011 -- /bin/sh -s')
+    """
+    command = f"pct exec {vmid} -- /bin/sh -s"
+    return command if user == "root" else f"sudo -n {command}"
 
 
 @dataclass(frozen=True)
@@ -234,7 +242,7 @@ class Appliance(pulumi.ComponentResource):
             )
         if args.rollout is not None:
             args.rollout.add_container(args.node.name, self.container)
-        run = pct_exec(args.vmid)
+        run = pct_exec(args.vmid, args.ssh.user)
         self.provisioning = command.remote.Command(
             f"{name}-provision",
             connection=node_connection(args.node, args.ssh),

@@ -58,8 +58,10 @@ def _run(call: Call, inputs: dict[str, Any], command: str | None) -> dict[str, A
     outputs = {**inputs, "stdout": "", "stderr": ""}
     if not command:
         return outputs
-    node = _connect(call, inputs["connection"])
-    result = run_on_node(call.store, node, command, inputs.get("stdin"), call.name)
+    connection = inputs["connection"]
+    node = _connect(call, connection)
+    user = str(connection.get("user") or "root")  # pulumi-command's default user
+    result = run_on_node(call.store, node, command, inputs.get("stdin"), call.name, user)
     call.log(f"ran {command!r} on {node}: exit {result.status}")
     if result.status != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-20:])

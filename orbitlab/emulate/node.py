@@ -1,7 +1,9 @@
 """What runs on an emulated node over "SSH": ``pct exec`` into a container, or a shell command.
 
-- ``pct exec <vmid> -- /bin/sh -s`` with a script on stdin (the provisioning command) runs
-  the script's *files part* against the container's root directory
+- ``pct exec <vmid> -- /bin/sh -s`` with a script on stdin (the provisioning command), as
+  root or through ``sudo -n`` (pct refuses anyone else: "please run as root"; the node
+  grants the README's sudo rule), runs the script's *files part* against the container's
+  root directory
   (``sh -s -- --root <rootfs>``): the bundle's files land where the container would have
   them, and no command of the bundle runs on this machine. The container must exist on that
   node and be running (Proxmox's messages otherwise).
@@ -15,7 +17,9 @@ what is the same for every backend: Proxmox's checks and the record of what ran.
 Every run is recorded in the cluster state (command, node, exit status, the SHA-256 of its
 stdin, the files a provisioning run wrote), never its stdin itself.
 
->>> parse_pct_exec("pct exec 10011 -- /bin/sh -s")
+>>> parse_pct_exec("pct exec 10011 -- /bin/sh -s"), parse_pct_exec("sudo -n pct exec 1 -- sh -s")
+(10011, None)
+>>> parse_pct_exec("sudo -n pct exec 10011 -- /bin/sh -s")
 10011
 >>> parse_pct_exec("pct exec 10011 -- rm -rf /") is None
 True
@@ -32,21 +36,29 @@ from orbitlab.emulate.backend import Result
 from orbitlab.emulate.cluster import backend_of, record_run
 from orbitlab.emulate.store import Store
 
-PCT_EXEC = re.compile(r"^\s*pct\s+exec\s+(\d+)\s+--\s+/bin/sh\s+-s\s*$")
-PCT_ANY = re.compile(r"^\s*pct\b")
+PCT_EXEC = re.compile(r"^\s*(sudo\s+-n\s+)?pct\s+exec\s+(\d+)\s+--\s+/bin/sh\s+-s\s*$")
+PCT_ANY = re.compile(r"^\s*(sudo\s+-n\s+)?pct\b")
+#: What pct says to anyone but root (pve-common src/PVE/RESTEnvironment.pm), exit 255.
+NOT_ROOT = "please run as root"
 WROTE = re.compile(r"^orbitlab\[[^\]]*\]: wrote (\S+)$")
 
 
 def parse_pct_exec(command: str) -> int | None:
     """The VMID of a provisioning command, or None for anything else."""
     match = PCT_EXEC.match(command)
-    return int(match.group(1)) if match else None
+    return int(match.group(2)) if match else None
 
 
-def run_on_node(store: Store, node: str, command: str, stdin: str | None, by: str) -> Result:
-    """Run ``command`` on ``node`` as the emulated SSH session would."""
+def run_on_node(
+    store: Store, node: str, command: str, stdin: str | None, by: str, user: str = "root"
+) -> Result:
+    """Run ``command`` on ``node`` as the emulated SSH session of ``user`` would."""
     vmid = parse_pct_exec(command)
     if vmid is not None:
+        if user != "root" and not command.lstrip().startswith("sudo"):
+            result = Result(255, "", f"{NOT_ROOT}\n")
+            _record(store, node, command, stdin, by, result, vmid=vmid, files=[])
+            return result
         return _pct_exec(store, node, vmid, stdin or "", command, by)
     if PCT_ANY.match(command):
         raise ProxmoxError(
