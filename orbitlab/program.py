@@ -152,6 +152,8 @@ def deploy(
             )
             for sector in plan.sectors
         }
+        # after the apply, every node must report the program's zones applied
+        rollout.check_nodes(plan.backplane.nodes, ssh)
     return Deployment(plan, backplane, templates, sectors, rollout)
 
 

@@ -50,7 +50,8 @@ def test_example_stack_declares_the_expected_resources(run: Run) -> None:
         # Sectors), one per Sector and one per Sector subnet
         APPLIER: 1 + 1 + 1 + (1 + 2) + (1 + 1),
         CONTAINER: 5,
-        COMMAND: 5 + 2,  # provisioning per appliance, bridge wait per Sector
+        # provisioning per appliance, bridge wait per Sector, the SDN check per node
+        COMMAND: 5 + 2 + 2,
         "proxmoxve:download/file:File": len(
             {s.node for s in load_plan(str(EXAMPLE_STACK)).sectors}
         ),
@@ -215,6 +216,28 @@ def test_provisioning_runs_the_rendered_script_in_the_container_on_its_node(run:
             assert command.deleted_with == container.urn
 
 
+def test_every_node_checks_the_programs_zones_after_the_apply(run: Run) -> None:
+    """Proxmox's apply returns before the nodes reload, and a failed reload is only a
+    warning: a check on every node waits for the zones, and what comes after the apply
+    (bridge waits, hence containers) waits for every check."""
+    applier = run.named("rollout-apply")
+    for node in ("pve1", "pve2"):
+        check = run.named(f"rollout-check-{node}")
+        assert applier.urn in check.dependencies
+        script = check.inputs["create"]
+        assert check.inputs["update"] == script
+        assert f"pvesh get /nodes/{node}/sdn/zones --output-format json" in script
+        assert "for zone in olbpz olvz1001 olvz1002; do" in script
+        # checked again whenever the applier applies again
+        assert check.inputs["triggers"] == [applier.replacement_trigger]
+        assert (
+            reveal(check.inputs["connection"])["host"]
+            == {"pve1": "192.0.2.11", "pve2": "192.0.2.12"}[node]
+        )
+        for sector in ("web", "lab"):
+            assert run.depends_on(run.named(f"{sector}-bridges").urn, check.urn)
+
+
 def test_a_user_other_than_root_provisions_through_sudo() -> None:
     """pct runs only as root: another SSH user runs it with ``sudo -n``."""
     config = stack_file_config()
@@ -223,8 +246,12 @@ def test_a_user_other_than_root_provisions_through_sudo() -> None:
     command = run.named("web-gateway-provision")
     assert command.inputs["create"] == "sudo -n pct exec 10011 -- /bin/sh -s"
     assert reveal(command.inputs["connection"])["user"] == "orbitlab"
-    # the bridge wait reads /sys only: no sudo
+    # the bridge wait reads /sys only: no sudo; pvesh runs as root
     assert "sudo" not in run.named("web-bridges").inputs["create"]
+    assert (
+        "sudo -n pvesh get /nodes/pve1/sdn/zones"
+        in run.named("rollout-check-pve1").inputs["create"]
+    )
 
 
 def test_the_dns_appliance_is_provisioned_with_its_dhcp_server(run: Run) -> None:
@@ -308,7 +335,7 @@ def test_ssh_key_reaches_commands_only_inside_their_secret_connection() -> None:
         main, config=config, cluster=FakeCluster(), secret_keys=["orbitlab:sshPrivateKey"]
     )
     commands = run.of_type(COMMAND)
-    assert len(commands) == 7
+    assert len(commands) == 9  # provisioning, bridge waits, node checks
     for command in commands:
         connection = command.inputs["connection"]
         assert is_secret(connection) and reveal(connection)["privateKey"] == key, command.name

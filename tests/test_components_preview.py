@@ -99,8 +99,10 @@ def test_a_new_subnet_changes_only_that_sector_and_reapplies_its_sdn(baseline: R
 
     after = run_with(add_subnet)
     diff = changed(baseline, after)
-    # the one SDN applier is replaced (so SDN is applied); nothing else outside the Sector
-    assert all(name.startswith("lab-") for name in diff - {"rollout-apply"}), diff
+    # the one SDN applier is replaced (so SDN is applied) and every node checks the zones
+    # again; nothing else outside the Sector
+    applied = {"rollout-apply", "rollout-check-pve1", "rollout-check-pve2"}
+    assert all(name.startswith("lab-") for name in diff - applied), diff
     assert {
         "lab-subnet-172-16-9-0-24",
         "lab-subnet-172-16-9-0-24-finalizer",

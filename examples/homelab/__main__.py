@@ -70,6 +70,8 @@ with Rollout("rollout") as rollout:
         )
         for s in plan.sectors
     }
+    # after the apply, every node must report the zones applied (a failed reload fails up)
+    rollout.check_nodes(plan.backplane.nodes, ssh)
 
 # This program's own resources: an app template and one app container per declared host.
 app_template_url = config.require("appTemplateUrl")

@@ -11,7 +11,6 @@ from orbitlab.components.appliance import (
     ApplianceTemplates,
     ApplianceTemplatesArgs,
     Nic,
-    SshCredentials,
 )
 from orbitlab.components.backplane import (
     Backplane,
@@ -21,6 +20,7 @@ from orbitlab.components.backplane import (
 )
 from orbitlab.components.rollout import Rollout, RolloutArgs, RolloutError
 from orbitlab.components.sector import Sector, SectorArgs
+from orbitlab.components.ssh import SshCredentials
 
 __all__ = [
     "Appliance",

@@ -40,6 +40,7 @@ from orbitlab.components.reboots import (
     reboot_inputs,
 )
 from orbitlab.components.rollout import Rollout
+from orbitlab.components.ssh import SshCredentials, node_connection, pct_exec
 from orbitlab.plan import NodePlan
 from orbitlab.rendering import script_digest
 from orbitlab.settings import DNS_LABEL, ApplianceSettings
@@ -48,42 +49,6 @@ NIC_NAME = re.compile(r"eth[0-9]")
 #: Unicast (the lowest bit of the first octet clear), lowercase hex, colon-separated.
 UNICAST_MAC = re.compile(r"[0-9a-f][02468ace](:[0-9a-f]{2}){5}")
 PROXMOX_TAG = re.compile(r"[a-z0-9_][a-z0-9_+.-]*")
-
-
-@dataclass(frozen=True)
-class SshCredentials:
-    """How provisioning reaches the nodes: user, and a private key (secret) or the agent.
-
-    ``private_key`` left out means the SSH agent (``SSH_AUTH_SOCK``) is used.
-    """
-
-    user: str = "root"
-    private_key: pulumi.Input[str] | None = None
-    port: int = 22
-
-
-def node_connection(node: NodePlan, ssh: SshCredentials) -> command.remote.ConnectionArgs:
-    """SSH to the node itself (``pct exec`` works only there), its host key pinned if known."""
-    return command.remote.ConnectionArgs(
-        host=str(node.address),
-        user=ssh.user,
-        port=ssh.port,
-        private_key=pulumi.Output.secret(ssh.private_key) if ssh.private_key is not None else None,
-        host_key=node.host_key,
-    )
-
-
-def pct_exec(vmid: int, user: str = "root") -> str:
-    """The node-side command that runs a script read from stdin inside container ``vmid``.
-
-    pct runs only as root (pve-common ``RESTEnvironment``: "please run as root"); any other
-    user goes through ``sudo -n``, which fails at once where it is not allowed.
-
-    >>> pct_exec(10011), pct_exec(10011, "orbitlab")
-    ('pct exec 10011 -- /bin/sh -s', 'sudo -n pct exec 10011 -- /bin/sh -s')
-    """
-    command = f"pct exec {vmid} -- /bin/sh -s"
-    return command if user == "root" else f"sudo -n {command}"
 
 
 @dataclass(frozen=True)

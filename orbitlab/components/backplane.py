@@ -199,7 +199,12 @@ class Backplane(pulumi.ComponentResource):
         self.subnet = proxmoxve.sdn.Subnet(
             f"{name}-subnet", **inputs["subnet"], opts=child(final, self.vnet)
         )
-        rollout.track(name, [self.controller, self.zone, self.vnet, self.subnet], self.sdn_digest)
+        rollout.track(
+            name,
+            [self.controller, self.zone, self.vnet, self.subnet],
+            self.sdn_digest,
+            zones=(plan.zone_id,),
+        )
         facts = backplane_facts(plan)
         self.facts = rollout.applied_id.apply(lambda _: facts)
         self.vnet_id = rollout.applied_id.apply(lambda _: plan.vnet_id)

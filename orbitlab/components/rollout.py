@@ -17,7 +17,12 @@ Backplane and every Sector of a program:
   removed Sector applies its deletion once), and every Sector finalizer is ``deleted_with``
   the rollout's own (``pulumi destroy`` of all Sectors applies once);
 - **container lanes**: at most ``containers_per_node`` containers on a node are created
-  (or deleted) at once — each waits for the one that many places before it on its node.
+  (or deleted) at once — each waits for the one that many places before it on its node;
+- **node checks** (with :meth:`Rollout.check_nodes`): after the apply, a command on every
+  node waits until the node reports each zone of the program ``available``, and fails
+  naming the node and the zones that are not. Proxmox's apply returns before the nodes
+  reload, and a node whose reload fails is only a warning of its task: without the checks
+  a ``pulumi up`` would succeed with a node left on the old network.
 
 Declare the components inside the ``with`` block; leaving it declares the applier::
 
@@ -37,9 +42,12 @@ from types import TracebackType
 from typing import Any
 
 import pulumi
+import pulumi_command as command
 import pulumi_proxmoxve as proxmoxve
 
 from orbitlab.components import sdn
+from orbitlab.components.ssh import SshCredentials, node_connection
+from orbitlab.plan import NodePlan
 
 DEFAULT_CONTAINERS_PER_NODE = 2
 
@@ -63,11 +71,14 @@ class RolloutArgs:
 class Rollout(pulumi.ComponentResource):
     """One SDN apply for a whole program, finalizers in one chain, bounded container work.
 
-    Children: ``<name>-apply`` (the applier, declared when the ``with`` block ends) and
-    ``<name>-finalizer`` (the Sectors' finalizer, declared with the first Sector).
+    Children: ``<name>-apply`` (the applier, declared when the ``with`` block ends), the
+    node checks ``<name>-check-<node>`` (declared with it), and ``<name>-finalizer`` (the
+    Sectors' finalizer, declared with the first Sector).
     """
 
     applier: proxmoxve.sdn.Applier | None
+    #: The checks that every node applied the program's zones (see :meth:`check_nodes`).
+    node_checks: tuple[command.remote.Command, ...]
     #: The applier once declared: put it in ``depends_on`` to run after the SDN apply.
     applied: pulumi.Output[Any]
 
@@ -89,8 +100,11 @@ class Rollout(pulumi.ComponentResource):
         self._sectors_finalizer: proxmoxve.sdn.Applier | None = None
         self._objects: list[pulumi.Resource] = []
         self._digests: dict[str, str] = {}
+        self._zones: list[str] = []
+        self._checked: tuple[tuple[NodePlan, ...], SshCredentials] | None = None
         self._containers: dict[str, list[pulumi.Resource]] = {}
         self.applier = None
+        self.node_checks = ()
         loop = asyncio.get_event_loop()
         self._applier_future: asyncio.Future[Any] = loop.create_future()
         self._resources_future: asyncio.Future[set[pulumi.Resource]] = loop.create_future()
@@ -169,13 +183,29 @@ class Rollout(pulumi.ComponentResource):
             )
         return self.finalizer(name, opts, within=self._sectors_finalizer)
 
-    def track(self, owner: str, objects: Sequence[pulumi.Resource], digest: str) -> None:
-        """SDN objects the applier applies, and the digest of their inputs."""
+    def track(
+        self,
+        owner: str,
+        objects: Sequence[pulumi.Resource],
+        digest: str,
+        zones: Sequence[str] = (),
+    ) -> None:
+        """SDN objects the applier applies, the digest of their inputs, and the zones the
+        node checks wait for."""
         self.require_open(owner)
         if owner in self._digests:
             raise RolloutError(f"{owner}: already declared in rollout {self._name!r}")
         self._objects.extend(objects)
         self._digests[owner] = digest
+        self._zones.extend(zones)
+
+    def check_nodes(self, nodes: Sequence[NodePlan], ssh: SshCredentials) -> None:
+        """After the apply, check on each of ``nodes`` (every node of the cluster) that it
+        reports the program's zones ``available``: a node whose network reload failed fails
+        the ``pulumi up``, naming the node and the zones. ``applied`` waits for the checks,
+        so what is declared after the apply (bridge waits, containers) waits for them too."""
+        self.require_open("check_nodes")
+        self._checked = (tuple(nodes), ssh)
 
     @property
     def applied_id(self) -> pulumi.Output[str]:
@@ -195,9 +225,26 @@ class Rollout(pulumi.ComponentResource):
                 self.sdn_digest,
                 pulumi.ResourceOptions(parent=self),
             )
+        if self.applier is not None and self._checked is not None and self._zones:
+            self.node_checks = tuple(self._node_check(node) for node in self._checked[0])
         self._applier_future.set_result(self.applier)
-        self._resources_future.set_result({self.applier} if self.applier else set())
+        applied = {self.applier, *self.node_checks} if self.applier else set()
+        self._resources_future.set_result(applied)
         self.register_outputs({"sdnDigest": self.sdn_digest, "components": sorted(self._digests)})
+
+    def _node_check(self, node: NodePlan) -> command.remote.Command:
+        assert self.applier is not None and self._checked is not None
+        ssh = self._checked[1]
+        script = sdn.node_check_script(node.name, sorted(set(self._zones)), ssh.user)
+        return command.remote.Command(
+            f"{self._name}-check-{node.name}",
+            connection=node_connection(node, ssh),
+            create=script,
+            update=script,
+            # checked again after every apply (the digest replaces the applier)
+            triggers=[self.sdn_digest],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.applier]),
+        )
 
     # --- containers --------------------------------------------------------------------
 

@@ -31,8 +31,15 @@ import pulumi
 import pulumi_command as command
 import pulumi_proxmoxve as proxmoxve
 
+from orbitlab.components.ssh import as_root
+from orbitlab.rendering import render_template
+
 BRIDGE_WAIT_TIMEOUT_S = 120
 BRIDGE_POLL_S = 2
+#: How long a node may report the stack's zones ``pending`` after an apply (its reload task
+#: has not run yet) before the check gives up.
+NODE_CHECK_TIMEOUT_S = 120
+NODE_CHECK_POLL_S = 1
 
 
 def sdn_digest(inputs: Mapping[str, Any]) -> str:
@@ -86,6 +93,38 @@ def bridge_wait_script(
         f"    sleep {BRIDGE_POLL_S}\n"
         "  done\n"
         "done\n"
+    )
+
+
+def node_check_script(
+    node: str, zones: Sequence[str], user: str = "root", timeout_s: int = NODE_CHECK_TIMEOUT_S
+) -> str:
+    """A POSIX sh script for ``node``: wait until the node reports every zone of ``zones``
+    ``available`` (``GET /nodes/{node}/sdn/zones``, pve-network
+    ``src/PVE/API2/Network/SDN/Nodes/Zones.pm``), or fail naming each zone that is not.
+
+    ``pending``: the node's SDN config is older than the cluster's (its reload has not run,
+    or did not get that far) — waited for, at most ``timeout_s``. ``error``: a VNet of the
+    zone is not what the config says (the reload failed after generating it) — a failure as
+    soon as no network reload runs on the node. pvesh runs as root (``sudo -n`` for another
+    user). The JSON is read with sed and grep: a node has no jq.
+
+    >>> "sudo -n pvesh get /nodes/pve1/sdn/zones" in node_check_script("pve1", ["olbpz"], "ol")
+    True
+    """
+    node_path = f"/nodes/{shlex.quote(node)}"
+    return render_template(
+        "node-check.sh.j2",
+        node=node,
+        zones=[shlex.quote(zone) for zone in zones],
+        timeout_s=timeout_s,
+        poll_s=NODE_CHECK_POLL_S,
+        get_zones=as_root(f"pvesh get {node_path}/sdn/zones --output-format json", user),
+        get_reloads=as_root(
+            f"pvesh get {node_path}/tasks --typefilter srvreload --source active "
+            "--output-format json",
+            user,
+        ),
     )
 
 

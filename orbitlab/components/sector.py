@@ -32,16 +32,10 @@ import pulumi_proxmoxve as proxmoxve
 
 from orbitlab.allocation import appliance_mac
 from orbitlab.components import sdn
-from orbitlab.components.appliance import (
-    Appliance,
-    ApplianceArgs,
-    Nic,
-    SshCredentials,
-    node_connection,
-    warn_unpinned_nodes,
-)
+from orbitlab.components.appliance import Appliance, ApplianceArgs, Nic, warn_unpinned_nodes
 from orbitlab.components.backplane import SDN_ID_MAX, Backplane, backplane_from_facts
 from orbitlab.components.rollout import Rollout
+from orbitlab.components.ssh import SshCredentials, node_connection
 from orbitlab.plan import BackplanePlan, SectorPlan, StackPlan, SubnetPlan
 from orbitlab.rendering import OS_PROFILES, ROLES, Bundle, provisioning_script, sector_bundles
 
@@ -347,7 +341,9 @@ class Sector(pulumi.ComponentResource):
                 )
             )
         self.subnet_resources = tuple(subnets)
-        rollout.track(name, [self.zone, self.vnet, *subnets], self.sdn_digest)
+        rollout.track(
+            name, [self.zone, self.vnet, *subnets], self.sdn_digest, zones=(sector.zone_id,)
+        )
         node = next(n for n in backplane_plan.nodes if n.name == sector.node)
         warn_unpinned_nodes([node], self)
         connection = node_connection(node, args.ssh)

@@ -15,7 +15,7 @@ rules; a backend makes it real in one way, chosen by the cluster's ``settings.ba
 >>> backend.node_reloaded("pve1", [Bridge("olvn1001"), Bridge("vmbr0")])
 >>> sorted(p.name for p in (backend.node_dir("pve1") / "sys/class/net").iterdir())
 ['olvn1001', 'vmbr0']
->>> backend.run_on_node("pve1", "ls /sys/class/net/", None).stdout.split()
+>>> backend.run_on_node("pve1", "ls /sys/class/net/", None, {}).stdout.split()
 ['olvn1001', 'vmbr0']
 """
 
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 NODE_SYS_NET = "/sys/class/net/"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: A command on a node may not run longer than this (the bridge wait's own bound is 120 s).
 COMMAND_TIMEOUT_S = 300
 BACKENDS = ("files", "twin")
@@ -89,8 +90,10 @@ class Backend(Protocol):
     def exec_in_container(self, node: str, vmid: int, script: str) -> Result:
         """``pct exec <vmid> -- /bin/sh -s`` with ``script`` on stdin."""
 
-    def run_on_node(self, node: str, command: str, stdin: str | None) -> Result:
-        """A command in a shell on the node."""
+    def run_on_node(
+        self, node: str, command: str, stdin: str | None, env: Mapping[str, str]
+    ) -> Result:
+        """A command in a shell on the node (``env``: its environment, PATH included)."""
 
 
 class FilesBackend:
@@ -136,16 +139,20 @@ class FilesBackend:
         root = self.rootfs(node, vmid)
         return run_command(["sh", "-s", "--", "--root", str(root)], script, root)
 
-    def run_on_node(self, node: str, command: str, stdin: str | None) -> Result:
+    def run_on_node(
+        self, node: str, command: str, stdin: str | None, env: Mapping[str, str]
+    ) -> Result:
         """``sh -c`` in the node's directory, ``/sys/class/net/`` mapped to the node's."""
         node_dir = self.node_dir(node)
         mapped = command.replace(NODE_SYS_NET, f"{node_dir}{NODE_SYS_NET}")
-        return run_command(["sh", "-c", mapped], stdin, node_dir)
+        return run_command(["sh", "-c", mapped], stdin, node_dir, env)
 
 
-def run_command(argv: list[str], stdin: str | None, cwd: Path) -> Result:
-    """Run ``argv`` in ``cwd`` with a clean environment, bounded in time."""
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+def run_command(
+    argv: list[str], stdin: str | None, cwd: Path, env: Mapping[str, str] | None = None
+) -> Result:
+    """Run ``argv`` in ``cwd`` with a clean environment (and ``env``), bounded in time."""
+    env = {"PATH": DEFAULT_PATH, "LC_ALL": "C", **(env or {})}
     try:
         done = subprocess.run(
             argv,

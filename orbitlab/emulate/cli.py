@@ -1,11 +1,15 @@
-"""``orbitlab emulate``: start, env, status, stop.
+"""``orbitlab emulate``: start, env, status, stop, and what an admin does on the cluster.
 
-    orbitlab emulate start stacks/Pulumi.example.yaml [--twin]
+    orbitlab emulate start stacks/Pulumi.example.yaml [--twin] [--pve 8|9]
     eval "$(orbitlab emulate env)"
     pulumi preview && pulumi up
     orbitlab emulate join                  # --twin: the declared hosts no container provides
     orbitlab twin test                     # --twin: what the engine built, probed
     orbitlab emulate status
+    orbitlab emulate lock                  # VE 9: hold the SDN lock (prints its token)
+    orbitlab emulate unlock --token T      # ... and release it (or --force)
+    orbitlab emulate fail-reload pve2      # pve2's network reloads fail (--clear: no more)
+    orbitlab emulate apply                 # apply SDN by hand (pvesh set /cluster/sdn)
     orbitlab emulate stop
 
 Added to the main parser by one call in :func:`orbitlab.cli.build_parser`.
@@ -18,8 +22,9 @@ import json
 import sys
 from typing import Any
 
-from orbitlab.emulate import EmulateError, control
-from orbitlab.emulate.cluster import APPLY_S, LOCK_WAIT_S
+from orbitlab.emulate import EmulateError, ProxmoxError, control
+from orbitlab.emulate import cluster as c
+from orbitlab.emulate.cluster import APPLY_S, DEFAULT_PVE, LOCK_WAIT_S, PVE_VERSIONS
 from orbitlab.emulate.status import status_lines, summary
 from orbitlab.emulate.store import Store, emulate_dir
 from orbitlab.emulate.twin_backend import join_hosts
@@ -37,9 +42,10 @@ def cmd_start(args: argparse.Namespace) -> int:
         apply_s=args.apply_seconds,
         lock_wait_s=args.lock_wait_seconds,
         twin=args.twin,
+        pve=args.pve,
         say=say,
     )
-    backed = " backed by the twin" if made["twin"] else ""
+    backed = f" (Proxmox VE {made['pve']})" + (" backed by the twin" if made["twin"] else "")
     after = "; then `orbitlab emulate join` and `orbitlab twin test`" if made["twin"] else ""
     say(
         f"emulated cluster{backed} started in {store.root}: nodes {', '.join(made['nodes'])}. "
@@ -76,6 +82,47 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster_call(action: Any) -> Any:
+    """A call an admin makes on the cluster; Proxmox's refusal is a user error."""
+    try:
+        return action(control.require(Store(emulate_dir())))
+    except ProxmoxError as error:
+        raise EmulateError(str(error)) from None
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    token = _cluster_call(lambda store: c.hold_lock(store, args.allow_pending))
+    print(token)
+    say("the SDN config is locked: every SDN write without this token fails until "
+        "`orbitlab emulate unlock --token ...`")  # fmt: skip
+    return 0
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    _cluster_call(lambda store: c.release_lock(store, args.token, args.force))
+    say("the SDN lock is released")
+    return 0
+
+
+def cmd_fail_reload(args: argparse.Namespace) -> int:
+    message = None if args.clear else args.message
+    _cluster_call(lambda store: c.fail_reload(store, args.node, message))
+    say(
+        f"network reloads of {args.node} succeed again"
+        if message is None
+        else f"network reloads of {args.node} fail from now on: {message}"
+    )
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    del args
+    record = _cluster_call(lambda store: c.apply_sdn(store, "admin", "pvesh set /cluster/sdn"))
+    warned = "".join(f"; WARNING {warning}" for warning in record["warnings"])
+    say(f"SDN applied: version {record['version']}{warned}")
+    return 0
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     del args
     store = Store(emulate_dir())
@@ -98,7 +145,14 @@ def add_emulate_parser(commands: Any) -> None:
         "--apply-seconds",
         type=float,
         default=APPLY_S,
-        help=f"how long an SDN apply holds the SDN lock (default {APPLY_S})",
+        help=f"how long an SDN apply's node reloads take in all (default {APPLY_S})",
+    )
+    start.add_argument(
+        "--pve",
+        type=int,
+        choices=PVE_VERSIONS,
+        default=DEFAULT_PVE,
+        help=f"the Proxmox VE major version whose SDN apply to emulate (default {DEFAULT_PVE})",
     )
     start.add_argument(
         "--twin",
@@ -132,6 +186,31 @@ def add_emulate_parser(commands: Any) -> None:
     status = sub.add_parser("status", help="nodes, SDN running/pending, containers, applies")
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
     status.set_defaults(handler=cmd_status)
+
+    lock = sub.add_parser(
+        "lock", help="VE 9: hold the SDN lock, as an admin in the web UI (prints its token)"
+    )
+    lock.add_argument(
+        "--allow-pending", action="store_true", help="lock although changes are pending"
+    )
+    lock.set_defaults(handler=cmd_lock)
+    unlock = sub.add_parser("unlock", help="VE 9: release the SDN lock")
+    unlock.add_argument("--token", help="the token `orbitlab emulate lock` printed")
+    unlock.add_argument("--force", action="store_true", help="release it without the token")
+    unlock.set_defaults(handler=cmd_unlock)
+    fail = sub.add_parser(
+        "fail-reload", help="make a node's network reloads fail (an SDN apply only warns)"
+    )
+    fail.add_argument("node")
+    fail.add_argument(
+        "--message",
+        default="error: netlink: operation failed (emulated)",
+        help="what the failed reload says in its task",
+    )
+    fail.add_argument("--clear", action="store_true", help="let the node's reloads succeed")
+    fail.set_defaults(handler=cmd_fail_reload)
+    apply = sub.add_parser("apply", help="apply SDN by hand, as `pvesh set /cluster/sdn`")
+    apply.set_defaults(handler=cmd_apply)
 
     stop = sub.add_parser("stop", help="remove the emulated cluster and its Pulumi backend")
     stop.set_defaults(handler=cmd_stop)

@@ -11,12 +11,15 @@ by the stand-in with :data:`orbitlab.emulate.rules.APPLY_RULES` before it calls 
 - SDN changes stay *pending* until an apply (``PUT /cluster/sdn``) commits them to the
   *running* config; then every node reloads its network, and only then does a VNet's bridge
   exist on the nodes of its zone;
-- the apply takes the cluster-wide ``sdn`` domain lock (Proxmox waits 10 s for it) and holds
-  it for ``apply_s``: the commit, then the node reloads. An apply that finds the lock taken is
-  an overlapping apply: when it gets the lock its commit goes through but the nodes are still
-  reloading for the other one, so its reload fails (ifupdown2: "Another instance of this
-  program is already running."); when it does not get it in time: "could not commit SDN
-  config: cfs-lock 'domain-sdn' error: got lock request timeout";
+- the apply, as Proxmox VE 9 or 8.4 has it (``settings.pve``): VE 9 commits under the
+  cluster-wide ``sdn`` domain lock (waiting 10 s for it: "could not commit SDN config:
+  cfs-lock 'domain-sdn' error: got lock request timeout") and refuses while a lock token
+  is held (:func:`hold_lock`); VE 8.4 commits without a lock. Then one task reloads the
+  nodes one after the other (taking ``apply_s`` in all): each generates its SDN config (its
+  SDN version), then ``ifreload`` brings its bridges there — unless another reload runs on
+  it ("error: Another instance of this program is already running.") or it is set to fail
+  (:func:`fail_reload`): a warning of the task, and the apply succeeds. A node reports its
+  zones as Proxmox does (:func:`zone_status`);
 - a template is a volume on one node's storage; a container needs its template on its node,
   a storage for its root disk that holds container directories, a VMID free in the whole
   cluster, and a NIC with an MTU a bridge on its node at least that large (a NIC without
@@ -54,6 +57,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,6 +80,10 @@ STORAGES = {"local": ["vztmpl", "iso", "backup", "snippets"], "local-lvm": ["roo
 #: A container template's name: ``.tar``, or ``.tar`` compressed with gz, xz, zst or bz2.
 VZTMPL_FILE = re.compile(r"[^/]+\.(?:tar(?!\.)|tar\.(?:gz|xz|zst|bz2))$", re.IGNORECASE)
 IFRELOAD_BUSY = "error: Another instance of this program is already running."
+COMMIT_FAILED = "could not commit SDN config"
+#: The Proxmox VE an emulated cluster is, unless started with ``--pve``.
+DEFAULT_PVE = 9
+PVE_VERSIONS = (8, 9)
 LOCK_TIMEOUT = "could not commit SDN config: cfs-lock 'domain-sdn' error: got lock request timeout"
 
 
@@ -97,13 +105,22 @@ def create_cluster(
     lock_wait_s: float = LOCK_WAIT_S,
     stack: str = "",
     backend: str = "files",
+    pve: int = DEFAULT_PVE,
 ) -> None:
     """A fresh cluster: the nodes with their storages and ``vmbr0``, no SDN, nothing else
-    (``backend``: what makes it real, see :mod:`~orbitlab.emulate.backend`)."""
+    (``backend``: what makes it real, see :mod:`~orbitlab.emulate.backend`; ``pve``: the
+    Proxmox VE major version whose SDN apply it has)."""
+    if pve not in PVE_VERSIONS:
+        raise ValueError(f"Proxmox VE {pve} is not emulated (choose {PVE_VERSIONS})")
     state: dict[str, Any] = {
         "format": FORMAT,
         "stack": stack,
-        "settings": {"apply_s": apply_s, "lock_wait_s": lock_wait_s, "backend": backend},
+        "settings": {
+            "apply_s": apply_s,
+            "lock_wait_s": lock_wait_s,
+            "backend": backend,
+            "pve": pve,
+        },
         "nodes": {
             node.name: {
                 "address": node.address,
@@ -111,10 +128,17 @@ def create_cluster(
                 "host_key": node.host_key,
                 "storages": STORAGES,
                 "bridges": ["vmbr0"],
+                "sdn_version": 0,
             }
             for node in nodes
         },
-        "sdn": {"version": 0, "config": _empty_sdn(), "running": _empty_sdn()},
+        "sdn": {
+            "version": 0,
+            "config": _empty_sdn(),
+            "running": _empty_sdn(),
+            "lock_token": None,
+        },
+        "reload_failures": {},
         "volumes": {node.name: {} for node in nodes},
         "containers": {},
         "applies": [],
@@ -173,6 +197,7 @@ def create_sdn(store: Store, kind: str, object_id: str, props: dict[str, Any]) -
     """Add a controller, zone, VNet or subnet to the pending config (its ID's format is the
     API's, :mod:`orbitlab.emulate.rules.api`)."""
     with _sdn_lock("create", kind), store.change() as state:
+        _check_lock_token(state)  # bpg's provider sends no lock token
         config = state["sdn"]["config"]
         if object_id in config[kind]:
             label = kind.removesuffix("s")
@@ -184,6 +209,7 @@ def create_sdn(store: Store, kind: str, object_id: str, props: dict[str, Any]) -
 def update_sdn(store: Store, kind: str, object_id: str, props: dict[str, Any]) -> None:
     """Change an object of the pending config (its ID stays; a VNet may change its zone)."""
     with _sdn_lock("update", kind), store.change() as state:
+        _check_lock_token(state)  # bpg's provider sends no lock token
         config = state["sdn"]["config"]
         _require(config, kind, object_id)
         _validate_sdn(config, kind, object_id, props, config[kind][object_id])
@@ -198,6 +224,7 @@ def delete_sdn(store: Store, kind: str, object_id: str) -> None:
     container runs on, cut off, and cannot start again, see :func:`update_container`).
     """
     with _sdn_lock("delete", kind), store.change() as state:
+        _check_lock_token(state)  # bpg's provider sends no lock token
         config = state["sdn"]["config"]
         _require(config, kind, object_id)
         _refuse_delete_in_use(config, kind, object_id)
@@ -356,28 +383,45 @@ def domain_lock(store: Store, wait_s: float) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def apply_sdn(store: Store, by: str, why: str) -> dict[str, Any]:
-    """``PUT /cluster/sdn``: commit the pending config, reload every node's network.
+def pve_version(state: dict[str, Any]) -> int:
+    return int(state["settings"].get("pve", DEFAULT_PVE))
 
-    Returns the apply's record; raises :class:`ProxmoxError` when it overlapped another apply.
+
+def apply_sdn(store: Store, by: str, why: str) -> dict[str, Any]:
+    """``PUT /cluster/sdn``: commit the pending config, then one task reloads the nodes.
+
+    As pve-network's ``reload`` (``src/PVE/API2/Network/SDN.pm``): on Proxmox VE 9 the
+    cluster-wide ``sdn`` lock is held while the config is committed (and a held lock token
+    refuses the commit); VE 8.4 commits without a lock. Then a task reloads the nodes one by
+    one; a node whose reload fails (another reload running on it, or a failure set with
+    :func:`fail_reload`) is a warning of that task, and the apply succeeds. The emulated
+    apply returns once the task is done (Proxmox returns when it starts): the program's
+    per-node check polls either way.
     """
     settings = store.read()["settings"]
     started = time.time()
-    with domain_lock(store, settings["lock_wait_s"]) as waited:
+    if int(settings.get("pve", DEFAULT_PVE)) >= 9:
+        try:
+            with domain_lock(store, settings["lock_wait_s"]), store.change() as state:
+                _check_lock_token(state)
+                record = _commit(state, by, why, started)
+        except ProxmoxError as error:
+            if error.reason == LOCK_TIMEOUT:
+                raise
+            raise ProxmoxError(f"{COMMIT_FAILED}: {error.reason}", 500, error.errors) from None
+    else:
         with store.change() as state:
             record = _commit(state, by, why, started)
-            if waited:
-                _fail_reloads(state, record)
-        if waited:
-            raise ProxmoxError(record["error"])
-        time.sleep(settings["apply_s"])
-        with store.change() as state:
-            record = state["applies"][record["n"] - 1]
-            for node in state["nodes"]:
-                _reload_node(store, state, node)
-            record.update(ok=True, end=time.time())
+    warnings = [warning for node in _node_names(store) if (warning := _reload(store, node, record))]
+    with store.change() as state:
+        record = state["applies"][record["n"] - 1]
+        record.update(ok=True, end=time.time(), warnings=warnings)
     store.log("cluster", f"apply #{record['n']} by {by} ({why}): SDN version {record['version']}")
     return record
+
+
+def _node_names(store: Store) -> list[str]:
+    return sorted(store.read()["nodes"])
 
 
 def _commit(state: dict[str, Any], by: str, why: str, started: float) -> dict[str, Any]:
@@ -393,26 +437,140 @@ def _commit(state: dict[str, Any], by: str, why: str, started: float) -> dict[st
         "end": None,
         "ok": False,
         "error": None,
+        "warnings": [],
     }
     state["applies"].append(record)
     return record
 
 
-def _fail_reloads(state: dict[str, Any], record: dict[str, Any]) -> None:
-    """An apply that overlapped another: its commit went through, its node reloads fail."""
-    nodes = sorted(state["nodes"])
-    for node in nodes:
+@contextlib.contextmanager
+def _reload_lock(store: Store, node: str) -> Iterator[bool]:
+    """ifupdown2's one-instance lock on a node; yields whether this reload got it."""
+    store.cluster_dir.mkdir(parents=True, exist_ok=True)
+    with open(store.cluster_dir / f"ifreload-{node}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _reload(store: Store, node: str, record: dict[str, Any]) -> str | None:
+    """One node's network reload, as pve-manager's ``reload_network_config``: the SDN
+    config is generated from the running config (the node's SDN version), then
+    ``ifreload -a`` brings the node's bridges to what was generated — unless another
+    ``ifreload`` still runs there, or the reload was set to fail: then the generated config
+    and the bridges differ (the node reports those zones ``error``). Returns the warning of
+    a failed reload, else None."""
+    with store.change() as state:
+        state["nodes"][node]["sdn_version"] = state["sdn"]["version"]
+        generated = node_bridges(state, node)
+        failure = state.get("reload_failures", {}).get(node)
+        share = state["settings"]["apply_s"] / max(1, len(state["nodes"]))
+    with _reload_lock(store, node) as free:
+        if not free:
+            return _failed(store, node, record, IFRELOAD_BUSY)
+        time.sleep(share)
+        if failure is not None:
+            return _failed(store, node, record, failure)
+        with store.change() as state:
+            state["nodes"][node]["bridges"] = sorted(bridge.name for bridge in generated)
+            backend_of(store, state).node_reloaded(node, generated)
+    return None
+
+
+def _failed(store: Store, node: str, record: dict[str, Any], error: str) -> str:
+    """A node's failed reload: a failed ``srvreload`` task (the apply only warns)."""
+    with store.change() as state:
         state["failed_tasks"].append(
-            {"node": node, "task": "srvreload", "apply": record["n"], "error": IFRELOAD_BUSY}
+            {"node": node, "task": "srvreload", "apply": record["n"], "error": error}
         )
-    record.update(
-        end=time.time(),
-        error=(
-            f"SDN apply #{record['n']} overlapped another apply: the commit went through, but "
-            f"reloading the network failed on {', '.join(nodes)}: {IFRELOAD_BUSY} "
-            "(two SDN applies at once; see 'orbitlab emulate status')"
-        ),
-    )
+    return f"{node}: {error}"
+
+
+def fail_reload(store: Store, node: str, message: str | None) -> None:
+    """Make every network reload of ``node`` fail with ``message`` (None: reload again)."""
+    with store.change() as state:
+        _node(state, node)
+        failures = state.setdefault("reload_failures", {})
+        if message is None:
+            failures.pop(node, None)
+        else:
+            failures[node] = message
+
+
+# --- VE 9's lock token ---------------------------------------------------------------------
+
+
+def _check_lock_token(state: dict[str, Any], token: str | None = None) -> None:
+    """``lock_sdn_config``: while a lock token is held, a write without it is refused."""
+    held = state["sdn"].get("lock_token")
+    if held is not None and token != held:
+        raise ProxmoxError("invalid lock token provided!", 500)
+
+
+def has_pending(state: dict[str, Any]) -> bool:
+    sdn = state["sdn"]
+    return any(sdn["config"][kind] != sdn["running"][kind] for kind in SDN_KINDS)
+
+
+def hold_lock(store: Store, allow_pending: bool = False) -> str:
+    """``POST /cluster/sdn/lock`` (Proxmox VE 9): hold the SDN config's lock, as an admin
+    does in the web UI; returns its token. Every SDN write without it fails until it is
+    released."""
+    with store.change() as state:
+        if pve_version(state) < 9:
+            raise ProxmoxError("Proxmox VE 8 has no SDN lock API (POST /cluster/sdn/lock)")
+        try:
+            _check_lock_token(state)
+            if not allow_pending and has_pending(state):
+                raise ProxmoxError("configuration has pending changes", 500)
+        except ProxmoxError as error:
+            raise ProxmoxError(f"could not acquire lock for SDN config: {error.reason}") from None
+        token = secrets.token_hex(16)
+        state["sdn"]["lock_token"] = token
+    return token
+
+
+def release_lock(store: Store, token: str | None, force: bool = False) -> None:
+    """``DELETE /cluster/sdn/lock``: with the token, or ``force``."""
+    with store.change() as state:
+        if not force:
+            try:
+                _check_lock_token(state, token)
+            except ProxmoxError as error:
+                raise ProxmoxError(f"could not release lock: {error.reason}") from None
+        state["sdn"]["lock_token"] = None
+
+
+# --- what a node reports ------------------------------------------------------------------
+
+
+def zone_status(state: dict[str, Any], node: str) -> list[dict[str, str]]:
+    """``GET /nodes/{node}/sdn/zones`` (pve-network ``Zones.pm``, ``status``): each zone of
+    the running config on the node, ``pending`` while the node's generated SDN config is
+    older than the running one, ``error`` when a VNet of it has no bridge there (a reload
+    that generated the config and failed), else ``available``."""
+    running, version = state["sdn"]["running"], state["sdn"]["version"]
+    if not version:
+        return []
+    local = state["nodes"][node].get("sdn_version", 0)
+    status = "pending" if local < version else "available"
+    statuses = {
+        zone_id: status
+        for zone_id, zone in running["zones"].items()
+        if node in (zone.get("nodes") or list(state["nodes"]))
+    }
+    if status == "available":
+        present = set(bridges(state, node))
+        for vnet_id, vnet in running["vnets"].items():
+            if vnet.get("zone") in statuses and vnet_id not in present:
+                statuses[vnet["zone"]] = "error"
+    return [{"zone": zone_id, "status": statuses[zone_id]} for zone_id in sorted(statuses)]
 
 
 def bridges(state: dict[str, Any], node: str) -> list[str]:
@@ -466,12 +624,6 @@ def _bridge(
         vrf_tag=zone.get("vrfVxlan"),
         primary_exit_node=zone.get("primaryExitNode") or (exits[0] if exits else None),
     )
-
-
-def _reload_node(store: Store, state: dict[str, Any], node: str) -> None:
-    declared = node_bridges(state, node)
-    state["nodes"][node]["bridges"] = sorted(bridge.name for bridge in declared)
-    backend_of(store, state).node_reloaded(node, declared)
 
 
 # --- templates ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 
 import orbitlab
 from orbitlab.emulate import EmulateError
-from orbitlab.emulate.cluster import APPLY_S, LOCK_WAIT_S, Node, create_cluster
+from orbitlab.emulate.cluster import APPLY_S, DEFAULT_PVE, LOCK_WAIT_S, Node, create_cluster
 from orbitlab.emulate.store import DIR_ENV, Store
 from orbitlab.errors import OrbitLabError
 from orbitlab.stack import load_stack_file
@@ -86,10 +86,12 @@ def start(
     lock_wait_s: float = LOCK_WAIT_S,
     build: bool = True,
     twin: bool = False,
+    pve: int = DEFAULT_PVE,
     say: Any = print,
 ) -> dict[str, Any]:
     """Create the emulated cluster of a stack file's nodes; returns what was made. With
-    ``twin``, its nodes and containers are the twin's (built here, in namespaces: root)."""
+    ``twin``, its nodes and containers are the twin's (built here, in namespaces: root);
+    ``pve``: the Proxmox VE major version whose SDN apply it has (8 or 9)."""
     if store.exists:
         raise EmulateError(
             f"an emulated cluster already runs in {store.root}; `orbitlab emulate stop` first"
@@ -111,6 +113,7 @@ def start(
             lock_wait_s=lock_wait_s,
             stack=stack,
             backend="twin" if twin else "files",
+            pve=pve,
         )
     except BaseException:
         if twin:
@@ -131,7 +134,7 @@ def start(
     store.log(
         "emulate", f"started from {stack_file}{backed}: nodes {', '.join(n.name for n in nodes)}"
     )
-    return {"stack": stack, "nodes": [n.name for n in nodes], "twin": twin}
+    return {"stack": stack, "nodes": [n.name for n in nodes], "twin": twin, "pve": pve}
 
 
 def require(store: Store) -> Store:

@@ -9,7 +9,9 @@
   node and be running (Proxmox's messages otherwise).
 - any other command runs in ``sh`` on this machine, in the node's directory, with
   ``/sys/class/net/`` mapped to the node's own (its bridges as files): that is how the bridge
-  wait sees the bridges a network reload made. It is not sandboxed otherwise.
+  wait sees the bridges a network reload made. The node's ``PATH`` has stand-ins for
+  ``pvesh`` (:mod:`orbitlab.emulate.pvesh`: what the node reports of its SDN) and ``sudo``
+  (``sudo -n`` runs as root: the README's sudo rule). It is not sandboxed otherwise.
 
 Both go through the cluster's backend (:mod:`~orbitlab.emulate.backend`); this module adds
 what is the same for every backend: Proxmox's checks and the record of what ran.
@@ -29,12 +31,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import time
+from pathlib import Path
 
 from orbitlab.emulate import ProxmoxError
-from orbitlab.emulate.backend import Result
+from orbitlab.emulate.backend import DEFAULT_PATH, Result
 from orbitlab.emulate.cluster import backend_of, record_run
-from orbitlab.emulate.store import Store
+from orbitlab.emulate.pvesh import NODE_ENV, USER_ENV
+from orbitlab.emulate.store import DIR_ENV, Store
 
 PCT_EXEC = re.compile(r"^\s*(sudo\s+-n\s+)?pct\s+exec\s+(\d+)\s+--\s+/bin/sh\s+-s\s*$")
 PCT_ANY = re.compile(r"^\s*(sudo\s+-n\s+)?pct\b")
@@ -64,9 +69,37 @@ def run_on_node(
         raise ProxmoxError(
             f"the emulated node runs only 'pct exec VMID -- /bin/sh -s' (got {command!r})"
         )
-    result = backend_of(store, store.read()).run_on_node(node, command, stdin)
+    env = node_env(store, node, user)
+    result = backend_of(store, store.read()).run_on_node(node, command, stdin, env)
     _record(store, node, command, stdin, by, result, vmid=None, files=[])
     return result
+
+
+def node_tools(store: Store) -> Path:
+    """The directory of what an emulated node has beyond this machine: pvesh and sudo."""
+    tools = store.root / "node-tools"
+    scripts = {
+        "pvesh": f'#!/bin/sh\nexec {sys.executable} -m orbitlab.emulate.pvesh "$@"\n',
+        # the node has the README's rule: `sudo -n` runs the command as root
+        "sudo": (f'#!/bin/sh\n[ "${{1:-}}" = -n ] && shift\n{USER_ENV}=root exec "$@"\n'),
+    }
+    tools.mkdir(parents=True, exist_ok=True)
+    for name, text in scripts.items():
+        path = tools / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            path.chmod(0o755)
+    return tools
+
+
+def node_env(store: Store, node: str, user: str) -> dict[str, str]:
+    """The environment of a command on an emulated node, run by ``user``."""
+    return {
+        "PATH": f"{node_tools(store)}:{DEFAULT_PATH}",
+        DIR_ENV: str(store.root),
+        NODE_ENV: node,
+        USER_ENV: user,
+    }
 
 
 def _pct_exec(store: Store, node: str, vmid: int, script: str, command: str, by: str) -> Result:

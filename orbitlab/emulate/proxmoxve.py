@@ -214,7 +214,8 @@ def _subnet() -> ResourceType:
 def _applier() -> ResourceType:
     def apply(call: Call, why: str) -> None:
         record = c.apply_sdn(call.store, call.name, why)
-        call.log(f"applied SDN (apply #{record['n']}, {why})")
+        warned = "".join(f"; WARNING {warning}" for warning in record["warnings"])
+        call.log(f"applied SDN (apply #{record['n']}, {why}){warned}")
 
     def create(call: Call, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         _check_endpoint(call)

@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from orbitlab.emulate import EmulateError, control
+from orbitlab.emulate.cluster import DEFAULT_PVE
 from orbitlab.emulate.status import summary
 from orbitlab.emulate.store import Store
 
@@ -69,6 +70,7 @@ class Rehearsal:
         program: Path = control.PROJECT_ROOT,
         apply_s: float = 1.5,
         twin_stack: str | None = None,
+        pve: int = DEFAULT_PVE,
     ) -> Rehearsal:
         """A cluster with the stack file's nodes, and a copy of ``program``'s Pulumi.yaml and
         ``__main__.py`` in ``workdir/project``. With ``twin_stack``, the cluster is backed by
@@ -83,9 +85,11 @@ class Rehearsal:
         if twin_stack is not None:
             copied = project / f"Pulumi.{twin_stack}.yaml"
             shutil.copy(stack_file, copied)
-            control.start(store, str(copied), apply_s=apply_s, build=False, twin=True, say=_quiet)
+            control.start(
+                store, str(copied), apply_s=apply_s, build=False, twin=True, pve=pve, say=_quiet
+            )
         else:
-            control.start(store, str(stack_file), apply_s=apply_s, build=False)
+            control.start(store, str(stack_file), apply_s=apply_s, build=False, pve=pve)
         env = control.process_environment(store)
         env["PYTHONPATH"] = str(control.PROJECT_ROOT)
         return cls(project, store, env)

@@ -7,7 +7,8 @@ containers, the SDN applies and the containers' reboots so far, and any failed t
 ...          "volumes": {"pve1": {}}, "containers": {}, "applies": [], "failed_tasks": [],
 ...          "runs": []}
 >>> print("\\n".join(status_lines(state)))
-nodes: pve1 192.0.2.11 (bridges: vmbr0)
+Proxmox VE 9
+nodes: pve1 192.0.2.11 (bridges: vmbr0; SDN version 0)
 SDN (version 0): nothing
 templates: none
 containers: none
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orbitlab.emulate.cluster import SDN_KINDS, sdn_listing
+from orbitlab.emulate.cluster import DEFAULT_PVE, SDN_KINDS, sdn_listing
 
 
 def summary(state: dict[str, Any]) -> dict[str, Any]:
@@ -31,11 +32,18 @@ def summary(state: dict[str, Any]) -> dict[str, Any]:
     }
     return {
         "backend": state.get("settings", {}).get("backend", "files"),
+        "pve": state.get("settings", {}).get("pve", DEFAULT_PVE),
         "nodes": {
-            name: {"address": node["address"], "bridges": node["bridges"]}
+            name: {
+                "address": node["address"],
+                "bridges": node["bridges"],
+                "sdn_version": node.get("sdn_version", 0),
+                "reload_fails": state.get("reload_failures", {}).get(name),
+            }
             for name, node in state["nodes"].items()
         },
         "sdn_version": state["sdn"]["version"],
+        "sdn_locked": state["sdn"].get("lock_token") is not None,
         "sdn": sdn,
         "volumes": {node: sorted(volumes) for node, volumes in state["volumes"].items()},
         "containers": state["containers"],
@@ -50,11 +58,16 @@ def status_lines(state: dict[str, Any]) -> list[str]:
     facts = summary(state)
     twin = ["backend: the twin (`orbitlab twin status` shows its namespaces)"]
     lines = (twin if facts["backend"] == "twin" else []) + [
+        f"Proxmox VE {facts['pve']}"
+        + (", SDN locked (a lock token is held)" if facts["sdn_locked"] else ""),
         "nodes: "
         + "; ".join(
-            f"{name} {node['address']} (bridges: {', '.join(node['bridges'])})"
+            f"{name} {node['address']} (bridges: {', '.join(node['bridges'])}; SDN version "
+            f"{node['sdn_version']}"
+            + (f"; reloads fail: {node['reload_fails']}" if node["reload_fails"] else "")
+            + ")"
             for name, node in facts["nodes"].items()
-        )
+        ),
     ]
     objects = [
         f"  {kind.removesuffix('s')} {object_id}: {status}"
@@ -77,6 +90,7 @@ def status_lines(state: dict[str, Any]) -> list[str]:
     lines.extend(
         f"  #{a['n']} by {a['by']} ({a['why']}): version {a['version']}, "
         + ("ok" if a["ok"] else f"FAILED: {a['error']}")
+        + "".join(f"; WARNING {warning}" for warning in a.get("warnings", []))
         for a in applies
     )
     lines.append(f"reboots: {len(facts['reboots'])}")

@@ -185,12 +185,14 @@ class TwinBackend:
         members = containers.backplane_members(twin.state, evpn)
         fabric.sync_backplane(twin.topology, twin.state.workdir, members, nodes)
 
-    def run_on_node(self, node: str, command: str, stdin: str | None) -> Result:
+    def run_on_node(
+        self, node: str, command: str, stdin: str | None, env: Mapping[str, str]
+    ) -> Result:
         """A shell in the node's network namespace (``/sys`` showing its links)."""
         workdir = self.store.node_dir(node)
         workdir.mkdir(parents=True, exist_ok=True)
         argv = system.in_netns(f"olt-n.{node}", ["sh", "-c", command])
-        return run_command(argv, stdin, workdir)
+        return run_command(argv, stdin, workdir, env)
 
     # --- containers --------------------------------------------------------------------------
 
