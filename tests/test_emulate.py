@@ -577,6 +577,39 @@ def test_emulate_start_env_status_stop(tmp_path: Path, monkeypatch, capsys) -> N
     assert "no emulated cluster in" in capsys.readouterr().err
 
 
+def test_emulate_lock_unlock_fail_reload_and_apply(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("ORBITLAB_EMULATE_DIR", str(tmp_path / "emu"))
+    monkeypatch.setattr(control, "ensure_pulumi", lambda: tmp_path)
+    argv = ["emulate", "start", str(EXAMPLE_STACK), "--apply-seconds", "0", "--pve", "9"]
+    assert cli_main(argv) == 0
+    assert "(Proxmox VE 9)" in capsys.readouterr().err
+    assert cli_main(["emulate", "lock"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert cli_main(["emulate", "apply"]) == 1
+    assert "could not commit SDN config: invalid lock token provided!" in capsys.readouterr().err
+    assert cli_main(["emulate", "unlock", "--token", "nope"]) == 1
+    assert "could not release lock: invalid lock token provided!" in capsys.readouterr().err
+    assert cli_main(["emulate", "unlock", "--token", token]) == 0
+    assert cli_main(["emulate", "fail-reload", "pve9"]) == 1
+    assert "no such cluster node 'pve9'" in capsys.readouterr().err
+    assert cli_main(["emulate", "fail-reload", "pve2", "--message", "boom"]) == 0
+    capsys.readouterr()
+    assert cli_main(["emulate", "apply"]) == 0
+    assert "SDN applied: version 1; WARNING pve2: boom" in capsys.readouterr().err
+    assert cli_main(["emulate", "status"]) == 0
+    assert "pve2 192.0.2.12 (bridges: vmbr0; SDN version 1; reloads fail: boom)" in (
+        capsys.readouterr().out
+    )
+    assert cli_main(["emulate", "stop"]) == 0
+
+
+def test_emulate_start_refuses_a_proxmox_it_does_not_emulate(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ORBITLAB_EMULATE_DIR", str(tmp_path / "emu"))
+    with pytest.raises(SystemExit):
+        cli_main(["emulate", "start", str(EXAMPLE_STACK), "--pve", "7"])
+    assert "invalid choice: 7 (choose from 8, 9)" in capsys.readouterr().err
+
+
 # --- schemas and the build -----------------------------------------------------------------
 
 
