@@ -398,9 +398,10 @@ def apply_sdn(store: Store, by: str, why: str) -> dict[str, Any]:
     apply returns once the task is done (Proxmox returns when it starts): the program's
     per-node check polls either way.
     """
-    settings = store.read()["settings"]
+    state = store.read()
+    settings = state["settings"]
     started = time.time()
-    if int(settings.get("pve", DEFAULT_PVE)) >= 9:
+    if pve_version(state) >= 9:
         try:
             with domain_lock(store, settings["lock_wait_s"]), store.change() as state:
                 _check_lock_token(state)
