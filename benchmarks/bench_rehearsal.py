@@ -4,7 +4,7 @@ For 1, 10 and 30 Sectors (on the example stack's two nodes, every other Sector w
 balancer), each run starts a fresh emulated cluster and times, with the real Pulumi CLI:
 the first `pulumi up` (everything created), a no-op `pulumi up`, and `pulumi destroy
 --exclude-protected` (every Sector goes, the Backplane stays), and counts the SDN applies
-the emulated cluster saw in each. An apply holds the SDN lock for `--apply-seconds`
+the emulated cluster saw in each. An apply's node reloads take `--apply-seconds` in all
 (default 1.5, the emulator's default), which is part of every time that applies.
 
     .venv/bin/python benchmarks/bench_rehearsal.py                    # 1, 10, 30 Sectors
@@ -87,8 +87,8 @@ def main() -> int:
         print(f"the Pulumi CLI is not built in {control.pulumi_bin()}: run scripts/build-pulumi.sh")
         return 1
     print(
-        f"pulumi up on the emulated cluster: median of {args.runs} run(s), an SDN apply "
-        f"holds the lock {args.apply_seconds:g} s; applies = SDN applies the cluster saw"
+        f"pulumi up on the emulated cluster: median of {args.runs} run(s), an SDN apply's "
+        f"node reloads take {args.apply_seconds:g} s; applies = SDN applies the cluster saw"
     )
     header = f"{'Sectors':>7} {'resources':>9}  " + "  ".join(
         f"{step + ' s':>12} {'applies':>7}" for step in STEPS

@@ -15,8 +15,8 @@ client per Sector, an LB every third Sector), two ways to the same green table:
 Both run the same checks: by default the groups that grow linearly with the Sectors
 (`--check` to choose others, `--all` for every group but the gateway failure and the
 DHCP lease changes: at 30 Sectors sharing one CIDR, "overlap" and "isolation" grow with
-the square of the Sectors). An SDN apply holds the lock `--apply-seconds` (the emulator's
-default). Prints medians — a benchmark, not a test. Wrap it in the twin's lock:
+the square of the Sectors). An SDN apply's node reloads take `--apply-seconds` in all (the
+emulator's default). Prints medians — a benchmark, not a test. Wrap it in the twin's lock:
 
     flock /tmp/orbitlab-twin.lock .venv/bin/python benchmarks/bench_twin_cluster.py
 """
@@ -124,7 +124,7 @@ def main() -> int:
     print(
         f"pulumi up -> twin test green, median of {args.runs} run(s); checks: "
         f"{', '.join(checks) or 'all but failover and DHCP lease changes'}; "
-        f"an SDN apply holds the lock {args.apply_seconds:g} s"
+        f"an SDN apply's node reloads take {args.apply_seconds:g} s"
     )
     print(
         f"{'Sectors':>7} {'containers':>10}  {'up s':>6} {'join s':>6} {'test s':>6} "

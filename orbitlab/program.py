@@ -32,6 +32,7 @@ from orbitlab.components import (
     Sector,
     SectorArgs,
     SshCredentials,
+    warn_reboots,
 )
 from orbitlab.errors import OrbitLabError
 from orbitlab.facts import plan_for_cluster
@@ -146,7 +147,6 @@ def deploy(
                     template_file_id=templates.file_id(sector.node),
                     rollout=rollout,
                     ssh=ssh,
-                    deployed=deployed,
                 ),
                 opts,
             )
@@ -154,6 +154,8 @@ def deploy(
         }
         # after the apply, every node must report the program's zones applied
         rollout.check_nodes(plan.backplane.nodes, ssh)
+    if deployed is not None:
+        warn_reboots(deployed, sectors.values())
     return Deployment(plan, backplane, templates, sectors, rollout)
 
 

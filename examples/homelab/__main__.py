@@ -23,6 +23,7 @@ from orbitlab.components import (
     Sector,
     SectorArgs,
     SshCredentials,
+    warn_reboots,
 )
 from orbitlab.plan import HostPlan, SectorPlan
 from orbitlab.program import SSH_KEY_CONFIG, deployed_appliances, plan_for_cluster, stack_config
@@ -65,13 +66,13 @@ with Rollout("rollout") as rollout:
                 template_file_id=templates.file_id(s.node),
                 rollout=rollout,
                 ssh=ssh,
-                deployed=deployed,
             ),
         )
         for s in plan.sectors
     }
     # after the apply, every node must report the zones applied (a failed reload fails up)
     rollout.check_nodes(plan.backplane.nodes, ssh)
+warn_reboots(deployed, sectors.values())
 
 # This program's own resources: an app template and one app container per declared host.
 app_template_url = config.require("appTemplateUrl")

@@ -19,7 +19,7 @@ from orbitlab.components.backplane import (
     backplane_from_facts,
 )
 from orbitlab.components.rollout import Rollout, RolloutArgs, RolloutError
-from orbitlab.components.sector import Sector, SectorArgs
+from orbitlab.components.sector import Sector, SectorArgs, warn_reboots
 from orbitlab.components.ssh import SshCredentials
 
 __all__ = [
@@ -38,4 +38,5 @@ __all__ = [
     "SshCredentials",
     "backplane_facts",
     "backplane_from_facts",
+    "warn_reboots",
 ]

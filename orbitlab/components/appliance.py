@@ -105,10 +105,6 @@ class ApplianceArgs:
     provision_after: tuple[pulumi.Resource, ...] = ()
     #: When given, the container takes its place in the node's lane (bounded container work).
     rollout: Rollout | None = None
-    #: What this appliance was when last deployed (its :meth:`Appliance.record`, e.g. from
-    #: the stack's previous ``appliances`` output): a change the provider reboots the
-    #: running container for is then named in ``pulumi preview``.
-    deployed: pulumi.Input[Mapping[str, Any] | None] = None
 
     def problems(self) -> list[str]:
         """Every invalid field, named; empty when the args are valid."""
@@ -148,6 +144,8 @@ class Appliance(pulumi.ComponentResource):
 
     container: proxmoxve.ContainerLegacy
     provisioning: command.remote.Command
+    #: The component's name (``web-gateway``).
+    name: str
     vmid: int
     hostname: str
     node: str
@@ -162,6 +160,7 @@ class Appliance(pulumi.ComponentResource):
         if problems:
             raise ValueError(f"Appliance {name!r}: " + "; ".join(problems))
         super().__init__("orbitlab:index:Appliance", name, None, opts)
+        self.name = name
         self.vmid, self.hostname, self.node = args.vmid, args.hostname, args.node.name
         self.script_sha256 = script_digest(args.script)
         settings = args.appliances
@@ -201,10 +200,6 @@ class Appliance(pulumi.ComponentResource):
                 delete_before_replace=True,
             ),
         )
-        if args.deployed is not None:
-            pulumi.Output.from_input(args.deployed).apply(
-                lambda deployed: self._warn_reboot(name, deployed)
-            )
         if args.rollout is not None:
             args.rollout.add_container(args.node.name, self.container)
         run = pct_exec(args.vmid, args.ssh.user)
@@ -235,7 +230,7 @@ class Appliance(pulumi.ComponentResource):
     def record(self) -> dict[str, Any]:
         """What this appliance is, as plain values: VMID, node, hostname and the inputs a
         change of reboots it (``rebootInputs``). The stack program exports it; given back as
-        ``deployed`` at the next run, it lets the appliance name its reboots in a preview."""
+        to :meth:`warn_reboot` at the next run, it names its reboots in a preview."""
         return {
             "vmid": self.vmid,
             "node": self.node,
@@ -243,15 +238,16 @@ class Appliance(pulumi.ComponentResource):
             "rebootInputs": self.reboot_inputs,
         }
 
-    def _warn_reboot(self, name: str, deployed: Mapping[str, Any] | None) -> None:
-        """Warn when the running container will be rebooted: it keeps its VMID and node
-        (else it is replaced, which the preview shows) and a change reboots it."""
+    def warn_reboot(self, deployed: Mapping[str, Any] | None) -> None:
+        """Warn (in ``pulumi preview`` too) when the running container will be rebooted:
+        given what it was when last deployed (its :meth:`record`), it keeps its VMID and
+        node (else it is replaced, which the preview shows) and a change reboots it."""
         if not deployed or (deployed.get("vmid"), deployed.get("node")) != (self.vmid, self.node):
             return
         changes = reboot_changes(deployed.get("rebootInputs") or {}, self.reboot_inputs)
         if changes:
             pulumi.log.warn(
-                f"{name} will be rebooted (CT {self.vmid} {self.hostname} on {self.node}): "
+                f"{self.name} will be rebooted (CT {self.vmid} {self.hostname} on {self.node}): "
                 f"{describe(changes)}. The provider reboots a running container when its "
                 "memory, NICs, DNS, hostname or OS type change: what it serves in its Sector "
                 "stops until it has booted again",
