@@ -99,12 +99,18 @@ class Deployment:
         }
 
 
-def deployed_appliances() -> pulumi.Output[Any]:
-    """This stack's ``appliances`` output as last deployed (None before the first ``up``).
+def deployed_appliances() -> pulumi.Output[Any] | None:
+    """This stack's ``appliances`` output as last deployed (None before the first ``up``),
+    in a preview; None in an update.
 
-    Read through a reference to the stack itself: an appliance compares it with what it
-    declares now and names, in ``pulumi preview``, a change the provider will reboot it for.
+    Read through a reference to the stack itself, so that ``pulumi preview`` (and the
+    preview ``pulumi up`` shows first) names the appliances a change will reboot. Only in a
+    preview: while an update runs, the engine rewrites the stack's checkpoint, and a file
+    backend's reader can meet a half-written one ("failed to load checkpoint: EOF"; seen in
+    the rehearsal on a first ``up --skip-preview``).
     """
+    if not pulumi.runtime.is_dry_run():
+        return None
     me = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
     return pulumi.StackReference("deployed", stack_name=me).get_output("appliances")
 

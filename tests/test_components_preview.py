@@ -283,7 +283,7 @@ def test_a_change_the_provider_reboots_for_is_named_in_the_preview(
     warned = _warnings(monkeypatch)
     config = stack_file_config()
     edit(config)
-    run_program(main, config=config, stack_outputs={"appliances": deployed})
+    run_program(main, config=config, stack_outputs={"appliances": deployed}, preview=True)
     reboots = {
         name.removesuffix("-ct"): text for name, text in warned if "will be rebooted" in text
     }
@@ -305,9 +305,32 @@ def test_no_reboot_is_named_without_a_change_or_before_the_first_up(
 ) -> None:
     deployed = _deployed()
     warned = _warnings(monkeypatch)
-    run_program(main, config=stack_file_config(), stack_outputs={"appliances": deployed})
-    run_program(main, config=stack_file_config(), stack_outputs={})
+    outputs = {"appliances": deployed}
+    run_program(main, config=stack_file_config(), stack_outputs=outputs, preview=True)
+    run_program(main, config=stack_file_config(), stack_outputs={}, preview=True)
     config = stack_file_config()
     config["orbitlab:sectors"][0]["hosts"].append({"name": "app4", "address": "172.16.0.24"})
-    run_program(main, config=config, stack_outputs={"appliances": deployed})
+    run_program(main, config=config, stack_outputs=outputs, preview=True)
     assert [text for _, text in warned if "will be rebooted" in text] == []
+
+
+def test_the_stack_is_read_back_in_a_preview_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In an update the engine rewrites the stack's checkpoint: no reference to it then."""
+    deployed = _deployed()
+    warned = _warnings(monkeypatch)
+    references: list[str] = []
+    real = pulumi.StackReference.__init__
+
+    def reference(self: Any, name: str, *args: Any, **kwargs: Any) -> None:
+        references.append(name)
+        real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(pulumi.StackReference, "__init__", reference)
+    config = stack_file_config()
+    config["orbitlab:appliances"]["memory_mib"] = 256
+    outputs = {"appliances": deployed}
+    run_program(main, config=config, stack_outputs=outputs, preview=True)
+    assert references == ["deployed"] and len(warned) > 5
+    run_program(main, config=config, stack_outputs=outputs)
+    assert references == ["deployed"]  # none in the update
+    assert len([text for _, text in warned if "will be rebooted" in text]) == 5

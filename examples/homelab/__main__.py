@@ -72,7 +72,8 @@ with Rollout("rollout") as rollout:
     }
     # after the apply, every node must report the zones applied (a failed reload fails up)
     rollout.check_nodes(plan.backplane.nodes, ssh)
-warn_reboots(deployed, sectors.values())
+if deployed is not None:  # a preview
+    warn_reboots(deployed, sectors.values())
 
 # This program's own resources: an app template and one app container per declared host.
 app_template_url = config.require("appTemplateUrl")
