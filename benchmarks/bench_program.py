@@ -36,7 +36,8 @@ class QuietMocks(pulumi.runtime.Mocks):
     """An empty cluster; resources get their inputs back as state."""
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
-        return {"id": "x", "vnets": [], "zones": []}
+        return {"id": "x", "vnets": [], "zones": [], "vms": [], "containers": [],
+                "nodeName": "n", "datastores": []}  # fmt: skip
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         if args.typ == "pulumi:pulumi:StackReference":  # the stack's own, before its first up

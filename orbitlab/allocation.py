@@ -78,15 +78,19 @@ def allocate_tags(
     sectors: Sequence[tuple[str, int | None]],
     in_use: Iterable[int],
     existing: Mapping[str, int],
+    blocked: Mapping[int, str] | None = None,
 ) -> dict[str, int]:
     """Give every Sector a VNet tag.
 
     ``sectors`` is ``(name, explicit tag or None)`` in declaration order; ``in_use`` the tags
     taken on the cluster (VXLAN/EVPN VNet tags and EVPN VRF tags); ``existing`` the tags of
-    this stack's Sectors that already exist. An existing Sector keeps its tag, an explicit
-    tag is honoured if free, every other Sector gets the lowest free tag in 1001-9999.
+    this stack's Sectors that already exist; ``blocked`` tags a new Sector cannot take for
+    another reason, with that reason (e.g. a guest holds one of its VMIDs). An existing
+    Sector keeps its tag, an explicit tag is honoured if free, every other Sector gets the
+    lowest free tag in 1001-9999.
     """
-    taken = set(in_use)
+    blocked = blocked or {}
+    taken = set(in_use) | set(blocked)
     tags: dict[str, int] = {}
     for name, explicit in sectors:
         if name in existing:
@@ -102,6 +106,12 @@ def allocate_tags(
     for name, explicit in sectors:
         if name in tags or explicit is None:
             continue
+        if explicit in blocked:
+            raise AllocationError(
+                f"tag {explicit} cannot be used: {blocked[explicit]}; choose a free tag in "
+                f"{SECTOR_TAG_MIN}-{SECTOR_TAG_MAX} or leave it out",
+                sector=name,
+            )
         if explicit in taken:
             raise AllocationError(
                 f"tag {explicit} is already in use on the cluster (by a VNet or an EVPN "

@@ -1,10 +1,12 @@
-"""What the Pulumi program reads from the cluster: two provider invokes turned into facts.
+"""What the Pulumi program reads from the cluster: provider invokes turned into facts.
 
 The facts themselves, the checks made against them and planning against them live in
 :mod:`orbitlab.facts` (no Pulumi import; ``orbitlab show --endpoint`` reads the same facts
 through the Proxmox API). They are re-exported here for programs that import them from
-this module. Two invokes give all of them: ``sdn.get_vnets()`` and ``sdn.get_zones()``
-(in ``preview`` too).
+this module. The invokes, in ``preview`` too: ``sdn.get_vnets()``, ``sdn.get_zones()``
+(with each EVPN zone's controller), ``get_vms_legacy()`` and ``get_containers_legacy()``
+(the guests, whose VMIDs a new appliance must avoid), and ``get_datastores(node_name=...)``
+per node (the storages the appliances' disks and template are put on).
 
 >>> class Item:
 ...     def __init__(self, **fields): self.__dict__.update(fields)
@@ -19,6 +21,7 @@ this module. Two invokes give all of them: ``sdn.get_vnets()`` and ``sdn.get_zon
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import pulumi
@@ -27,6 +30,8 @@ import pulumi_proxmoxve as proxmoxve
 from orbitlab.facts import (
     VXLAN_ZONE_TYPES,
     ClusterFacts,
+    DatastoreFact,
+    GuestFact,
     VnetFact,
     ZoneFact,
     check_backplane,
@@ -37,6 +42,8 @@ from orbitlab.facts import (
 __all__ = [
     "VXLAN_ZONE_TYPES",
     "ClusterFacts",
+    "DatastoreFact",
+    "GuestFact",
     "VnetFact",
     "ZoneFact",
     "check_backplane",
@@ -46,19 +53,67 @@ __all__ = [
 ]
 
 
-def facts_from_invokes(vnets: Iterable[Any], zones: Iterable[Any]) -> ClusterFacts:
-    """Build facts from ``get_vnets().vnets`` and ``get_zones().zones`` items."""
+def facts_from_invokes(
+    vnets: Iterable[Any],
+    zones: Iterable[Any],
+    vms: Iterable[Any] = (),
+    containers: Iterable[Any] = (),
+) -> ClusterFacts:
+    """Build facts from ``get_vnets().vnets``, ``get_zones().zones``, ``get_vms_legacy().vms``
+    and ``get_containers_legacy().containers`` items."""
     return ClusterFacts(
         vnets=tuple(
             VnetFact(str(v.id), str(v.zone), tag_number(v.tag), v.alias or None) for v in vnets
         ),
-        zones=tuple(ZoneFact(str(z.id), str(z.type), tag_number(z.vrf_vxlan)) for z in zones),
+        zones=tuple(
+            ZoneFact(
+                str(z.id),
+                str(z.type),
+                tag_number(z.vrf_vxlan),
+                getattr(z, "controller", None) or None,
+            )
+            for z in zones
+        ),
+        guests=tuple(_guest(item, "qemu") for item in vms)
+        + tuple(_guest(item, "lxc") for item in containers),
     )
 
 
-def read_cluster(provider: pulumi.ProviderResource | None = None) -> ClusterFacts:
-    """Read the facts with two synchronous invokes (they run in ``preview`` as well)."""
+def _guest(item: Any, kind: str) -> GuestFact:
+    tags = tuple(sorted(getattr(item, "tags", None) or ()))
+    return GuestFact(int(item.vm_id), str(item.node_name), str(item.name or ""), kind, tags)
+
+
+def datastore_facts(node: str, datastores: Iterable[Any]) -> tuple[DatastoreFact, ...]:
+    """A node's ``get_datastores(node_name=node).datastores`` items as facts."""
+    return tuple(
+        DatastoreFact(
+            str(d.id),
+            node,
+            frozenset(d.content_types or ()),
+            bool(d.shared),
+            d.enabled is not False and d.active is not False,
+        )
+        for d in datastores
+    )
+
+
+def read_cluster(
+    provider: pulumi.ProviderResource | None = None, nodes: Iterable[str] = ()
+) -> ClusterFacts:
+    """Read the facts with synchronous invokes (they run in ``preview`` as well); the
+    storages of each of ``nodes``."""
     opts = pulumi.InvokeOptions(provider=provider) if provider is not None else None
     vnets = proxmoxve.sdn.get_vnets(opts=opts).vnets
     zones = proxmoxve.sdn.get_zones(opts=opts).zones
-    return facts_from_invokes(vnets, zones)
+    vms = proxmoxve.get_vms_legacy(opts=opts).vms or ()
+    containers = proxmoxve.get_containers_legacy(opts=opts).containers or ()
+    facts = facts_from_invokes(vnets, zones, vms, containers)
+    datastores = tuple(
+        fact
+        for node in nodes
+        for fact in datastore_facts(
+            node, proxmoxve.get_datastores(node_name=node, opts=opts).datastores or ()
+        )
+    )
+    return replace(facts, datastores=datastores)

@@ -52,6 +52,7 @@ from pydantic import ValidationError
 from orbitlab.errors import OrbitLabError, SettingsError
 from orbitlab.facts import ClusterFacts, facts_from_api
 from orbitlab.settings import CONFIG_NAMESPACE, NodeSettings
+from orbitlab.snapshot import read_snapshot, snapshot_text
 from orbitlab.stack import load_stack_file
 
 TOKEN_ENV = "PROXMOX_VE_API_TOKEN"
@@ -538,9 +539,10 @@ def read_bridge(client: ProxmoxClient, node: str) -> dict[str, Any]:
 
 
 def read_sdn_facts(client: ProxmoxClient) -> ClusterFacts:
-    """``GET /cluster/sdn/vnets`` and ``/cluster/sdn/zones``: the facts the program plans on."""
+    """``GET /cluster/sdn/vnets``, ``/cluster/sdn/zones`` and ``/cluster/resources?type=vm``
+    (the guests): the facts the program plans on."""
     answers = []
-    for path in ("/cluster/sdn/vnets", "/cluster/sdn/zones"):
+    for path in ("/cluster/sdn/vnets", "/cluster/sdn/zones", "/cluster/resources?type=vm"):
         try:
             answer = client.get(path)
         except ApiError as error:
@@ -577,6 +579,12 @@ def add_discover_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--stack-file", help="update orbitlab:backplane.nodes in this Pulumi.<stack>.yaml"
     )
+    parser.add_argument(
+        "--snapshot",
+        metavar="FILE",
+        help="also write what the cluster holds (SDN objects, guests, storages) to FILE, "
+        "for `orbitlab emulate start STACKFILE --seed FILE`",
+    )
     parser.set_defaults(handler=cmd_discover)
     return parser
 
@@ -585,7 +593,10 @@ def cmd_discover(args: argparse.Namespace) -> int:
     """Run discovery and print the nodes, or write them into ``--stack-file``."""
     token = parse_token(os.environ.get(TOKEN_ENV))
     document, text = read_stack_document(args.stack_file) if args.stack_file else (None, "")
-    discovered, offline = discover(api_client(args, document, token))
+    client = api_client(args, document, token)
+    discovered, offline = discover(client)
+    if args.snapshot:
+        write_snapshot(client, Path(args.snapshot))
     merge = merge_nodes(existing_nodes(document), discovered, offline)
     for warning in merge.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -594,6 +605,22 @@ def cmd_discover(args: argparse.Namespace) -> int:
         return 0
     _write_stack(Path(args.stack_file), text, document, merge.nodes)
     return 0
+
+
+def write_snapshot(client: ProxmoxClient, path: Path) -> None:
+    """``--snapshot``: the cluster's SDN objects, guests and storages, written to ``path``."""
+    document = read_snapshot(client)
+    try:
+        path.write_text(snapshot_text(document))
+    except OSError as error:
+        raise DiscoverError(f"{path}: cannot write the snapshot: {error.strerror}") from None
+    sdn = document["sdn"]
+    counts = ", ".join(f"{len(sdn[kind])} {kind}" for kind in sdn)
+    print(
+        f"wrote {path}: {counts}, {len(document['guests'])} guests, "
+        f"{len(document['storages'])} storages",
+        file=sys.stderr,
+    )
 
 
 def add_api_arguments(parser: argparse.ArgumentParser) -> None:

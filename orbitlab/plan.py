@@ -264,6 +264,11 @@ class SectorPlan:
         return allocation.vmid(self.tag, role)
 
     @property
+    def roles(self) -> tuple[allocation.Role, ...]:
+        """The appliances the Sector has: gateway and DNS, and its LB if it declares one."""
+        return ("gateway", "dns", "lb") if self.load_balancer is not None else ("gateway", "dns")
+
+    @property
     def fixed_hosts(self) -> tuple[HostPlan, ...]:
         """The declared hosts whose address is known in advance (static or reserved)."""
         return tuple(host for host in self.hosts if host.address is not None)
@@ -286,12 +291,40 @@ class MirrorPlan:
     port: int
 
 
+#: The storages a fresh Proxmox VE install (LVM) has; used when the cluster is not read.
+DEFAULT_ROOT_STORAGE = "local-lvm"
+DEFAULT_TEMPLATE_STORAGE = "local"
+
+
+@dataclass(frozen=True)
+class NodeStorage:
+    """Where a node's appliances live: their root disks (a storage holding ``rootdir``) and
+    their template (one holding ``vztmpl``; ``shared``: every node that has it sees one
+    volume, so one download serves them all)."""
+
+    rootdir: str = DEFAULT_ROOT_STORAGE
+    vztmpl: str = DEFAULT_TEMPLATE_STORAGE
+    shared: bool = False
+
+
 @dataclass(frozen=True)
 class StackPlan:
     stack: str
     backplane: BackplanePlan
     sectors: tuple[SectorPlan, ...]
     appliances: ApplianceSettings = field(default_factory=ApplianceSettings)
+    #: Per node, the storages chosen from the cluster's (:func:`orbitlab.facts.choose_storages`).
+    storages: Mapping[str, NodeStorage] = field(default_factory=dict)
+
+    def storage(self, node: str) -> NodeStorage:
+        """A node's storages: chosen from the cluster's, else the configured or default ones."""
+        chosen = self.storages.get(node)
+        if chosen is not None:
+            return chosen
+        return NodeStorage(
+            self.appliances.storage or DEFAULT_ROOT_STORAGE,
+            self.appliances.template_storage or DEFAULT_TEMPLATE_STORAGE,
+        )
 
     @property
     def package_mirror(self) -> MirrorPlan | None:
@@ -356,17 +389,19 @@ def plan_stack(
     settings: StackSettings,
     in_use_tags: Iterable[int] = (),
     existing_tags: Mapping[str, int] | None = None,
+    blocked_tags: Mapping[int, str] | None = None,
 ) -> StackPlan:
     """Resolve validated settings against the tags in use on the cluster.
 
     ``in_use_tags``: every VXLAN/EVPN VNet tag and EVPN VRF tag on the cluster.
     ``existing_tags``: tags of this stack's Sectors that already exist (found by alias).
+    ``blocked_tags``: tags a new Sector cannot take, and why (a guest holds its VMIDs).
     Raises :class:`SettingsError` naming the Sector's field when allocation fails.
     """
     backplane = plan_backplane(settings)
     requests = [(sector.name, sector.tag) for sector in settings.sectors]
     try:
-        tags = allocation.allocate_tags(requests, in_use_tags, existing_tags or {})
+        tags = allocation.allocate_tags(requests, in_use_tags, existing_tags or {}, blocked_tags)
     except AllocationError as error:
         raise SettingsError([f"{_sector_index(settings, error.sector)}.tag: {error}"]) from None
     problems: list[str] = []

@@ -130,7 +130,9 @@ def deploy(
     ssh = ssh or SshCredentials(user=plan.appliances.ssh_user)
     hosting = tuple(sorted({sector.node for sector in plan.sectors}))
     templates = ApplianceTemplates(
-        "templates", ApplianceTemplatesArgs(appliances=plan.appliances, nodes=hosting), opts
+        "templates",
+        ApplianceTemplatesArgs(appliances=plan.appliances, nodes=hosting, storages=plan.storages),
+        opts,
     )
     backplane: BackplaneRef
     # One rollout: the Backplane's and every Sector's SDN objects are applied once, and no
@@ -169,7 +171,9 @@ def main() -> Deployment:
     """Run the stack program; errors a user can fix end it with a clean message."""
     try:
         settings = settings_from_config(stack_config())
-        plan = plan_for_cluster(pulumi.get_stack(), settings, read_cluster())
+        plan = plan_for_cluster(
+            pulumi.get_stack(), settings, read_cluster(nodes=settings.backplane.node_names)
+        )
     except OrbitLabError as error:
         raise pulumi.RunError(f"invalid OrbitLab stack:\n{error}") from None
     key = pulumi.Config(CONFIG_NAMESPACE).get_secret(SSH_KEY_CONFIG)

@@ -342,6 +342,10 @@ class BackplaneSettings(Model):
     #: management LANs), on top of the Backplane and every node address.
     protected_networks: list[Cidr] = Field(default_factory=list)
 
+    @property
+    def node_names(self) -> list[str]:
+        return [node.name for node in self.nodes]
+
     @field_validator("stack")
     @classmethod
     def _stack_reference(cls, value: str | None) -> str | None:
@@ -498,8 +502,12 @@ class ApplianceSettings(Model):
     #: them in ``pveam available`` / its aplinfo index): the download is verified against it.
     template_checksum: str | None = None
     template_file_id: str | None = None
-    template_storage: str = "local"
-    storage: str = "local-lvm"
+    #: Where the template is downloaded (content ``vztmpl``); unset: chosen per node from
+    #: the cluster's storages (``local``, else a shared one, else any that holds vztmpl).
+    template_storage: str | None = None
+    #: Where the appliances' root disks live (content ``rootdir``); unset: chosen per node
+    #: (``local-lvm``, else ``local-zfs``, else any that holds rootdir).
+    storage: str | None = None
     disk_gib: int = Field(default=1, ge=1, le=64, strict=True)
     memory_mib: int = Field(default=128, ge=64, le=4096, strict=True)
     cores: int = Field(default=1, ge=1, le=8, strict=True)

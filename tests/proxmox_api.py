@@ -63,6 +63,12 @@ class Cluster:
     bridges: dict[str, dict[str, Any]] = field(default_factory=dict)
     vnets: list[dict[str, Any]] = field(default_factory=list)
     zones: list[dict[str, Any]] = field(default_factory=list)
+    controllers: list[dict[str, Any]] = field(default_factory=list)
+    #: Each VNet's subnets (``GET /cluster/sdn/vnets/{vnet}/subnets``).
+    subnets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: ``GET /cluster/resources?type=vm`` entries (VMs and containers).
+    guests: list[dict[str, Any]] = field(default_factory=list)
+    storages: list[dict[str, Any]] = field(default_factory=list)
     token: str = TOKEN
     forbidden: bool = False
     requests: list[tuple[str, str]] = field(default_factory=list)
@@ -80,7 +86,15 @@ class Cluster:
             return 200, "OK", {"data": self.vnets}
         if path == "/api2/json/cluster/sdn/zones":
             return 200, "OK", {"data": self.zones}
+        if path == "/api2/json/cluster/sdn/controllers":
+            return 200, "OK", {"data": self.controllers}
+        if path == "/api2/json/cluster/resources?type=vm":
+            return 200, "OK", {"data": self.guests}
+        if path == "/api2/json/storage":
+            return 200, "OK", {"data": self.storages}
         parts = path.removeprefix("/api2/json/").split("/")
+        if parts[:3] == ["cluster", "sdn", "vnets"] and len(parts) == 5 and parts[4] == "subnets":
+            return 200, "OK", {"data": self.subnets.get(parts[3], [])}
         if len(parts) == 3 and parts[0] == "nodes" and parts[2] == "network":
             interfaces = self.bridges.get(parts[1], {})
             return 200, "OK", {"data": [{"iface": k, **v} for k, v in interfaces.items()]}

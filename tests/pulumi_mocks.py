@@ -43,14 +43,46 @@ class Registration:
     delete_before_replace: bool
     replacement_trigger: Any
     deleted_with: str
+    ignore_changes: tuple[str, ...] = ()
 
 
 @dataclass
 class FakeCluster:
-    """What ``sdn.get_vnets()`` / ``sdn.get_zones()`` return, camelCase as on the wire."""
+    """What ``sdn.get_vnets()`` / ``sdn.get_zones()`` / ``get_vms_legacy()`` /
+    ``get_containers_legacy()`` return, camelCase as on the wire."""
 
     vnets: list[dict[str, Any]] = field(default_factory=list)
     zones: list[dict[str, Any]] = field(default_factory=list)
+    vms: list[dict[str, Any]] = field(default_factory=list)
+    containers: list[dict[str, Any]] = field(default_factory=list)
+    #: Each node's storages (``get_datastores``); a node not listed has a fresh install's.
+    datastores: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def add_datastore(
+        self, node: str, id: str, content: tuple[str, ...], shared: bool = False
+    ) -> FakeCluster:
+        self.datastores.setdefault(node, []).append(
+            {"id": id, "nodeName": node, "contentTypes": sorted(content), "type": "dir",
+             "shared": shared, "enabled": True, "active": True}
+        )  # fmt: skip
+        return self
+
+    def datastores_of(self, node: str) -> list[dict[str, Any]]:
+        if node in self.datastores:
+            return self.datastores[node]
+        fresh = FakeCluster()
+        fresh.add_datastore(node, "local", ("backup", "iso", "vztmpl"))
+        return fresh.add_datastore(node, "local-lvm", ("images", "rootdir")).datastores[node]
+
+    def add_guest(
+        self, vmid: int, node: str, name: str = "", kind: str = "qemu", tags: tuple = ()
+    ) -> FakeCluster:
+        listing = self.vms if kind == "qemu" else self.containers
+        listing.append(
+            {"vmId": float(vmid), "nodeName": node, "name": name, "tags": list(tags),
+             "status": "running", "template": False}
+        )  # fmt: skip
+        return self
 
     def add_vnet(
         self,
@@ -125,6 +157,13 @@ class ClusterMocks(pulumi.runtime.Mocks):
             return {"id": "vnets", "vnets": self.cluster.vnets}
         if args.token == "proxmoxve:sdn/getZones:getZones":
             return {"id": "zones", "zones": self.cluster.zones}
+        if args.token == "proxmoxve:index/getVmsLegacy:getVmsLegacy":
+            return {"id": "vms", "vms": self.cluster.vms}
+        if args.token == "proxmoxve:index/getContainersLegacy:getContainersLegacy":
+            return {"id": "containers", "containers": self.cluster.containers}
+        if args.token == "proxmoxve:index/getDatastores:getDatastores":
+            node = args.args["nodeName"]
+            return {"id": node, "nodeName": node, "datastores": self.cluster.datastores_of(node)}
         raise AssertionError(f"unexpected invoke {args.token}")
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
@@ -168,6 +207,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 delete_before_replace=request.deleteBeforeReplace,
                 replacement_trigger=trigger,
                 deleted_with=request.deletedWith,
+                ignore_changes=tuple(request.ignoreChanges),
             )
         return response
 

@@ -290,7 +290,8 @@ def test_appliance_containers_are_small_unprivileged_and_addressed_per_plan(run:
         assert inputs["unprivileged"] is True and inputs["started"] is True
         assert inputs["memory"]["dedicated"] == 128
         assert inputs["operatingSystem"] == {
-            "templateFileId": "local:vztmpl/alpine-3.22-default_20250617_amd64.tar.xz",
+            "templateFileId": "local:vztmpl/orbitlab-example-"
+            "alpine-3.22-default_20250617_amd64.tar.xz",
             "type": "alpine",
         }
         assert inputs["initialization"]["dns"]["servers"] == ["192.0.2.53"]

@@ -25,13 +25,16 @@ from orbitlab.components import (
     SshCredentials,
     warn_reboots,
 )
+from orbitlab.components.appliance import TEMPLATE_INPUT, template_file_name
 from orbitlab.plan import HostPlan, SectorPlan
 from orbitlab.program import SSH_KEY_CONFIG, deployed_appliances, plan_for_cluster, stack_config
 from orbitlab.stack import settings_from_config
 
 config = pulumi.Config("homelab")
 settings = settings_from_config(stack_config())
-plan = plan_for_cluster(pulumi.get_stack(), settings, read_cluster())
+plan = plan_for_cluster(
+    pulumi.get_stack(), settings, read_cluster(nodes=settings.backplane.node_names)
+)
 ssh = SshCredentials(
     user=settings.appliances.ssh_user,
     private_key=pulumi.Config("orbitlab").get_secret(SSH_KEY_CONFIG),
@@ -39,7 +42,8 @@ ssh = SshCredentials(
 
 hosting = tuple(sorted({sector.node for sector in plan.sectors}))
 templates = ApplianceTemplates(
-    "templates", ApplianceTemplatesArgs(appliances=plan.appliances, nodes=hosting)
+    "templates",
+    ApplianceTemplatesArgs(appliances=plan.appliances, nodes=hosting, storages=plan.storages),
 )
 
 # Everything that touches SDN is declared in one rollout: one SDN apply for the Backplane and
@@ -81,11 +85,14 @@ app_templates = {
     node: proxmoxve.download.File(
         f"app-template-{node}",
         content_type="vztmpl",
-        datastore_id=plan.appliances.template_storage,
+        datastore_id=plan.storage(node).vztmpl,
         node_name=node,
         url=app_template_url,
-        file_name=app_template_url.rsplit("/", 1)[-1],
-        overwrite_unmanaged=True,
+        # the stack's own file (never the user's or another stack's of the same template)
+        file_name=template_file_name(
+            app_template_url, f"{pulumi.get_project()}-{pulumi.get_stack()}"
+        ),
+        overwrite_unmanaged=False,
     )
     for node in hosting
 }
@@ -113,7 +120,7 @@ def app_container(sector: SectorPlan, index: int) -> proxmoxve.ContainerLegacy:
         unprivileged=True,
         started=True,
         memory={"dedicated": 512},
-        disk={"datastore_id": plan.appliances.storage, "size": 8},
+        disk={"datastore_id": plan.storage(sector.node).rootdir, "size": 8},
         operating_system={"template_file_id": app_templates[sector.node].id, "type": "debian"},
         network_interfaces=[
             # bridge=<sector VNet>: joined.vnet_id resolves once the bridge exists on the node.
@@ -129,7 +136,12 @@ def app_container(sector: SectorPlan, index: int) -> proxmoxve.ContainerLegacy:
             "ip_configs": [{"ipv4": ipv4_config(sector, host)}],
             "dns": {"domain": sector.domain, "servers": [str(sector.dns_address)]},
         },
-        opts=pulumi.ResourceOptions(depends_on=[joined, *lane]),
+        opts=pulumi.ResourceOptions(
+            depends_on=[joined, *lane],
+            # rebuilt for a new template, not for the same one stored under another name
+            ignore_changes=[TEMPLATE_INPUT],
+            replacement_trigger=app_template_url,
+        ),
     )
     rollout.add_container(sector.node, container)
     return container

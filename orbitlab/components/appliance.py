@@ -41,7 +41,7 @@ from orbitlab.components.reboots import (
 )
 from orbitlab.components.rollout import Rollout
 from orbitlab.components.ssh import SshCredentials, node_connection, pct_exec
-from orbitlab.plan import NodePlan
+from orbitlab.plan import DEFAULT_ROOT_STORAGE, NodePlan, NodeStorage
 from orbitlab.rendering import script_digest
 from orbitlab.settings import DNS_LABEL, ApplianceSettings
 
@@ -105,6 +105,13 @@ class ApplianceArgs:
     provision_after: tuple[pulumi.Resource, ...] = ()
     #: When given, the container takes its place in the node's lane (bounded container work).
     rollout: Rollout | None = None
+    #: The storage of its root disk (the plan's choice for the node,
+    #: ``StackPlan.storage(node).rootdir``); unset: ``appliances.storage`` or local-lvm.
+    storage: str | None = None
+
+    @property
+    def root_storage(self) -> str:
+        return self.storage or self.appliances.storage or DEFAULT_ROOT_STORAGE
 
     def problems(self) -> list[str]:
         """Every invalid field, named; empty when the args are valid."""
@@ -183,11 +190,10 @@ class Appliance(pulumi.ComponentResource):
             "features": {"nesting": True},
             "cpu": {"cores": settings.cores},
             "memory": {"dedicated": settings.memory_mib, "swap": 0},
-            "disk": {"datastore_id": settings.storage, "size": settings.disk_gib},
+            "disk": {"datastore_id": args.root_storage, "size": settings.disk_gib},
             "network_interfaces": interfaces,
             "initialization": initialization,
         }
-        # (the template's ID is known only once it is downloaded; a new one replaces)
         known = {**container, "operating_system": {"type": settings.os}}
         self.reboot_inputs = reboot_inputs(camel_case(known))
         self.container = proxmoxve.ContainerLegacy(
@@ -198,6 +204,12 @@ class Appliance(pulumi.ComponentResource):
                 parent=self,
                 depends_on=[*args.start_after, *lane],
                 delete_before_replace=True,
+                # The template volume's ID (a new ID would replace the container) is not
+                # what decides a rebuild: the template itself does. A template downloaded
+                # again under another file name or storage leaves the appliances alone; a
+                # new template URL, checksum or volume replaces them.
+                ignore_changes=[TEMPLATE_INPUT],
+                replacement_trigger=template_identity(settings),
             ),
         )
         if args.rollout is not None:
@@ -282,17 +294,49 @@ def warn_unpinned_nodes(nodes: Sequence[NodePlan], resource: pulumi.Resource) ->
         )
 
 
-def template_file_name(url: str) -> str:
-    """The file name a template URL is stored under (``.../alpine-3.22.tar.xz`` → that name)."""
-    return PurePosixPath(url.split("?", 1)[0]).name
+#: The container input the template volume is given in (camelCase, as the engine has it).
+#: The whole input, not its ``templateFileId``: in a preview, a template being downloaded
+#: again makes the SDK send all of ``operatingSystem`` unknown, and a path inside an unknown
+#: value cannot be ignored. Its ``type`` is the template's, so the template identity
+#: (``replacement_trigger``) covers it.
+TEMPLATE_INPUT = "operatingSystem"
+
+
+def template_file_name(url: str, owner: str | None = None) -> str:
+    """The file name a template URL is stored under: the URL's, prefixed with its owner (the
+    project and stack that download it), so that no stack's template is another's or the
+    user's own.
+
+    >>> template_file_name("https://x/alpine-3.22.tar.xz?a=1", "orbitlab-home")
+    'orbitlab-home-alpine-3.22.tar.xz'
+    """
+    name = PurePosixPath(url.split("?", 1)[0]).name
+    return f"{owner}-{name}" if owner else name
+
+
+def template_identity(settings: ApplianceSettings) -> str:
+    """What the appliances are made from: the template volume given, or the URL and
+    checksum downloaded; a change of it replaces them (``replacement_trigger``)."""
+    if settings.template_file_id is not None:
+        return settings.template_file_id
+    return f"{settings.template_url} {settings.template_checksum or ''}".strip()
 
 
 @dataclass(frozen=True)
 class ApplianceTemplatesArgs:
-    """Which nodes need the appliance template, and where it comes from."""
+    """Which nodes need the appliance template, where it comes from and, per node, the
+    storage it goes to (``StackPlan.storages``; a node not in it: ``appliances.
+    template_storage`` or ``local``)."""
 
     appliances: ApplianceSettings
     nodes: tuple[str, ...]
+    storages: Mapping[str, NodeStorage] = field(default_factory=dict)
+    #: Who owns the downloads (their file names start with it); unset: ``<project>-<stack>``.
+    owner: str | None = None
+
+    def storage(self, node: str) -> NodeStorage:
+        default = NodeStorage(vztmpl=self.appliances.template_storage or NodeStorage.vztmpl)
+        return self.storages.get(node) or default
 
 
 class ApplianceTemplates(pulumi.ComponentResource):
@@ -301,7 +345,8 @@ class ApplianceTemplates(pulumi.ComponentResource):
     Type ``orbitlab:index:ApplianceTemplates``.
 
     With ``template_file_id`` set, that volume is used as is and nothing is downloaded;
-    otherwise ``template_url`` is downloaded once per node (``download.File``, vztmpl).
+    otherwise ``template_url`` is downloaded once per node (``download.File``, vztmpl), or
+    once for all the nodes that share the template storage (an NFS export, a Ceph pool).
     """
 
     file_ids: Mapping[str, pulumi.Output[str]]
@@ -321,23 +366,33 @@ class ApplianceTemplates(pulumi.ComponentResource):
                 "sha512 (`pveam available` on a node lists it) to verify it",
                 resource=self,
             )
+        owner = args.owner or f"{pulumi.get_project()}-{pulumi.get_stack()}"
         file_ids: dict[str, pulumi.Output[str]] = {}
+        shared: dict[str, pulumi.Output[str]] = {}
         for node in args.nodes:
             if settings.template_file_id is not None:
                 file_ids[node] = pulumi.Output.from_input(settings.template_file_id)
                 continue
+            storage = args.storage(node)
+            if storage.shared and storage.vztmpl in shared:
+                file_ids[node] = shared[storage.vztmpl]  # the one volume every node sees
+                continue
             download = proxmoxve.download.File(
                 f"{name}-{node}",
                 content_type="vztmpl",
-                datastore_id=settings.template_storage,
+                datastore_id=storage.vztmpl,
                 node_name=node,
                 url=settings.template_url,
-                file_name=template_file_name(settings.template_url),
-                overwrite_unmanaged=True,
+                file_name=template_file_name(settings.template_url, owner),
+                # a file of that name that this stack did not download is left alone: the
+                # create fails, naming it, instead of taking it over
+                overwrite_unmanaged=False,
                 **checksum,
                 opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
             )
             file_ids[node] = download.id
+            if storage.shared:
+                shared[storage.vztmpl] = download.id
         self.file_ids = file_ids
         self.register_outputs({"fileIds": file_ids})
 

@@ -221,7 +221,7 @@ class SectorArgs:
         if not self.rollout.is_open:
             problems.append("rollout: declare the Sector inside `with Rollout(...) as rollout:`")
         if self.bundles is not None:
-            expected = {"gateway", "dns"} | ({"lb"} if sector.load_balancer else set())
+            expected = set(sector.roles)
             if set(self.bundles) != expected:
                 problems.append(f"bundles: got {sorted(self.bundles)}, expected {sorted(expected)}")
         return problems
@@ -378,6 +378,7 @@ class Sector(pulumi.ComponentResource):
                     script=scripts[role],
                     template_file_id=args.template_file_id,
                     appliances=stack.appliances,
+                    storage=stack.storage(node.name).rootdir,
                     ssh=args.ssh,
                     nameservers=resolvers[role],
                     domain=sector.domain,

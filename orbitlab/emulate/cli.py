@@ -1,6 +1,6 @@
 """``orbitlab emulate``: start, env, status, stop, and what an admin does on the cluster.
 
-    orbitlab emulate start stacks/Pulumi.example.yaml [--twin] [--pve 8|9]
+    orbitlab emulate start stacks/Pulumi.example.yaml [--twin] [--pve 8|9] [--seed FILE]
     eval "$(orbitlab emulate env)"
     pulumi preview && pulumi up
     orbitlab emulate join                  # --twin: the declared hosts no container provides
@@ -43,6 +43,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         lock_wait_s=args.lock_wait_seconds,
         twin=args.twin,
         pve=args.pve,
+        seed=args.seed,
         say=say,
     )
     backed = f" (Proxmox VE {made['pve']})" + (" backed by the twin" if made["twin"] else "")
@@ -153,6 +154,12 @@ def add_emulate_parser(commands: Any) -> None:
         choices=PVE_VERSIONS,
         default=DEFAULT_PVE,
         help=f"the Proxmox VE major version whose SDN apply to emulate (default {DEFAULT_PVE})",
+    )
+    start.add_argument(
+        "--seed",
+        metavar="FILE",
+        help="start from a snapshot of an existing cluster (`orbitlab discover --snapshot "
+        "FILE`): its SDN objects, guests' VMIDs and storages",
     )
     start.add_argument(
         "--twin",

@@ -67,6 +67,7 @@ from netaddr import IPAddress, IPNetwork
 
 from orbitlab.emulate import ProxmoxError, param_error
 from orbitlab.emulate.backend import BACKENDS, Backend, Bridge, FilesBackend
+from orbitlab.emulate.seed import SeededState
 from orbitlab.emulate.store import Store
 
 FORMAT = 1
@@ -106,12 +107,15 @@ def create_cluster(
     stack: str = "",
     backend: str = "files",
     pve: int = DEFAULT_PVE,
+    seed: SeededState | None = None,
 ) -> None:
     """A fresh cluster: the nodes with their storages and ``vmbr0``, no SDN, nothing else
     (``backend``: what makes it real, see :mod:`~orbitlab.emulate.backend`; ``pve``: the
-    Proxmox VE major version whose SDN apply it has)."""
+    Proxmox VE major version whose SDN apply it has); or, with ``seed``, what a snapshot of
+    a real cluster holds: its SDN objects applied, its guests' VMIDs, its storages."""
     if pve not in PVE_VERSIONS:
         raise ValueError(f"Proxmox VE {pve} is not emulated (choose {PVE_VERSIONS})")
+    seed = seed or SeededState(_empty_sdn(), {}, {}, [])
     state: dict[str, Any] = {
         "format": FORMAT,
         "stack": stack,
@@ -126,7 +130,7 @@ def create_cluster(
                 "address": node.address,
                 "mtu": node.mtu,
                 "host_key": node.host_key,
-                "storages": STORAGES,
+                "storages": seed.storages.get(node.name) or STORAGES,
                 "bridges": ["vmbr0"],
                 "sdn_version": 0,
             }
@@ -134,21 +138,26 @@ def create_cluster(
         },
         "sdn": {
             "version": 0,
-            "config": _empty_sdn(),
-            "running": _empty_sdn(),
+            "config": {kind: dict(seed.sdn.get(kind, {})) for kind in SDN_KINDS},
+            "running": {kind: dict(seed.sdn.get(kind, {})) for kind in SDN_KINDS},
             "lock_token": None,
         },
         "reload_failures": {},
         "volumes": {node.name: {} for node in nodes},
+        "shared_storages": list(seed.shared),
         "containers": {},
+        #: VMs and containers the snapshot had: their VMIDs are taken (none of them runs).
+        "guests": dict(seed.guests),
         "applies": [],
         "reboots": [],
         "failed_tasks": [],
         "runs": [],
     }
+    for node in nodes:
+        state["nodes"][node.name]["bridges"] = running_bridges(state, node.name)
     store.write(state)
     for node in nodes:
-        backend_of(store, state).node_reloaded(node.name, [Bridge("vmbr0")])
+        backend_of(store, state).node_reloaded(node.name, node_bridges(state, node.name))
 
 
 def backend_for(store: Store, name: str = "files") -> Backend:
@@ -661,8 +670,17 @@ def create_volume(
         _storage(state, node, storage, content)
         if volid in state["volumes"][node] and not overwrite:
             raise ProxmoxError(f"refusing to override existing file '{file_name}'", 500)
-        state["volumes"][node][volid] = {"url": url}
+        for holder in _volume_nodes(state, node, storage):
+            state["volumes"][holder][volid] = {"url": url}
     return volid
+
+
+def _volume_nodes(state: dict[str, Any], node: str, storage: str) -> list[str]:
+    """The nodes that see a volume on ``node``'s ``storage``: every node that has a shared
+    storage (one NFS export, one Ceph pool), only ``node`` for a local one."""
+    if storage not in state.get("shared_storages", ()):
+        return [node]
+    return [name for name, info in sorted(state["nodes"].items()) if storage in info["storages"]]
 
 
 def delete_volume(store: Store, node: str, volid: str) -> None:
@@ -671,7 +689,8 @@ def delete_volume(store: Store, node: str, volid: str) -> None:
     with store.change() as state:
         if volid not in state["volumes"].get(node, {}):
             raise ProxmoxError(f"volume '{volid}' does not exist", 500)
-        del state["volumes"][node][volid]
+        for holder in _volume_nodes(state, node, volid.split(":", 1)[0]):
+            state["volumes"][holder].pop(volid, None)
 
 
 # --- containers --------------------------------------------------------------------------
@@ -696,6 +715,7 @@ class Container:
     started: bool = True
     dns: dict[str, Any] | None = None
     disk_gib: int | None = None
+    tags: tuple[str, ...] = ()
 
     def record(self, running: bool | None = None) -> dict[str, Any]:
         on = self.started if running is None else running
@@ -707,6 +727,7 @@ class Container:
             "nics": list(self.nics),
             "dns": self.dns or {},
             "disk_gib": self.disk_gib,
+            "tags": list(self.tags),
             "status": "running" if on else "stopped",
         }
 
@@ -721,12 +742,7 @@ def create_container(store: Store, container: Container) -> None:
     vmid = str(container.vmid)
     with store.change() as state:
         _node(state, container.node)
-        existing = state["containers"].get(vmid)
-        if existing is not None:
-            # pve-cluster ``check_vmid_unused``: VMIDs are unique across VMs and containers
-            raise ProxmoxError(
-                f"CT {container.vmid} already exists on node '{existing['node']}'", 500
-            )
+        _check_vmid_unused(state, vmid)
         if container.template not in state["volumes"][container.node]:
             raise ProxmoxError(f"volume '{container.template}' does not exist", 500)
         _storage(state, container.node, container.storage, "rootdir")
@@ -742,6 +758,18 @@ def create_container(store: Store, container: Container) -> None:
         raise
     if container.started and missing:
         raise ProxmoxError(f"bridge '{missing[0]}' does not exist", 500)
+
+
+def _check_vmid_unused(state: dict[str, Any], vmid: str) -> None:
+    """pve-cluster ``Cluster.pm``, ``check_vmid_unused``: VMIDs are unique across VMs and
+    containers (the emulator's own and the seeded guests)."""
+    guest = state.get("guests", {}).get(vmid)
+    if guest is not None:
+        what = "VM" if guest["type"] == "qemu" else "CT"
+        raise ProxmoxError(f"{what} {vmid} already exists on node '{guest['node']}'", 500)
+    existing = state["containers"].get(vmid)
+    if existing is not None:
+        raise ProxmoxError(f"CT {vmid} already exists on node '{existing['node']}'", 500)
 
 
 def update_container(store: Store, container: Container, reboot: tuple[str, ...] = ()) -> None:

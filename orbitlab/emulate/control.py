@@ -27,8 +27,10 @@ from typing import Any
 import orbitlab
 from orbitlab.emulate import EmulateError
 from orbitlab.emulate.cluster import APPLY_S, DEFAULT_PVE, LOCK_WAIT_S, Node, create_cluster
+from orbitlab.emulate.seed import seed_state
 from orbitlab.emulate.store import DIR_ENV, Store
 from orbitlab.errors import OrbitLabError
+from orbitlab.snapshot import load_snapshot
 from orbitlab.stack import load_stack_file
 from orbitlab.twin import runner
 from orbitlab.twin.state import TWIN_DIR_ENV, load_state, twin_dir
@@ -87,11 +89,13 @@ def start(
     build: bool = True,
     twin: bool = False,
     pve: int = DEFAULT_PVE,
+    seed: str | None = None,
     say: Any = print,
 ) -> dict[str, Any]:
     """Create the emulated cluster of a stack file's nodes; returns what was made. With
     ``twin``, its nodes and containers are the twin's (built here, in namespaces: root);
-    ``pve``: the Proxmox VE major version whose SDN apply it has (8 or 9)."""
+    ``pve``: the Proxmox VE major version whose SDN apply it has (8 or 9); ``seed``: a
+    snapshot file of an existing cluster to start from (:mod:`orbitlab.snapshot`)."""
     if store.exists:
         raise EmulateError(
             f"an emulated cluster already runs in {store.root}; `orbitlab emulate stop` first"
@@ -100,6 +104,7 @@ def start(
         raise EmulateError("--apply-seconds and --lock-wait-seconds must not be negative")
     stack, settings = load_stack_file(stack_file)
     nodes = [Node(n.name, str(n.address), n.mtu, n.host_key) for n in settings.backplane.nodes]
+    seeded = seed_state(load_snapshot(seed), [n.name for n in nodes]) if seed else None
     if build:
         ensure_pulumi()
     store.root.mkdir(parents=True, exist_ok=True)
@@ -114,6 +119,7 @@ def start(
             stack=stack,
             backend="twin" if twin else "files",
             pve=pve,
+            seed=seeded,
         )
     except BaseException:
         if twin:
@@ -131,8 +137,10 @@ def start(
     passphrase.write_text(secrets.token_hex(16) + "\n")
     passphrase.chmod(0o600)
     backed = " (backed by the twin)" if twin else ""
+    seeded_from = f", seeded from {seed}" if seed else ""
     store.log(
-        "emulate", f"started from {stack_file}{backed}: nodes {', '.join(n.name for n in nodes)}"
+        "emulate",
+        f"started from {stack_file}{backed}{seeded_from}: nodes {', '.join(n.name for n in nodes)}",
     )
     return {"stack": stack, "nodes": [n.name for n in nodes], "twin": twin, "pve": pve}
 

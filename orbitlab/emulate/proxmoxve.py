@@ -2,7 +2,10 @@
 
 Resource types: the SDN controller (EVPN), zones (EVPN, VXLAN), VNets, subnets and the
 applier; ``download.File``; ``ContainerLegacy``. Invokes: ``sdn.getVnets`` and
-``sdn.getZones``, answered from the cluster (its config with pending changes). The provider
+``sdn.getZones``, answered from the cluster (its config with pending changes), and
+``getVmsLegacy`` / ``getContainersLegacy`` (every guest: the emulator's containers and a
+seeded cluster's VMs and containers, ``emulate start --seed``) and ``getDatastores`` (a
+node's storages, a seeded cluster's layout included). The provider
 needs ``proxmoxve:endpoint`` (a node's API address) and ``proxmoxve:apiToken``
 (``user@realm!tokenid=secret``; the secret part is never stored or logged).
 
@@ -323,6 +326,7 @@ def container_of(inputs: dict[str, Any]) -> c.Container:
         ),
         started=bool(inputs.get("started", True)),
         dns={"domain": dns.get("domain"), "servers": servers} if dns else None,
+        tags=tuple(sorted(inputs.get("tags") or ())),
     )
 
 
@@ -425,6 +429,59 @@ def get_zones(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     return {"id": "zones", "zones": zones, **({"type": wanted} if wanted else {})}
 
 
+def _guest_record(vmid: str, guest: dict[str, Any]) -> dict[str, Any]:
+    """A guest as bpg's ``proxmoxtf/datasource/containers.go`` (and ``vms.go``) lists it."""
+    return {
+        "vmId": int(vmid),
+        "nodeName": guest["node"],
+        "name": guest.get("name") or guest.get("hostname") or "",
+        "tags": sorted(guest.get("tags") or ()),
+        "status": guest.get("status") or "running",
+        "template": False,
+    }
+
+
+def _guests(state: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    found = {vmid: g for vmid, g in state.get("guests", {}).items() if g["type"] == kind}
+    if kind == "lxc":
+        found.update(state["containers"])
+    return [_guest_record(vmid, found[vmid]) for vmid in sorted(found, key=int)]
+
+
+def get_vms(call: Call, args: dict[str, Any]) -> dict[str, Any]:
+    _check_endpoint(call)
+    return {"id": "vms", "vms": _guests(call.store.read(), "qemu")}
+
+
+def get_containers(call: Call, args: dict[str, Any]) -> dict[str, Any]:
+    _check_endpoint(call)
+    return {"id": "containers", "containers": _guests(call.store.read(), "lxc")}
+
+
+def get_datastores(call: Call, args: dict[str, Any]) -> dict[str, Any]:
+    """A node's storages, as bpg's ``fwprovider/nodes/datastores/datasource.go`` lists
+    ``GET /nodes/{node}/storage`` (no filter: every storage of the node)."""
+    _check_endpoint(call)
+    state = call.store.read()
+    node = args["nodeName"]
+    if node not in state["nodes"]:
+        raise ProxmoxError(f"no such cluster node '{node}'", 500)
+    shared = set(state.get("shared_storages", ()))
+    datastores = [
+        {
+            "id": storage,
+            "nodeName": node,
+            "contentTypes": sorted(content),
+            "type": "",
+            "shared": storage in shared,
+            "enabled": True,
+            "active": True,
+        }
+        for storage, content in sorted(state["nodes"][node]["storages"].items())
+    ]
+    return {"id": node, "nodeName": node, "datastores": datastores}
+
+
 def stand_in() -> StandIn:
     return StandIn(
         "proxmoxve",
@@ -463,6 +520,9 @@ def stand_in() -> StandIn:
         {
             "proxmoxve:sdn/getVnets:getVnets": get_vnets,
             GET_ZONES: get_zones,
+            "proxmoxve:index/getVmsLegacy:getVmsLegacy": get_vms,
+            "proxmoxve:index/getDatastores:getDatastores": get_datastores,
+            "proxmoxve:index/getContainersLegacy:getContainersLegacy": get_containers,
         },
         configure,
         plan_rules=PLAN_RULES,

@@ -71,10 +71,12 @@ class Rehearsal:
         apply_s: float = 1.5,
         twin_stack: str | None = None,
         pve: int = DEFAULT_PVE,
+        seed: str | Path | None = None,
     ) -> Rehearsal:
         """A cluster with the stack file's nodes, and a copy of ``program``'s Pulumi.yaml and
         ``__main__.py`` in ``workdir/project``. With ``twin_stack``, the cluster is backed by
-        the twin and the stack file is copied in first as ``Pulumi.<twin_stack>.yaml``."""
+        the twin and the stack file is copied in first as ``Pulumi.<twin_stack>.yaml``;
+        ``seed``: a snapshot of an existing cluster to start from."""
         if not control.pulumi_built():
             raise EmulateError(f"the Pulumi CLI is not built in {control.pulumi_bin()}")
         store = Store(workdir / "emulate")
@@ -86,10 +88,24 @@ class Rehearsal:
             copied = project / f"Pulumi.{twin_stack}.yaml"
             shutil.copy(stack_file, copied)
             control.start(
-                store, str(copied), apply_s=apply_s, build=False, twin=True, pve=pve, say=_quiet
+                store,
+                str(copied),
+                apply_s=apply_s,
+                build=False,
+                twin=True,
+                pve=pve,
+                seed=str(seed) if seed else None,
+                say=_quiet,
             )
         else:
-            control.start(store, str(stack_file), apply_s=apply_s, build=False, pve=pve)
+            control.start(
+                store,
+                str(stack_file),
+                apply_s=apply_s,
+                build=False,
+                pve=pve,
+                seed=str(seed) if seed else None,
+            )
         env = control.process_environment(store)
         env["PYTHONPATH"] = str(control.PROJECT_ROOT)
         return cls(project, store, env)

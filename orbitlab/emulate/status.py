@@ -47,6 +47,9 @@ def summary(state: dict[str, Any]) -> dict[str, Any]:
         "sdn": sdn,
         "volumes": {node: sorted(volumes) for node, volumes in state["volumes"].items()},
         "containers": state["containers"],
+        "guests": state.get("guests", {}),
+        "storages": {name: node.get("storages", {}) for name, node in state["nodes"].items()},
+        "shared_storages": state.get("shared_storages", []),
         "applies": state["applies"],
         "reboots": state.get("reboots", []),
         "failed_tasks": state["failed_tasks"],
@@ -85,6 +88,14 @@ def status_lines(state: dict[str, Any]) -> list[str]:
     ]
     lines.append("containers: " + ("" if containers else "none"))
     lines.extend(containers)
+    guests = facts["guests"]
+    if guests:  # a seeded cluster's own VMs and containers: their VMIDs are taken
+        lines.append("the cluster's own guests: " + ", ".join(
+            f"{'VM' if g['type'] == 'qemu' else 'CT'} {vmid} on {g['node']}"
+            for vmid, g in sorted(guests.items(), key=lambda item: int(item[0]))
+        ))  # fmt: skip
+    if facts["shared_storages"]:
+        lines.append("shared storages: " + ", ".join(facts["shared_storages"]))
     applies = facts["applies"]
     lines.append(f"SDN applies: {len(applies)}")
     lines.extend(

@@ -9,7 +9,8 @@ same, with the message the bridge gives (:func:`check_failure`).
 Only the attributes OrbitLab's components and ``examples/homelab`` send are listed (and
 ``getZones``' only validated argument); an attribute without a validator in bpg has no
 entry — a check stricter than the provider is a bug too. The SDN applier and ``getVnets``
-have no validators at all.
+have no validators at all; ``getVmsLegacy`` and ``getContainersLegacy`` are called with no
+argument (``proxmoxtf/datasource/vms.go``, ``containers.go``: every node's guests).
 
 >>> from orbitlab.emulate.rules.core import violations
 >>> [v.message for v in violations(PLAN_RULES, VNET, {"alias": "orbitlab backplane 1/2"})]
