@@ -159,6 +159,8 @@ def started(rehearsal: Rehearsal, vmid: int, on: bool) -> None:
         nics=tuple(record["nics"]),
         started=on,
         dns=record["dns"],
+        disk_gib=record["disk_gib"],
+        tags=tuple(record["tags"]),
     )
     c.update_container(rehearsal.store, container)
 
