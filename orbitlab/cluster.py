@@ -21,7 +21,6 @@ per node (the storages the appliances' disks and template are put on).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any
 
 import pulumi
@@ -58,9 +57,10 @@ def facts_from_invokes(
     zones: Iterable[Any],
     vms: Iterable[Any] = (),
     containers: Iterable[Any] = (),
+    datastores: Iterable[DatastoreFact] = (),
 ) -> ClusterFacts:
     """Build facts from ``get_vnets().vnets``, ``get_zones().zones``, ``get_vms_legacy().vms``
-    and ``get_containers_legacy().containers`` items."""
+    and ``get_containers_legacy().containers`` items (and the nodes' storages)."""
     return ClusterFacts(
         vnets=tuple(
             VnetFact(str(v.id), str(v.zone), tag_number(v.tag), v.alias or None) for v in vnets
@@ -76,6 +76,7 @@ def facts_from_invokes(
         ),
         guests=tuple(_guest(item, "qemu") for item in vms)
         + tuple(_guest(item, "lxc") for item in containers),
+        datastores=tuple(datastores),
     )
 
 
@@ -108,12 +109,11 @@ def read_cluster(
     zones = proxmoxve.sdn.get_zones(opts=opts).zones
     vms = proxmoxve.get_vms_legacy(opts=opts).vms or ()
     containers = proxmoxve.get_containers_legacy(opts=opts).containers or ()
-    facts = facts_from_invokes(vnets, zones, vms, containers)
-    datastores = tuple(
+    datastores = [
         fact
         for node in nodes
         for fact in datastore_facts(
             node, proxmoxve.get_datastores(node_name=node, opts=opts).datastores or ()
         )
-    )
-    return replace(facts, datastores=datastores)
+    ]
+    return facts_from_invokes(vnets, zones, vms, containers, datastores)

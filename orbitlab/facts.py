@@ -70,6 +70,8 @@ class ZoneFact:
 
 #: The Proxmox guest tag every OrbitLab appliance carries (``Appliance``'s default tags).
 APPLIANCE_GUEST_TAG = "orbitlab"
+#: Guest types as the API names them: VMs and containers.
+GUEST_TYPES = ("qemu", "lxc")
 
 
 @dataclass(frozen=True)
@@ -149,9 +151,6 @@ class ClusterFacts:
                     tag, f"VMID {guest.vmid} (its {roles[suffix]}'s) is held by {guest}"
                 )
         return blocked
-
-    def guest(self, vmid: int) -> GuestFact | None:
-        return next((guest for guest in self.guests if guest.vmid == vmid), None)
 
     def foreign_evpn_controllers(self, own: str) -> dict[str, list[str]]:
         """EVPN controllers other than ``own`` that zones use, each with those zones."""
@@ -235,17 +234,24 @@ def facts_from_api(
             )
             for z in zones
         ),
-        guests=tuple(
-            GuestFact(
-                int(g["vmid"]),
-                str(g.get("node", "")),
-                str(g.get("name") or ""),
-                "lxc" if g.get("type") == "lxc" else "qemu",
-                tuple(sorted(filter(None, str(g.get("tags") or "").split(";")))),
-            )
-            for g in guests or ()
-            if g.get("type") in ("qemu", "lxc")
-        ),
+        guests=tuple(guest_from_api(g) for g in guests or () if g.get("type") in GUEST_TYPES),
+    )
+
+
+def guest_from_api(entry: Mapping[str, Any]) -> GuestFact:
+    """A ``GET /cluster/resources?type=vm`` entry (``qemu`` or ``lxc``; tags ``a;b``).
+
+    >>> str(guest_from_api({"vmid": 10011, "type": "qemu", "node": "pve1", "name": "nas"}))
+    "VM 10011 'nas' on pve1"
+    """
+    tags = entry.get("tags") or ""
+    listed = tags if isinstance(tags, list) else str(tags).split(";")
+    return GuestFact(
+        int(entry["vmid"]),
+        str(entry.get("node") or ""),
+        str(entry.get("name") or ""),
+        str(entry["type"]),
+        tuple(sorted(str(tag).strip() for tag in listed if str(tag).strip())),
     )
 
 
@@ -306,10 +312,11 @@ def check_guests_and_controllers(plan: StackPlan, facts: ClusterFacts) -> None:
             f"controller per cluster; the Backplane needs its own ({own!r}): remove that "
             "controller and its zones first, or run OrbitLab on a cluster without one"
         )
+    guests = {guest.vmid: guest for guest in facts.guests}
     for index, sector in enumerate(plan.sectors):
         for role in sector.roles:
             vmid = sector.vmid(role)
-            guest = facts.guest(vmid)
+            guest = guests.get(vmid)
             if guest is not None and not guest.is_appliance:
                 problems.append(
                     f"orbitlab:sectors[{index}] ({sector.name}): its {role} container needs "
@@ -342,7 +349,7 @@ def _pick(
                 "chosen"
             ])  # fmt: skip
         if content not in found.content or not found.usable:
-            why = "is disabled or not active" if found.usable is False else (
+            why = "is disabled or not active" if not found.usable else (
                 f"does not hold {CONTENT_NAMES[content]} ('{content}')"
             )  # fmt: skip
             raise SettingsError([

@@ -306,6 +306,14 @@ class NodeStorage:
     vztmpl: str = DEFAULT_TEMPLATE_STORAGE
     shared: bool = False
 
+    @classmethod
+    def configured(cls, appliances: ApplianceSettings) -> NodeStorage:
+        """Without the cluster's storages: the configured names, else a fresh install's."""
+        return cls(
+            appliances.storage or DEFAULT_ROOT_STORAGE,
+            appliances.template_storage or DEFAULT_TEMPLATE_STORAGE,
+        )
+
 
 @dataclass(frozen=True)
 class StackPlan:
@@ -318,13 +326,7 @@ class StackPlan:
 
     def storage(self, node: str) -> NodeStorage:
         """A node's storages: chosen from the cluster's, else the configured or default ones."""
-        chosen = self.storages.get(node)
-        if chosen is not None:
-            return chosen
-        return NodeStorage(
-            self.appliances.storage or DEFAULT_ROOT_STORAGE,
-            self.appliances.template_storage or DEFAULT_TEMPLATE_STORAGE,
-        )
+        return self.storages.get(node) or NodeStorage.configured(self.appliances)
 
     @property
     def package_mirror(self) -> MirrorPlan | None:

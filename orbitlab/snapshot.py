@@ -40,14 +40,13 @@ from typing import Any, Protocol
 import yaml
 
 from orbitlab.errors import OrbitLabError
-from orbitlab.facts import GuestFact
+from orbitlab.facts import GUEST_TYPES, GuestFact, guest_from_api
 
 SNAPSHOT_FORMAT = 1
 #: Each SDN listing and the key naming its objects, as ``GET /cluster/sdn/<kind>`` has it.
 SDN_ID_KEYS = {"controllers": "controller", "zones": "zone", "vnets": "vnet", "subnets": "subnet"}
 #: The listings the API has at ``/cluster/sdn/<kind>``; subnets are listed per VNet.
 LISTED_KINDS = ("controllers", "zones", "vnets")
-GUEST_TYPES = ("qemu", "lxc")
 HEADER = (
     "# An OrbitLab cluster snapshot, written by `orbitlab discover --snapshot`;\n"
     "# `orbitlab emulate start STACKFILE --seed FILE` starts an emulated cluster from it.\n"
@@ -115,9 +114,7 @@ def _guest(where: str, item: dict[str, Any]) -> GuestFact:
         raise SnapshotError(f"{where}.vmid: {item['vmid']!r} is not a VMID") from None
     if not 100 <= vmid <= 999_999_999:
         raise SnapshotError(f"{where}.vmid: {vmid} is outside 100-999999999")
-    name = str(item.get("name") or "")
-    tags = tuple(sorted(_split(item.get("tags"), ";")))
-    return GuestFact(vmid, str(item.get("node") or ""), name, kind, tags)
+    return guest_from_api({**item, "vmid": vmid})
 
 
 def _storage(item: dict[str, Any]) -> Storage:

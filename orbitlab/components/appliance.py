@@ -41,7 +41,7 @@ from orbitlab.components.reboots import (
 )
 from orbitlab.components.rollout import Rollout
 from orbitlab.components.ssh import SshCredentials, node_connection, pct_exec
-from orbitlab.plan import DEFAULT_ROOT_STORAGE, NodePlan, NodeStorage
+from orbitlab.plan import NodePlan, NodeStorage
 from orbitlab.rendering import script_digest
 from orbitlab.settings import DNS_LABEL, ApplianceSettings
 
@@ -111,7 +111,7 @@ class ApplianceArgs:
 
     @property
     def root_storage(self) -> str:
-        return self.storage or self.appliances.storage or DEFAULT_ROOT_STORAGE
+        return self.storage or NodeStorage.configured(self.appliances).rootdir
 
     def problems(self) -> list[str]:
         """Every invalid field, named; empty when the args are valid."""
@@ -335,8 +335,7 @@ class ApplianceTemplatesArgs:
     owner: str | None = None
 
     def storage(self, node: str) -> NodeStorage:
-        default = NodeStorage(vztmpl=self.appliances.template_storage or NodeStorage.vztmpl)
-        return self.storages.get(node) or default
+        return self.storages.get(node) or NodeStorage.configured(self.appliances)
 
 
 class ApplianceTemplates(pulumi.ComponentResource):

@@ -763,13 +763,10 @@ def create_container(store: Store, container: Container) -> None:
 def _check_vmid_unused(state: dict[str, Any], vmid: str) -> None:
     """pve-cluster ``Cluster.pm``, ``check_vmid_unused``: VMIDs are unique across VMs and
     containers (the emulator's own and the seeded guests)."""
-    guest = state.get("guests", {}).get(vmid)
-    if guest is not None:
-        what = "VM" if guest["type"] == "qemu" else "CT"
-        raise ProxmoxError(f"{what} {vmid} already exists on node '{guest['node']}'", 500)
-    existing = state["containers"].get(vmid)
-    if existing is not None:
-        raise ProxmoxError(f"CT {vmid} already exists on node '{existing['node']}'", 500)
+    found = state.get("guests", {}).get(vmid) or state["containers"].get(vmid)
+    if found is not None:
+        what = "VM" if found.get("type") == "qemu" else "CT"
+        raise ProxmoxError(f"{what} {vmid} already exists on node '{found['node']}'", 500)
 
 
 def update_container(store: Store, container: Container, reboot: tuple[str, ...] = ()) -> None:
