@@ -19,7 +19,7 @@ ID, address and placement is decided here, once, before anything is declared.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork
@@ -315,6 +315,29 @@ class NodeStorage:
         )
 
 
+def template_downloads(
+    nodes: Iterable[str], storage: Callable[[str], NodeStorage]
+) -> list[tuple[str, NodeStorage]]:
+    """The nodes that download the appliance template, with their storages: every node,
+    except that a shared template storage is downloaded to once, by the first node using it.
+
+    >>> shared = {"pve1": NodeStorage(vztmpl="nfs", shared=True),
+    ...           "pve2": NodeStorage(vztmpl="nfs", shared=True), "pve3": NodeStorage()}
+    >>> [node for node, _ in template_downloads(["pve1", "pve2", "pve3"], shared.get)]
+    ['pve1', 'pve3']
+    """
+    downloads: list[tuple[str, NodeStorage]] = []
+    shared: set[str] = set()
+    for node in nodes:
+        chosen = storage(node)
+        if chosen.shared and chosen.vztmpl in shared:
+            continue
+        if chosen.shared:
+            shared.add(chosen.vztmpl)
+        downloads.append((node, chosen))
+    return downloads
+
+
 @dataclass(frozen=True)
 class StackPlan:
     stack: str
@@ -335,6 +358,11 @@ class StackPlan:
             return None
         address, port = mirror_endpoint(url)
         return MirrorPlan(url.rstrip("/"), address, port)
+
+    @property
+    def hosting_nodes(self) -> tuple[str, ...]:
+        """The nodes that host appliances (each Sector's node), sorted."""
+        return tuple(sorted({sector.node for sector in self.sectors}))
 
     def sector(self, name: str) -> SectorPlan:
         for sector in self.sectors:

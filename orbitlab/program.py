@@ -128,10 +128,11 @@ def deploy(
     appliances as last deployed (:func:`deployed_appliances`), for the reboot warnings.
     """
     ssh = ssh or SshCredentials(user=plan.appliances.ssh_user)
-    hosting = tuple(sorted({sector.node for sector in plan.sectors}))
     templates = ApplianceTemplates(
         "templates",
-        ApplianceTemplatesArgs(appliances=plan.appliances, nodes=hosting, storages=plan.storages),
+        ApplianceTemplatesArgs(
+            appliances=plan.appliances, nodes=plan.hosting_nodes, storages=plan.storages
+        ),
         opts,
     )
     backplane: BackplaneRef

@@ -41,7 +41,7 @@ from orbitlab.components.reboots import (
 )
 from orbitlab.components.rollout import Rollout
 from orbitlab.components.ssh import SshCredentials, node_connection, pct_exec
-from orbitlab.plan import NodePlan, NodeStorage
+from orbitlab.plan import NodePlan, NodeStorage, template_downloads
 from orbitlab.rendering import script_digest
 from orbitlab.settings import DNS_LABEL, ApplianceSettings
 
@@ -367,15 +367,14 @@ class ApplianceTemplates(pulumi.ComponentResource):
             )
         owner = args.owner or f"{pulumi.get_project()}-{pulumi.get_stack()}"
         file_ids: dict[str, pulumi.Output[str]] = {}
+        if settings.template_file_id is not None:
+            self.file_ids = {
+                node: pulumi.Output.from_input(settings.template_file_id) for node in args.nodes
+            }
+            self.register_outputs({"fileIds": self.file_ids})
+            return
         shared: dict[str, pulumi.Output[str]] = {}
-        for node in args.nodes:
-            if settings.template_file_id is not None:
-                file_ids[node] = pulumi.Output.from_input(settings.template_file_id)
-                continue
-            storage = args.storage(node)
-            if storage.shared and storage.vztmpl in shared:
-                file_ids[node] = shared[storage.vztmpl]  # the one volume every node sees
-                continue
+        for node, storage in template_downloads(args.nodes, args.storage):
             download = proxmoxve.download.File(
                 f"{name}-{node}",
                 content_type="vztmpl",
@@ -392,8 +391,11 @@ class ApplianceTemplates(pulumi.ComponentResource):
             file_ids[node] = download.id
             if storage.shared:
                 shared[storage.vztmpl] = download.id
-        self.file_ids = file_ids
-        self.register_outputs({"fileIds": file_ids})
+        # a node on a shared storage that another node downloaded to: the one volume
+        self.file_ids = {
+            node: file_ids.get(node) or shared[args.storage(node).vztmpl] for node in args.nodes
+        }
+        self.register_outputs({"fileIds": self.file_ids})
 
     def file_id(self, node: str) -> pulumi.Output[str]:
         try:
