@@ -44,6 +44,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         twin=args.twin,
         pve=args.pve,
         seed=args.seed,
+        pveum=args.pveum,
         say=say,
     )
     backed = f" (Proxmox VE {made['pve']})" + (" backed by the twin" if made["twin"] else "")
@@ -160,6 +161,12 @@ def add_emulate_parser(commands: Any) -> None:
         metavar="FILE",
         help="start from a snapshot of an existing cluster (`orbitlab discover --snapshot "
         "FILE`): its SDN objects, guests' VMIDs and storages",
+    )
+    start.add_argument(
+        "--pveum",
+        metavar="FILE",
+        help="the API token's privileges as pveum commands (role add, acl modify; default: "
+        "the least-privilege ones `orbitlab check --pveum` prints for the stack)",
     )
     start.add_argument(
         "--twin",

@@ -108,11 +108,14 @@ def create_cluster(
     backend: str = "files",
     pve: int = DEFAULT_PVE,
     seed: SeededState | None = None,
+    access: dict[str, Any] | None = None,
 ) -> None:
     """A fresh cluster: the nodes with their storages and ``vmbr0``, no SDN, nothing else
     (``backend``: what makes it real, see :mod:`~orbitlab.emulate.backend`; ``pve``: the
     Proxmox VE major version whose SDN apply it has); or, with ``seed``, what a snapshot of
-    a real cluster holds: its SDN objects applied, its guests' VMIDs, its storages."""
+    a real cluster holds: its SDN objects applied, its guests' VMIDs, its storages.
+    ``access``: the API token's ACLs (:class:`~orbitlab.emulate.access.Access` state; None:
+    a root@pam token, which no permission check stops)."""
     if pve not in PVE_VERSIONS:
         raise ValueError(f"Proxmox VE {pve} is not emulated (choose {PVE_VERSIONS})")
     seed = seed or SeededState(_empty_sdn(), {}, {}, [])
@@ -152,6 +155,7 @@ def create_cluster(
         "reboots": [],
         "failed_tasks": [],
         "runs": [],
+        "access": access,
     }
     for node in nodes:
         state["nodes"][node.name]["bridges"] = running_bridges(state, node.name)

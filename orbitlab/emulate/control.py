@@ -21,15 +21,21 @@ import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orbitlab
 from orbitlab.emulate import EmulateError
+from orbitlab.emulate.access import Access, PveumError, parse_pveum
 from orbitlab.emulate.cluster import APPLY_S, DEFAULT_PVE, LOCK_WAIT_S, Node, create_cluster
-from orbitlab.emulate.seed import seed_state
+from orbitlab.emulate.seed import SeededState, seed_state
 from orbitlab.emulate.store import DIR_ENV, Store
 from orbitlab.errors import OrbitLabError
+from orbitlab.facts import ClusterFacts, DatastoreFact, choose_storages
+from orbitlab.plan import plan_stack
+from orbitlab.privileges import pveum_script
+from orbitlab.settings import StackSettings
 from orbitlab.snapshot import load_snapshot
 from orbitlab.stack import load_stack_file
 from orbitlab.twin import runner
@@ -90,12 +96,15 @@ def start(
     twin: bool = False,
     pve: int = DEFAULT_PVE,
     seed: str | None = None,
+    pveum: str | None = None,
     say: Any = print,
 ) -> dict[str, Any]:
     """Create the emulated cluster of a stack file's nodes; returns what was made. With
     ``twin``, its nodes and containers are the twin's (built here, in namespaces: root);
     ``pve``: the Proxmox VE major version whose SDN apply it has (8 or 9); ``seed``: a
-    snapshot file of an existing cluster to start from (:mod:`orbitlab.snapshot`)."""
+    snapshot file of an existing cluster to start from (:mod:`orbitlab.snapshot`);
+    ``pveum``: a file of ``pveum`` commands that set the API token's privileges (default:
+    the least-privilege ones :func:`orbitlab.privileges.pveum_script` gives for the stack)."""
     if store.exists:
         raise EmulateError(
             f"an emulated cluster already runs in {store.root}; `orbitlab emulate stop` first"
@@ -105,6 +114,7 @@ def start(
     stack, settings = load_stack_file(stack_file)
     nodes = [Node(n.name, str(n.address), n.mtu, n.host_key) for n in settings.backplane.nodes]
     seeded = seed_state(load_snapshot(seed), [n.name for n in nodes]) if seed else None
+    access = token_access(stack, settings, seeded, pveum)
     if build:
         ensure_pulumi()
     store.root.mkdir(parents=True, exist_ok=True)
@@ -120,6 +130,7 @@ def start(
             backend="twin" if twin else "files",
             pve=pve,
             seed=seeded,
+            access=access.to_state(),
         )
     except BaseException:
         if twin:
@@ -143,6 +154,32 @@ def start(
         f"started from {stack_file}{backed}{seeded_from}: nodes {', '.join(n.name for n in nodes)}",
     )
     return {"stack": stack, "nodes": [n.name for n in nodes], "twin": twin, "pve": pve}
+
+
+def token_access(
+    stack: str, settings: StackSettings, seeded: SeededState | None, pveum: str | None
+) -> Access:
+    """The API token's ACLs: from a ``pveum`` script file, else the stack's least-privilege
+    script (its template storages as the program picks them on the seeded cluster)."""
+    if pveum is not None:
+        try:
+            return parse_pveum(Path(pveum).read_text())
+        except OSError as error:
+            raise EmulateError(f"--pveum {pveum}: {error.strerror}") from None
+        except PveumError as error:
+            raise EmulateError(f"--pveum {pveum}: {error.reason}") from None
+    plan = plan_stack(stack, settings)
+    if seeded is not None and seeded.storages:
+        facts = ClusterFacts(
+            datastores=tuple(
+                DatastoreFact(storage, node, frozenset(content), storage in seeded.shared)
+                for node, storages in seeded.storages.items()
+                for storage, content in storages.items()
+            )
+        )
+        storages = choose_storages(settings.appliances, plan.hosting_nodes, facts)
+        plan = replace(plan, storages=storages)
+    return parse_pveum(pveum_script(plan))
 
 
 def require(store: Store) -> Store:

@@ -36,8 +36,10 @@ from urllib.parse import urlsplit
 from orbitlab.components.reboots import changed_paths
 from orbitlab.emulate import ProxmoxError
 from orbitlab.emulate import cluster as c
+from orbitlab.emulate.access import Access, Need
 from orbitlab.emulate.plugin import Call, ResourceType, StandIn, main
 from orbitlab.emulate.rules import APPLY_RULES, PLAN_RULES
+from orbitlab.emulate.rules import permissions as perm
 from orbitlab.emulate.rules.api import http_error
 from orbitlab.emulate.rules.provider import (
     CONTAINER,
@@ -117,6 +119,50 @@ def _number(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def access_of(state: dict[str, Any]) -> Access | None:
+    """The token's ACLs (None: a root@pam token, which Proxmox never checks)."""
+    found = state.get("access")
+    return None if found is None else Access.from_state(found)
+
+
+def _authorize(call: Call, calls: list[perm.ApiCall]) -> None:
+    """Run the checks of the API calls bpg makes, in order; the first failing one refuses
+    with Proxmox's 403 (:mod:`orbitlab.emulate.rules.permissions`)."""
+    access = access_of(call.store.read())
+    if access is None:
+        return
+    for api_call in calls:
+        try:
+            for check in api_call.checks:
+                access.check(check)
+        except ProxmoxError as refused:
+            if not api_call.wording:
+                raise
+            error = http_error(403, refused.reason)
+            raise ProxmoxError(api_call.wording.format(error=error)) from None
+
+
+def _visible(state: dict[str, Any], need: Need) -> bool:
+    access = access_of(state)
+    return access is None or access.passes(need)
+
+
+def _zone_of_vnet(state: dict[str, Any], vnet: str) -> str:
+    found = state["sdn"]["config"]["vnets"].get(vnet) or state["sdn"]["running"]["vnets"].get(vnet)
+    return (found or {}).get("zone", "localnetwork")
+
+
+def _bridges(state: dict[str, Any], *inputs: dict[str, Any]) -> list[perm.Bridge]:
+    """Each NIC's bridge and its zone (``localnetwork`` for a plain bridge)."""
+    return [
+        perm.Bridge(
+            index, _zone_of_vnet(state, nic.get("bridge", "vmbr0")), nic.get("bridge", "vmbr0")
+        )
+        for given in inputs
+        for index, nic in enumerate(given.get("networkInterfaces") or [])
+    ]
+
+
 # --- SDN ---------------------------------------------------------------------------------
 
 
@@ -139,16 +185,19 @@ def _sdn(
     def create(call: Call, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         _check_endpoint(call)
         object_id = inputs[id_key]
+        _authorize(call, perm.sdn_calls(kind, "create", object_id, inputs.get("zone")))
         c.create_sdn(call.store, kind, object_id, props(inputs))
         call.log(f"created {kind.removesuffix('s')} {object_id} (pending)")
         return object_id, {**inputs, **computed}
 
     def update(call: Call, object_id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict:
+        _authorize(call, perm.sdn_calls(kind, "update", object_id, olds.get("zone")))
         c.update_sdn(call.store, kind, object_id, props(news))
         call.log(f"updated {kind.removesuffix('s')} {object_id} (pending)")
         return {**news, **computed}
 
     def delete(call: Call, object_id: str, olds: dict[str, Any]) -> None:
+        _authorize(call, perm.sdn_calls(kind, "delete", object_id, olds.get("zone")))
         c.delete_sdn(call.store, kind, object_id)
         call.log(f"deleted {kind.removesuffix('s')} {object_id} (pending)")
 
@@ -193,19 +242,26 @@ def _subnet() -> ResourceType:
             raise ProxmoxError(f"sdn vnet '{inputs['vnet']}' does not exist", 500)
         return c.subnet_id(vnet["zone"], inputs["cidr"])
 
+    def authorize(call: Call, action: str, subnet: str, inputs: dict[str, Any]) -> None:
+        zone = _zone_of_vnet(call.store.read(), inputs["vnet"])
+        _authorize(call, perm.subnet_calls(action, zone, inputs["vnet"], subnet))
+
     def create(call: Call, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         _check_endpoint(call)
         object_id = subnet_key(call, inputs)
+        authorize(call, "create", object_id, inputs)
         c.create_sdn(call.store, "subnets", object_id, props(inputs))
         call.log(f"created subnet {object_id} (pending)")
         return object_id, inputs
 
     def update(call: Call, object_id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict:
+        authorize(call, "update", object_id, olds)
         c.update_sdn(call.store, "subnets", object_id, props(news))
         call.log(f"updated subnet {object_id} (pending)")
         return news
 
     def delete(call: Call, object_id: str, olds: dict[str, Any]) -> None:
+        authorize(call, "delete", object_id, olds)
         c.delete_sdn(call.store, "subnets", object_id)
         call.log(f"deleted subnet {object_id} (pending)")
 
@@ -216,6 +272,7 @@ def _subnet() -> ResourceType:
 
 def _applier() -> ResourceType:
     def apply(call: Call, why: str) -> None:
+        _authorize(call, perm.apply_calls())
         record = c.apply_sdn(call.store, call.name, why)
         warned = "".join(f"; WARNING {warning}" for warning in record["warnings"])
         call.log(f"applied SDN (apply #{record['n']}, {why}){warned}")
@@ -257,6 +314,10 @@ def _download() -> ResourceType:
         _check_endpoint(call)
         file_name = inputs.get("fileName") or urlsplit(inputs["url"]).path.rsplit("/", 1)[-1]
         volid = f"{inputs['datastoreId']}:{inputs['contentType']}/{file_name}"
+        _authorize(
+            call,
+            perm.download_calls("create", inputs["nodeName"], inputs["datastoreId"], file_name),
+        )
         try:
             c.create_volume(
                 call.store,
@@ -283,6 +344,8 @@ def _download() -> ResourceType:
         return {**olds, **news}
 
     def delete(call: Call, volid: str, olds: dict[str, Any]) -> None:
+        node, storage = olds["nodeName"], olds["datastoreId"]
+        _authorize(call, perm.download_calls("delete", node, storage, olds["fileName"]))
         c.delete_volume(call.store, olds["nodeName"], volid)
         call.log(f"deleted {volid} on {olds['nodeName']}")
 
@@ -343,19 +406,32 @@ def _container() -> ResourceType:
         if inputs.get("vmId") is None:
             raise ProxmoxError("vm_id: the emulated cluster needs a fixed VMID")
         container = container_of(inputs)
+        state = call.store.read()
+        template_storage = container.template.split(":", 1)[0]
+        _authorize(
+            call, perm.container_create_calls(inputs, template_storage, _bridges(state, inputs))
+        )
         c.create_container(call.store, container)
         call.log(f"created CT {container.vmid} on {container.node} ({container.hostname})")
         return str(container.vmid), inputs
 
     def update(call: Call, vmid: str, olds: dict[str, Any], news: dict[str, Any]) -> dict:
         container = container_of(news)
-        reboot = tuple(reboots_for(CONTAINER, changed_paths(olds, news)))
+        changed = changed_paths(olds, news)
+        reboot = tuple(reboots_for(CONTAINER, changed))
+        calls = perm.container_update_calls(
+            olds, news, changed, bool(reboot), _bridges(call.store.read(), olds, news)
+        )
+        _authorize(call, calls)
         c.update_container(call.store, container, reboot=reboot if container.started else ())
         rebooted = f", rebooted for {', '.join(reboot)}" if reboot and container.started else ""
         call.log(f"updated CT {vmid}{rebooted}")
         return news
 
     def delete(call: Call, vmid: str, olds: dict[str, Any]) -> None:
+        found = call.store.read()["containers"].get(vmid) or {}
+        running = found.get("status", "running") == "running"
+        _authorize(call, perm.container_delete_calls(olds["nodeName"], int(vmid), running))
         c.delete_container(call.store, int(vmid))
         call.log(f"deleted CT {vmid}")
 
@@ -384,7 +460,7 @@ def get_vnets(call: Call, args: dict[str, Any]) -> dict[str, Any]:
             "vlanAware": bool(vnet.get("vlanAware")),
         }
         for vnet_id, vnet, status in c.sdn_listing(state, "vnets")
-        if status != "deleted"
+        if status != "deleted" and _visible(state, perm.vnet_visible(vnet.get("zone", ""), vnet_id))
     ]
     return {"id": "vnets", "vnets": vnets}
 
@@ -424,7 +500,7 @@ def get_zones(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     zones = [
         _zone_record(zone_id, zone, status)
         for zone_id, zone, status in c.sdn_listing(state, "zones")
-        if wanted in (None, "", zone.get("type"))
+        if wanted in (None, "", zone.get("type")) and _visible(state, perm.zone_visible(zone_id))
     ]
     return {"id": "zones", "zones": zones, **({"type": wanted} if wanted else {})}
 
@@ -445,7 +521,11 @@ def _guests(state: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     found = {vmid: g for vmid, g in state.get("guests", {}).items() if g["type"] == kind}
     if kind == "lxc":
         found.update(state["containers"])
-    return [_guest_record(vmid, found[vmid]) for vmid in sorted(found, key=int)]
+    return [
+        _guest_record(vmid, found[vmid])
+        for vmid in sorted(found, key=int)
+        if _visible(state, perm.guest_visible(vmid))
+    ]
 
 
 def get_vms(call: Call, args: dict[str, Any]) -> dict[str, Any]:
@@ -460,7 +540,7 @@ def get_containers(call: Call, args: dict[str, Any]) -> dict[str, Any]:
 
 def get_datastores(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     """A node's storages, as bpg's ``fwprovider/nodes/datastores/datasource.go`` lists
-    ``GET /nodes/{node}/storage`` (no filter: every storage of the node)."""
+    ``GET /nodes/{node}/storage`` (no filter: every storage of the node the token may see)."""
     _check_endpoint(call)
     state = call.store.read()
     node = args["nodeName"]
@@ -478,6 +558,7 @@ def get_datastores(call: Call, args: dict[str, Any]) -> dict[str, Any]:
             "active": True,
         }
         for storage, content in sorted(state["nodes"][node]["storages"].items())
+        if _visible(state, perm.storage_visible(storage))
     ]
     return {"id": node, "nodeName": node, "datastores": datastores}
 

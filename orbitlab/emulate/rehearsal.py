@@ -72,11 +72,13 @@ class Rehearsal:
         twin_stack: str | None = None,
         pve: int = DEFAULT_PVE,
         seed: str | Path | None = None,
+        pveum: str | Path | None = None,
     ) -> Rehearsal:
         """A cluster with the stack file's nodes, and a copy of ``program``'s Pulumi.yaml and
         ``__main__.py`` in ``workdir/project``. With ``twin_stack``, the cluster is backed by
         the twin and the stack file is copied in first as ``Pulumi.<twin_stack>.yaml``;
-        ``seed``: a snapshot of an existing cluster to start from."""
+        ``seed``: a snapshot of an existing cluster to start from; ``pveum``: the token's
+        privileges as ``pveum`` commands (default: the stack's least-privilege ones)."""
         if not control.pulumi_built():
             raise EmulateError(f"the Pulumi CLI is not built in {control.pulumi_bin()}")
         store = Store(workdir / "emulate")
@@ -95,6 +97,7 @@ class Rehearsal:
                 twin=True,
                 pve=pve,
                 seed=str(seed) if seed else None,
+                pveum=str(pveum) if pveum else None,
                 say=_quiet,
             )
         else:
@@ -105,6 +108,7 @@ class Rehearsal:
                 build=False,
                 pve=pve,
                 seed=str(seed) if seed else None,
+                pveum=str(pveum) if pveum else None,
             )
         env = control.process_environment(store)
         env["PYTHONPATH"] = str(control.PROJECT_ROOT)
