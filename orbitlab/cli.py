@@ -4,6 +4,7 @@ orbitlab validate stacks/Pulumi.example.yaml
 orbitlab render stacks/Pulumi.example.yaml --out out/
 orbitlab diagram stacks/Pulumi.example.yaml --out docs/example-stack.svg
 orbitlab show stacks/Pulumi.example.yaml [--json] [--cluster]
+orbitlab check stacks/Pulumi.example.yaml [--pveum]   # the API token's privileges
 orbitlab emulate start stacks/Pulumi.example.yaml   # then: eval "$(orbitlab emulate env)"
 """
 
@@ -15,12 +16,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orbitlab.errors import OrbitLabError, SettingsError
 from orbitlab.plan import StackPlan, plan_stack
 from orbitlab.stack import load_plan, load_stack_file
 from orbitlab.views.diagram import FORMATS, diagram, format_for
 from orbitlab.views.table import allocation, table_text
+
+if TYPE_CHECKING:
+    from orbitlab.discover import ProxmoxClient
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -73,10 +78,17 @@ def plan_on_cluster(args: argparse.Namespace) -> tuple[StackPlan, str | None]:
     from orbitlab import discover
     from orbitlab.facts import plan_for_cluster
 
+    client = api_session(args)
+    return plan_for_cluster(stack, settings, discover.read_sdn_facts(client)), client.base
+
+
+def api_session(args: argparse.Namespace) -> ProxmoxClient:
+    """A client of the API the options and the stack file name, with $PROXMOX_VE_API_TOKEN."""
+    from orbitlab import discover
+
     token = discover.parse_token(os.environ.get(discover.TOKEN_ENV), discover.SDN_PRIVILEGE_HINT)
     document, _ = discover.read_stack_document(args.stack_file)
-    client = discover.api_client(args, document, token)
-    return plan_for_cluster(stack, settings, discover.read_sdn_facts(client)), client.base
+    return discover.api_client(args, document, token)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -88,6 +100,69 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(table_text(document))
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Print the stack's least-privilege ``pveum`` commands (``--pveum``), or read the token's
+    privileges (``GET /access/permissions``) and name each one the stack needs and it lacks."""
+    from orbitlab import discover, privileges
+
+    if args.pveum:
+        plan, _ = plan_on_cluster(args)
+        sys.stdout.write(privileges.pveum_script(plan, args.user, args.token_name))
+        return 0
+    from orbitlab.facts import plan_for_cluster
+
+    client = api_session(args)
+    token = client.token
+    plan = plan_for_cluster(*load_stack_file(args.stack_file), discover.read_sdn_facts(client))
+    needs = privileges.requirements(plan)
+    lacking = privileges.missing(needs, discover.permissions_reader(client))
+    paths = len({need.path for need in needs})
+    if not lacking:
+        print(
+            f"the token {token.token_id} holds every privilege the stack needs "
+            f"({len(needs)} on {paths} paths)"
+        )
+        return 0
+    print(f"the token {token.token_id} lacks {len(lacking)} privilege(s) the stack needs:")
+    for need in lacking:
+        print(f"  - {need.describe()}")
+    print(
+        f"grant them with `orbitlab check {args.stack_file} --pveum` (run as root on a node), "
+        "or your own role on those paths",
+    )
+    return 1
+
+
+def add_check_parser(commands: argparse._SubParsersAction) -> None:
+    from orbitlab.discover import add_api_arguments
+
+    check = commands.add_parser(
+        "check",
+        help="the API token's privileges: what the stack needs, what the token lacks",
+        description=(
+            "Read the API token's privileges on every path the stack's pulumi up and destroy "
+            "use (GET /access/permissions; token from $PROXMOX_VE_API_TOKEN) and name each "
+            "one it lacks; exit 1 if any. With --pveum, print the pveum commands that create "
+            "a user, its token and exactly those privileges instead."
+        ),
+    )
+    check.add_argument("stack_file", help="Pulumi.<stack>.yaml")
+    check.add_argument(
+        "--pveum", action="store_true", help="print the least-privilege pveum commands"
+    )
+    check.add_argument("--user", default="orbitlab@pve", help="--pveum: the user to create")
+    check.add_argument(
+        "--token-name", default="pulumi", help="--pveum: the API token's name (user!name)"
+    )
+    check.add_argument(
+        "--cluster",
+        action="store_true",
+        help="--pveum: plan against the cluster's SDN (tags, VMIDs) as the program does",
+    )
+    add_api_arguments(check)
+    check.set_defaults(handler=cmd_check)
 
 
 def add_view_parsers(commands: argparse._SubParsersAction) -> None:
@@ -132,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orbitlab",
         description=(
-            "OrbitLab Networks as code: validate, render, diagram, show, discover, twin, emulate."
+            "OrbitLab Networks as code: validate, render, diagram, show, check, discover, twin, "
+            "emulate."
         ),
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.set_defaults(handler=cmd_render)
 
     add_view_parsers(commands)
+    add_check_parser(commands)
 
     from orbitlab.discover import add_discover_parser
 

@@ -42,6 +42,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -536,6 +537,24 @@ def read_bridge(client: ProxmoxClient, node: str) -> dict[str, Any]:
 
 
 # --- SDN, for `orbitlab show --cluster` ------------------------------------------------------
+
+
+def permissions_reader(client: ProxmoxClient) -> Callable[[str], frozenset[str]]:
+    """The token's privileges on a path, as ``GET /access/permissions?path=<path>`` reports
+    them (inherited ACLs and the token's privilege separation applied); read once per path.
+    """
+    cache: dict[str, frozenset[str]] = {}
+
+    def held(path: str) -> frozenset[str]:
+        if path not in cache:
+            query = urllib.parse.urlencode({"path": path})
+            answer = client.get(f"/access/permissions?{query}")
+            if not isinstance(answer, dict):
+                raise DiscoverError(f"GET /access/permissions: expected a mapping, got {answer!r}")
+            cache[path] = frozenset((answer.get(path) or {}).keys())
+        return cache[path]
+
+    return held
 
 
 def read_sdn_facts(client: ProxmoxClient) -> ClusterFacts:

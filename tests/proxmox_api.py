@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,6 +70,8 @@ class Cluster:
     #: ``GET /cluster/resources?type=vm`` entries (VMs and containers).
     guests: list[dict[str, Any]] = field(default_factory=list)
     storages: list[dict[str, Any]] = field(default_factory=list)
+    #: The token's ACLs (an emulator ``Access``): ``GET /access/permissions?path=`` answers.
+    access: Any = None
     token: str = TOKEN
     forbidden: bool = False
     requests: list[tuple[str, str]] = field(default_factory=list)
@@ -92,6 +95,9 @@ class Cluster:
             return 200, "OK", {"data": self.guests}
         if path == "/api2/json/storage":
             return 200, "OK", {"data": self.storages}
+        if path.startswith("/api2/json/access/permissions?") and self.access is not None:
+            query = urllib.parse.parse_qs(path.split("?", 1)[1])
+            return 200, "OK", {"data": self.access.permissions(query["path"][0])}
         parts = path.removeprefix("/api2/json/").split("/")
         if parts[:3] == ["cluster", "sdn", "vnets"] and len(parts) == 5 and parts[4] == "subnets":
             return 200, "OK", {"data": self.subnets.get(parts[3], [])}
