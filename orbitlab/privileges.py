@@ -198,15 +198,14 @@ def pveum_script(plan: StackPlan, user: str = DEFAULT_USER, token: str = DEFAULT
     privilege-separated API token and exactly the privileges the stack needs (on the user
     and on the token: a separated token holds only what both hold)."""
     token_id = f"{user}!{token}"
-    lines = [
-        f'pveum role add {ROLE} --privs "{",".join(ROLE_PRIVILEGES)}"',
-        f'pveum role add {TEMPLATE_ROLE} --privs "{",".join(TEMPLATE_PRIVILEGES)}"',
-        f"pveum user add {user}",
-        f"pveum user token add {user} {token} --privsep 1",
-    ]
+    downloads = template_storages(plan)
+    lines = [f'pveum role add {ROLE} --privs "{",".join(ROLE_PRIVILEGES)}"']
+    if downloads:
+        lines.append(f'pveum role add {TEMPLATE_ROLE} --privs "{",".join(TEMPLATE_PRIVILEGES)}"')
+    lines += [f"pveum user add {user}", f"pveum user token add {user} {token} --privsep 1"]
     grants = [(path, ROLE) for path in ROLE_PATHS]
     # an ACL on a storage replaces the one on /storage there: both roles go on it
-    grants += [(f"/storage/{s}", f"{ROLE},{TEMPLATE_ROLE}") for s in template_storages(plan)]
+    grants += [(f"/storage/{storage}", f"{ROLE},{TEMPLATE_ROLE}") for storage in downloads]
     for path, roles in grants:
         for who in (f"--users {user}", f"--tokens '{token_id}'"):
             lines.append(f"pveum acl modify {path} {who} --roles {roles}")

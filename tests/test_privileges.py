@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,6 +167,17 @@ def test_emulate_start_defaults_to_the_stacks_least_privilege_role() -> None:
 def test_the_readme_gives_exactly_the_least_privilege_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     assert f"```sh\n{LEAST}```" in readme
+
+
+def test_a_template_volume_given_needs_no_download_privileges() -> None:
+    plan = load_plan(str(EXAMPLE_STACK))
+    appliances = plan.appliances.model_copy(update={"template_file_id": "nas:vztmpl/a.tar.xz"})
+    plan = dataclasses.replace(plan, appliances=appliances)
+    script = privileges.pveum_script(plan)
+    assert privileges.TEMPLATE_ROLE not in script
+    needs = {(need.path, need.privilege) for need in privileges.requirements(plan)}
+    assert ("/storage/nas", "Datastore.AllocateSpace") in needs
+    assert not {priv for _, priv in needs} & {"Sys.AccessNetwork", *privileges.TEMPLATE_PRIVILEGES}
 
 
 def test_the_least_privilege_role_holds_no_audit_privilege() -> None:
