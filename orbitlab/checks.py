@@ -76,6 +76,14 @@ def parse_endpoint(text: str, sector: SectorSettings) -> Endpoint:
             f"{text!r}: {address} is {reserved[address]}'s address, not a host's; "
             "expected a host of the Sector"
         )
+    pool = dhcp_pool(sector)
+    declared = {host.address for host in sector.hosts if host.mac is not None}
+    if pool is not None and pool[0] <= address <= pool[1] and address not in declared:
+        raise ValueError(
+            f"{text!r}: {address} is in the Sector's DHCP pool ({pool[0]}-{pool[1]}), so "
+            "whoever leases it gets the traffic; declare the host with that address and its "
+            "mac (a DHCP reservation), or use a static address outside the pool"
+        )
     return Endpoint(None, address, port)
 
 
@@ -376,7 +384,15 @@ def _check_forwarders(index: int, sector: SectorSettings, settings: StackSetting
     prefix = f"orbitlab:sectors[{index}]"
     own = sector.dns.forwarders
     field = f"{prefix}.dns.forwarders" if own else "orbitlab:appliances.nameservers"
+    appliances = _own_appliances(sector)
     for position, address in enumerate(own or settings.appliances.nameservers):
+        if address in appliances:
+            yield (
+                f"{field}[{position}]: {address} is {appliances[address]} of Sector "
+                f"{sector.name!r}; the Sector DNS would forward to itself (CoreDNS' loop "
+                "plugin then stops it); forward to a resolver on the home LAN or beyond"
+            )
+            continue
         reason = _unreachable_reason(address, settings) or _denied_reason(address, sector)
         if reason is None:
             continue
@@ -392,6 +408,14 @@ def _check_forwarders(index: int, sector: SectorSettings, settings: StackSetting
                 "it, and its Sector Gateway never lets it reach that address; set "
                 f"{prefix}.dns.forwarders to a resolver on the home LAN or beyond"
             )
+
+
+def _own_appliances(sector: SectorSettings) -> dict[IPAddress, str]:
+    """The Sector DNS's and gateway's addresses in the Sector, named."""
+    first = sector.subnets[0]
+    found = {IPAddress(subnet.first + 1): "the gateway" for subnet in sector.subnets}
+    found[IPAddress(first.first + SECTOR_INFRA_OFFSET["dns"])] = "the Sector DNS"
+    return found
 
 
 def check_sector(index: int, sector: SectorSettings, settings: StackSettings) -> Iterator[str]:

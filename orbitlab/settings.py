@@ -47,7 +47,7 @@ MIN_LEASE_S = 120
 MAX_LEASE_S = 7 * 24 * 3600
 DEFAULT_LEASE_S = 3600
 LEASE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 #: ``orbitlab:*`` keys that configure the program rather than the network (not settings).
 PROGRAM_KEYS = frozenset({"sshPrivateKey"})
 # Patterns are matched with fullmatch: a value with a trailing newline never passes.
@@ -231,7 +231,7 @@ def _parse_mac(value: Any) -> str:
     'bc:24:11:5a:00:01'
     """
     text = value.lower() if isinstance(value, str) else value
-    if not isinstance(text, str) or not MAC.match(text):
+    if not isinstance(text, str) or not MAC.fullmatch(text):
         raise ValueError(
             f"{value!r} is not a MAC address; expected six colon-separated hex octets, "
             "e.g. bc:24:11:5a:00:01"

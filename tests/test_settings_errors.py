@@ -372,6 +372,39 @@ CASES: list[tuple[str, Callable[[dict], None], list[str]]] = [
         ["orbitlab:appliances.nameservers[0]", "'127.0.0.53' lies in 127.0.0.0/8 (loopback"],
     ),
     (
+        "dns forwarder the sector's own dns",
+        change("sectors.1.dns", {"forwarders": ["172.16.0.2"]}),
+        ["orbitlab:sectors[1].dns.forwarders[0]", "172.16.0.2 is the Sector DNS of Sector 'lab'",
+         "forward to itself (CoreDNS' loop plugin then stops it)"],
+    ),
+    (
+        "dns forwarder the sector's gateway",
+        change("sectors.0.dns", {"forwarders": ["172.16.1.1"]}),
+        ["orbitlab:sectors[0].dns.forwarders[0]", "172.16.1.1 is the gateway of Sector 'web'"],
+    ),
+    (
+        "appliance nameserver a sector's own dns",
+        change("appliances", {"nameservers": ["172.16.0.2"]}),
+        ["orbitlab:appliances.nameservers[0]", "172.16.0.2 is the Sector DNS of Sector 'web'"],
+    ),
+    (
+        "lb backend in the dhcp pool",
+        change("sectors.0.load_balancer.listeners.0.backends", ["172.16.0.150:80"]),
+        ["orbitlab:sectors[0].load_balancer.listeners[0].backends[0]",
+         "172.16.0.150 is in the Sector's DHCP pool (172.16.0.128-172.16.0.254)",
+         "whoever leases it gets the traffic", "a DHCP reservation"],
+    ),
+    (
+        "port forward into the dhcp pool",
+        change("sectors.0.port_forwards", [{"port": 2222, "to": "172.16.0.200:22"}]),
+        ["orbitlab:sectors[0].port_forwards[0].to", "172.16.0.200 is in the Sector's DHCP pool"],
+    ),
+    (
+        "host mac with a trailing newline",
+        change("sectors.0.hosts.0.mac", "bc:24:11:5a:00:01\n"),
+        ["orbitlab:sectors[0].hosts[0].mac", "'bc:24:11:5a:00:01\\n' is not a MAC address"],
+    ),
+    (
         "dns forwarder limited broadcast",
         change("sectors.1.dns", {"forwarders": ["255.255.255.255"]}),
         ["orbitlab:sectors[1].dns.forwarders[0]", "255.255.255.255/32 (limited broadcast"],
@@ -1029,3 +1062,15 @@ def test_the_readme_configuration_reference_is_a_valid_stack():
         ("app3", True, True),
         ("cam", True, True),
     ]
+
+
+def test_a_reserved_address_in_the_pool_may_be_a_backend_or_target(raw_stack: dict) -> None:
+    web = raw_stack["sectors"][0]
+    web["hosts"].append({"name": "app3", "address": "172.16.0.150", "mac": "bc:24:11:5a:00:03"})
+    web["dhcp"] = {"range": ["172.16.0.128", "172.16.0.254"]}  # over app3's reservation
+    web["load_balancer"]["listeners"][0]["backends"] = ["172.16.0.150:80", "app3:81"]
+    web["port_forwards"] = [{"port": 2222, "to": "172.16.0.150:22"}]
+    plan = plan_stack("dev", parse_settings(raw_stack))
+    assert plan.sectors[0].dhcp.pool_text == "172.16.0.128-172.16.0.254"
+    backends = plan.sectors[0].load_balancer.listeners[0].backends
+    assert [str(backend.address) for backend in backends] == ["172.16.0.150", "172.16.0.150"]
