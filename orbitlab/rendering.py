@@ -43,6 +43,22 @@ DHCP_SCRIPT = "/etc/orbitlab/dhcp-names.sh"
 LEASE_DIR = "/var/lib/misc"
 LEASE_FILE = f"{LEASE_DIR}/dnsmasq.leases"
 DHCP_HOSTS = f"{LEASE_DIR}/orbitlab-dhcp.hosts"
+
+
+@dataclass(frozen=True)
+class DnsLimits:
+    """CoreDNS's bounds on a 128 MiB appliance: queries forwarded at once (CoreDNS's
+    ``forward`` puts each at about 2 kB; past the bound a query gets SERVFAIL at once,
+    not memory), and the cache's capacity for answers and for denials (its default is
+    9984 each)."""
+
+    forward_max_concurrent: int = 500
+    cache_success: int = 4096
+    cache_denial: int = 1024
+
+
+DNS_LIMITS = DnsLimits()
+
 #: How long a name from a lease is cached, and how often CoreDNS re-reads DHCP_HOSTS.
 DHCP_NAME_TTL_S = 30
 DHCP_HOSTS_RELOAD = "1s"
@@ -356,6 +372,7 @@ def coredns_files(sector: SectorPlan) -> tuple[tuple[FileSpec, ...], Service]:
         hosts_file=DHCP_HOSTS if sector.dhcp else None,
         hosts_ttl=DHCP_NAME_TTL_S,
         hosts_reload=DHCP_HOSTS_RELOAD,
+        limits=DNS_LIMITS,
     )
     zone_files = tuple(
         FileSpec(zone.path, render_template("zone.j2", sector=sector, zone=zone)) for zone in zones
@@ -388,10 +405,14 @@ def dns_bundle(sector: SectorPlan, os: OsProfile) -> Bundle:
         hostname=sector.dns_hostname,
         sector=sector.name,
         tag=sector.tag,
-        files=(*files, *dhcp),
+        files=(*files, *dhcp, FileSpec(SYSCTL_FILE, render_template("dns-sysctl.conf.j2"))),
         packages=(*os.packages["dns"], *(os.packages["dhcp"] if dhcp else ())),
         services=(coredns, dnsmasq_service(dhcp)) if dhcp else (coredns,),
-        commands=() if dhcp else (retire_service(os, "dnsmasq"),),
+        commands=(
+            os.enable_at_boot.format(service="sysctl"),
+            f"sysctl -q -p {SYSCTL_FILE}",
+            *(() if dhcp else (retire_service(os, "dnsmasq"),)),
+        ),
         directories=(LEASE_DIR,) if dhcp else (),
     )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orbitlab.rendering import sector_bundles
+from orbitlab.rendering import SYSCTL_FILE, sector_bundles
 from orbitlab.stack import load_plan
 from tests.golden import cases, render_case, stack_file
 
@@ -74,3 +74,13 @@ def test_overlapping_sectors_render_side_by_side():
     assert "define gateway_backplane = 10.200.0.12" in lab_nft
     assert "ip daddr 192.168.0.0/16 reject" in lab_nft
     assert "192.168.0.0/16" not in web_nft
+
+
+def test_every_appliance_turns_ipv6_off_and_loads_its_sysctl_file():
+    plan = load_plan(str(Path(__file__).parent.parent / "stacks" / "Pulumi.example.yaml"))
+    for sector in plan.sectors:
+        for role, bundle in sector_bundles(plan, sector).items():
+            sysctl = bundle.file(SYSCTL_FILE).content
+            assert "net.ipv6.conf.all.disable_ipv6 = 1" in sysctl, role
+            assert "net.ipv6.conf.default.disable_ipv6 = 1" in sysctl, role
+            assert f"sysctl -q -p {SYSCTL_FILE}" in bundle.commands, role

@@ -66,11 +66,13 @@ has_default_route() { ip route show default | grep -q via; }
 # --- files ---------------------------------------------------------------------------
 write_files() {
 	mkdir -p "$ROOT/var/lib/misc"
-	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_163b7afcf91fceb6'
+	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_63ecd6dee063aa5a'
 # OrbitLab Sector DNS olvn1001-dns: Sector farm (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten. Answers the Sector's own names
 # (NXDOMAIN for unknown ones, never forwarded) and forwards the rest; only the Sector's
-# subnets may query.
+# subnets may query. Bounded for a 128 MiB appliance: at most
+# 500 queries forwarded at once (more get SERVFAIL), and
+# 4096 + 1024 cached answers.
 # Names of DHCP leases come from a hosts file (plugin hosts, re-read every 1s),
 # ahead of the zone files: the lease script never writes a declared name into it.
 farm.home.arpa {
@@ -139,12 +141,17 @@ farm.home.arpa {
 		allow net 10.30.0.0/24 10.30.1.0/25 10.30.2.0/28
 		block
 	}
-	forward . 198.51.100.53
-	cache 300
+	forward . 198.51.100.53 {
+		max_concurrent 500
+	}
+	cache 300 {
+		success 4096
+		denial 1024
+	}
 	loop
 	errors
 }
-ORBITLAB_EOF_163b7afcf91fceb6
+ORBITLAB_EOF_63ecd6dee063aa5a
 	put_file /etc/coredns/db.farm.home.arpa 644 <<'ORBITLAB_EOF_38d0f13375bedeb3'
 ; OrbitLab Sector DNS zone farm.home.arpa: Sector farm (tag 1001).
 ; Rendered by OrbitLab; local changes are overwritten.
@@ -277,6 +284,18 @@ else
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
 ORBITLAB_EOF_b912d6522c560d8d
+	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_4eba77928488852c'
+# OrbitLab Sector DNS: no IPv6 (it answers and forwards over IPv4 only; a host could
+# otherwise reach it by a link-local or autoconfigured address), no forwarding, no ICMP
+# redirects. Rendered by OrbitLab.
+net.ipv4.ip_forward = 0
+net.ipv4.conf.all.accept_redirects = 0
+net.ipv4.conf.default.accept_redirects = 0
+net.ipv4.conf.all.send_redirects = 0
+net.ipv4.conf.default.send_redirects = 0
+net.ipv6.conf.all.disable_ipv6 = 1
+net.ipv6.conf.default.disable_ipv6 = 1
+ORBITLAB_EOF_4eba77928488852c
 }
 
 # --- commands ------------------------------------------------------------------------
@@ -296,6 +315,8 @@ prepare() {
 # Each service: enabled; started (its config checked first) when it is not running, else
 # reloaded (checked first) when one of its files is pending.
 activate() {
+	[ -e /etc/runlevels/boot/sysctl ] || rc-update add sysctl boot
+	sysctl -q -p /etc/sysctl.d/90-orbitlab.conf
 	[ -e /etc/runlevels/default/coredns ] || rc-update add coredns default
 	if ! rc-service coredns status >/dev/null 2>&1; then
 		say "starting coredns"

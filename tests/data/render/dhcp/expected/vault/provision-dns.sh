@@ -65,11 +65,13 @@ has_default_route() { ip route show default | grep -q via; }
 
 # --- files ---------------------------------------------------------------------------
 write_files() {
-	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_a11b038a6823cc81'
+	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_e949b1c1d05f45fb'
 # OrbitLab Sector DNS olvn1003-dns: Sector vault (tag 1003).
 # Rendered by OrbitLab; local changes are overwritten. Answers the Sector's own names
 # (NXDOMAIN for unknown ones, never forwarded) and forwards the rest; only the Sector's
-# subnets may query.
+# subnets may query. Bounded for a 128 MiB appliance: at most
+# 500 queries forwarded at once (more get SERVFAIL), and
+# 4096 + 1024 cached answers.
 vault.internal {
 	bind 10.50.0.2
 	acl {
@@ -96,12 +98,17 @@ vault.internal {
 		allow net 10.50.0.0/24
 		block
 	}
-	forward . 198.51.100.53
-	cache 300
+	forward . 198.51.100.53 {
+		max_concurrent 500
+	}
+	cache 300 {
+		success 4096
+		denial 1024
+	}
 	loop
 	errors
 }
-ORBITLAB_EOF_a11b038a6823cc81
+ORBITLAB_EOF_e949b1c1d05f45fb
 	put_file /etc/coredns/db.vault.internal 644 <<'ORBITLAB_EOF_0ea77e08526a42c5'
 ; OrbitLab Sector DNS zone vault.internal: Sector vault (tag 1003).
 ; Rendered by OrbitLab; local changes are overwritten.
@@ -124,6 +131,18 @@ $TTL 300
 2.0.50.10.in-addr.arpa. IN PTR dns.vault.internal.
 9.0.50.10.in-addr.arpa. IN PTR safe.vault.internal.
 ORBITLAB_EOF_8a7ead5dbf612522
+	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_4eba77928488852c'
+# OrbitLab Sector DNS: no IPv6 (it answers and forwards over IPv4 only; a host could
+# otherwise reach it by a link-local or autoconfigured address), no forwarding, no ICMP
+# redirects. Rendered by OrbitLab.
+net.ipv4.ip_forward = 0
+net.ipv4.conf.all.accept_redirects = 0
+net.ipv4.conf.default.accept_redirects = 0
+net.ipv4.conf.all.send_redirects = 0
+net.ipv4.conf.default.send_redirects = 0
+net.ipv6.conf.all.disable_ipv6 = 1
+net.ipv6.conf.default.disable_ipv6 = 1
+ORBITLAB_EOF_4eba77928488852c
 }
 
 # --- commands ------------------------------------------------------------------------
@@ -143,6 +162,8 @@ prepare() {
 # Each service: enabled; started (its config checked first) when it is not running, else
 # reloaded (checked first) when one of its files is pending.
 activate() {
+	[ -e /etc/runlevels/boot/sysctl ] || rc-update add sysctl boot
+	sysctl -q -p /etc/sysctl.d/90-orbitlab.conf
 	if [ -e /etc/init.d/dnsmasq ]; then if rc-service dnsmasq status >/dev/null 2>&1; then rc-service dnsmasq stop; fi; [ ! -e /etc/runlevels/default/dnsmasq ] || rc-update del dnsmasq default; fi
 	[ -e /etc/runlevels/default/coredns ] || rc-update add coredns default
 	if ! rc-service coredns status >/dev/null 2>&1; then

@@ -65,7 +65,7 @@ has_default_route() { ip route show default | grep -q via; }
 
 # --- files ---------------------------------------------------------------------------
 write_files() {
-	put_file /etc/haproxy/haproxy.cfg 644 <<'ORBITLAB_EOF_b580dd6992903f59'
+	put_file /etc/haproxy/haproxy.cfg 644 <<'ORBITLAB_EOF_1ff0bd6de3804eaa'
 # OrbitLab Sector Load Balancer olvn1001-lb: Sector web (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten. Listens on its Backplane address
 # only; its Sector leg (eth1) reaches the backends and never routes.
@@ -84,7 +84,10 @@ defaults
 frontend web-80
 	mode http
 	bind 10.200.0.11:80
-	option forwardfor
+	# a request's headers must arrive within 10s (slowloris); the client's own
+	# X-Forwarded-For is replaced by its address, never trusted or appended to
+	timeout http-request 10s
+	http-request set-header X-Forwarded-For %[src]
 	default_backend web-80
 
 backend web-80
@@ -104,7 +107,7 @@ backend web-5432
 	mode tcp
 	balance roundrobin
 	server app1-5432 172.16.0.21:5432 check inter 5s fall 3 rise 2
-ORBITLAB_EOF_b580dd6992903f59
+ORBITLAB_EOF_1ff0bd6de3804eaa
 	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_01bc00f260c8d9c5'
 #!/usr/sbin/nft -f
 # OrbitLab Sector Load Balancer olvn1001-lb: Sector web (tag 1001).
