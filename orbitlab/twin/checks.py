@@ -534,12 +534,13 @@ def _passed_on(body: str) -> dict[str, str]:
 
 
 def _client_address_row(twin: TwinContext, sector: SectorTwin, listener: Any) -> CheckResult:
-    """What the backend learns of the client: an HTTP listener adds X-Forwarded-For, a
+    """What the backend learns of the client: an HTTP listener sets X-Forwarded-For to the
+    client's address (the client claims another one in its own header: it is replaced), a
     PROXY-protocol listener sends PROXY v2; a plain TCP listener passes on nothing."""
     lb = sector.plan.load_balancer
     assert lb is not None
     client = twin.topology.external
-    protocol = "http" if listener.mode == "http" else "tcp"
+    protocol = "http-forged" if listener.mode == "http" else "tcp"
     found = probe(twin, client.client, protocol, lb.backplane_address, listener.port)
     passed = _passed_on(found.get("body", "")) if found["result"] == "ok" else {}
     expected = {}

@@ -129,7 +129,14 @@ def body_of(answer: bytes) -> str:
     return text.split("\r\n\r\n", 1)[-1].strip()
 
 
-def probe_tcp(address: str, port: int, timeout: float, http: bool) -> dict[str, str]:
+#: What a client may claim to be: an HTTP request of ``http-forged`` carries it as its own
+#: X-Forwarded-For, which a proxy must replace, not pass on or append to.
+FORGED_CLIENT = "203.0.113.66"
+
+
+def probe_tcp(
+    address: str, port: int, timeout: float, http: bool, forged: bool = False
+) -> dict[str, str]:
     sniffer = watch_icmp()
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
@@ -138,7 +145,8 @@ def probe_tcp(address: str, port: int, timeout: float, http: bool) -> dict[str, 
         try:
             sock.connect((address, port))
             if http:
-                sock.sendall(f"GET / HTTP/1.0\r\nHost: {address}\r\n\r\n".encode())
+                claim = f"X-Forwarded-For: {FORGED_CLIENT}\r\n" if forged else ""
+                sock.sendall(f"GET / HTTP/1.0\r\nHost: {address}\r\n{claim}\r\n".encode())
             answer = b""
             while chunk := sock.recv(4096):
                 answer += chunk
@@ -170,7 +178,7 @@ def probe_udp(address: str, port: int, timeout: float, sport: int = 0) -> dict[s
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="probe a TCP/UDP service, print JSON")
-    parser.add_argument("protocol", choices=["tcp", "udp", "http"])
+    parser.add_argument("protocol", choices=["tcp", "udp", "http", "http-forged"])
     parser.add_argument("address")
     parser.add_argument("port", type=int)
     parser.add_argument("--timeout", type=float, default=2.0)
@@ -182,7 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.protocol == "udp":
             found = probe_udp(args.address, args.port, args.timeout, args.sport)
         else:
-            found = probe_tcp(args.address, args.port, args.timeout, args.protocol == "http")
+            http = args.protocol.startswith("http")
+            forged = args.protocol == "http-forged"
+            found = probe_tcp(args.address, args.port, args.timeout, http, forged)
     except OSError as error:
         found = {"result": outcome(error), "body": "", "detail": str(error)}
     print(json.dumps(found))
