@@ -440,6 +440,18 @@ def ssl_context(insecure: bool, ca_file: str | None) -> ssl.SSLContext:
         raise DiscoverError(f"cannot load the CA file {ca_file}: {error}") from None
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is refused: urllib would send the request's headers, the API token with
+    them, to wherever the answer points."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str):
+        raise DiscoverError(
+            f"GET {req.full_url} answered with a redirect (HTTP {code}) to {newurl}: not "
+            "followed, so the API token is not sent there; use the endpoint the Proxmox API "
+            "itself answers on (https://<node address>:8006/)"
+        )
+
+
 class ProxmoxClient:
     """A read-only client of the Proxmox API: ``GET`` with an API token, JSON ``data`` back.
 
@@ -458,7 +470,9 @@ class ProxmoxClient:
         self.base = base
         self.token = token
         self.timeout = timeout
-        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=context), _NoRedirects()
+        )
 
     def get(self, path: str) -> Any:
         """``GET {base}{path}`` and return the answer's ``data``."""

@@ -74,6 +74,8 @@ class Cluster:
     access: Any = None
     token: str = TOKEN
     forbidden: bool = False
+    #: Answer every request with a redirect there (``302 Found``, ``Location``).
+    redirect_to: str | None = None
     requests: list[tuple[str, str]] = field(default_factory=list)
 
     def answer(self, path: str, authorization: str) -> tuple[int, str, Any]:
@@ -117,6 +119,12 @@ class Cluster:
 def make_handler(cluster: Cluster) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if cluster.redirect_to is not None:
+                self.send_response(302, "Found")
+                self.send_header("Location", cluster.redirect_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             status, reason, body = cluster.answer(self.path, self.headers.get("Authorization", ""))
             raw = json.dumps(body).encode()
             self.send_response(status, reason)

@@ -243,6 +243,23 @@ def test_missing_or_malformed_token(capsys, monkeypatch, endpoint, token, expect
     assert expected in err
 
 
+def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(capsys, cluster, endpoint):
+    elsewhere = Cluster(nodes=[node_entry("pve1")])
+    served = serve(elsewhere)
+    other = next(served)
+    try:
+        cluster.redirect_to = f"{other}api2/json/nodes"
+        code, _, err = run(capsys, "--endpoint", endpoint)
+    finally:
+        served.close()
+    assert code == 1
+    assert (
+        f"GET {endpoint}api2/json/nodes answered with a redirect (HTTP 302) to "
+        f"{other}api2/json/nodes: not followed, so the API token is not sent there"
+    ) in err
+    assert elsewhere.requests == []
+
+
 def test_wrong_token_is_a_401_with_advice(capsys, monkeypatch, endpoint):
     monkeypatch.setenv("PROXMOX_VE_API_TOKEN", f"orbitlab@pve!discover={SECRET}x")
     code, _, err = run(capsys, "--endpoint", endpoint)
