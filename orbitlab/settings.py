@@ -39,7 +39,7 @@ CONFIG_NAMESPACE = "orbitlab"
 MIN_MTU = 1280
 VXLAN_OVERHEAD = 50
 DEFAULT_TEMPLATE_URL = (
-    "http://download.proxmox.com/images/system/alpine-3.22-default_20250617_amd64.tar.xz"
+    "https://download.proxmox.com/images/system/alpine-3.22-default_20250617_amd64.tar.xz"
 )
 RESERVED_HOST_NAMES = frozenset({"gateway", "dns", "lb"})
 #: Bounds of a DHCP lease (dnsmasq's own minimum is 2 minutes) and its default.

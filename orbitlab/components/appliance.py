@@ -283,13 +283,15 @@ def template_checksum(value: str | None) -> dict[str, str]:
 
 def warn_unpinned_nodes(nodes: Sequence[NodePlan], resource: pulumi.Resource) -> None:
     """Say, in ``preview`` too, which nodes provisioning reaches over SSH without a pinned
-    host key (``host_key`` in the stack's nodes)."""
+    host key (``host_key`` in the stack's nodes): pulumi-command then accepts any host key
+    (``provider/pkg/provider/remote/connection.go``: ``ssh.InsecureIgnoreHostKey``)."""
     unpinned = [node.name for node in nodes if node.host_key is None]
     if unpinned:
         pulumi.log.warn(
-            f"SSH to node(s) {', '.join(unpinned)} is not pinned: set host_key for them in "
-            "orbitlab:backplane.nodes (ssh-keyscan -t ed25519 <node>), or the first "
-            "connection trusts whatever answers",
+            f"SSH to node(s) {', '.join(unpinned)} is not pinned: without a host_key, "
+            "pulumi-command checks no host key on any connection, so whatever answers at the "
+            "node's address gets the provisioning (and the commands run as root); set "
+            "host_key for them in orbitlab:backplane.nodes (ssh-keyscan -t ed25519 <node>)",
             resource=resource,
         )
 
@@ -316,10 +318,19 @@ def template_file_name(url: str, owner: str | None = None) -> str:
 
 def template_identity(settings: ApplianceSettings) -> str:
     """What the appliances are made from: the template volume given, or the URL and
-    checksum downloaded; a change of it replaces them (``replacement_trigger``)."""
+    checksum downloaded; a change of it replaces them (``replacement_trigger``). The URL's
+    scheme is not part of it: the same file over https is the same template (so the move of
+    the default to https replaced no appliance).
+
+    >>> http = ApplianceSettings(template_url="http://x.example/a.tar.xz")
+    >>> template_identity(http) == template_identity(
+    ...     ApplianceSettings(template_url="https://x.example/a.tar.xz"))
+    True
+    """
     if settings.template_file_id is not None:
         return settings.template_file_id
-    return f"{settings.template_url} {settings.template_checksum or ''}".strip()
+    url = re.sub(r"^https://", "http://", settings.template_url)
+    return f"{url} {settings.template_checksum or ''}".strip()
 
 
 @dataclass(frozen=True)
