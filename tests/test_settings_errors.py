@@ -374,8 +374,11 @@ CASES: list[tuple[str, Callable[[dict], None], list[str]]] = [
     (
         "dns forwarder the sector's own dns",
         change("sectors.1.dns", {"forwarders": ["172.16.0.2"]}),
-        ["orbitlab:sectors[1].dns.forwarders[0]", "172.16.0.2 is the Sector DNS of Sector 'lab'",
-         "forward to itself (CoreDNS' loop plugin then stops it)"],
+        [
+            "orbitlab:sectors[1].dns.forwarders[0]",
+            "172.16.0.2 is the Sector DNS of Sector 'lab'",
+            "forward to itself (CoreDNS' loop plugin then stops it)",
+        ],
     ),
     (
         "dns forwarder the sector's gateway",
@@ -390,9 +393,12 @@ CASES: list[tuple[str, Callable[[dict], None], list[str]]] = [
     (
         "lb backend in the dhcp pool",
         change("sectors.0.load_balancer.listeners.0.backends", ["172.16.0.150:80"]),
-        ["orbitlab:sectors[0].load_balancer.listeners[0].backends[0]",
-         "172.16.0.150 is in the Sector's DHCP pool (172.16.0.128-172.16.0.254)",
-         "whoever leases it gets the traffic", "a DHCP reservation"],
+        [
+            "orbitlab:sectors[0].load_balancer.listeners[0].backends[0]",
+            "172.16.0.150 is in the Sector's DHCP pool (172.16.0.128-172.16.0.254)",
+            "whoever leases it gets the traffic",
+            "a DHCP reservation",
+        ],
     ),
     (
         "port forward into the dhcp pool",
