@@ -35,7 +35,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{len(plan.sectors)} Sector(s), Backplane {plan.backplane.cidr} "
         f"(MTU {plan.backplane.mtu})"
     )
+    for warning in trust_warnings(plan):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def trust_warnings(plan: StackPlan) -> list[str]:
+    """A Sector whose egress is allowed, with no protected networks: it reaches the LAN as
+    the primary exit node's address, so whatever trusts that node trusts the Sector."""
+    if plan.backplane.protected_networks:
+        return []
+    allowed = [sector.name for sector in plan.sectors if sector.egress.default == "allow"]
+    if not allowed:
+        return []
+    primary = plan.backplane.primary_exit_node
+    address = next(node.address for node in plan.backplane.nodes if node.name == primary)
+    return [
+        f"Sector(s) {', '.join(allowed)} may reach the LAN (egress: allow) as the primary "
+        f"exit node {primary}'s address ({address}), and "
+        "orbitlab:backplane.protected_networks is empty: a LAN service that trusts the "
+        "node (an NFS export to it, a backup server) trusts those Sectors too; list such "
+        "servers there (`orbitlab discover` proposes the cluster's storage servers)"
+    ]
 
 
 def cmd_render(args: argparse.Namespace) -> int:

@@ -319,6 +319,63 @@ def render_nodes(nodes: list[dict[str, Any]], indent: int = 0) -> str:
     return ("\n" + " " * indent).join(text.rstrip("\n").split("\n"))
 
 
+#: Storage types whose ``server`` is a machine on the network the nodes mount from.
+NETWORK_STORAGE_TYPES = ("nfs", "cifs", "pbs")
+
+
+@dataclass(frozen=True)
+class StorageServer:
+    """A network storage the nodes use, and its server (an address, or a name)."""
+
+    storage: str
+    type: str
+    server: str
+
+    @property
+    def network(self) -> str | None:
+        """``<address>/32``, or None when the server is a name."""
+        try:
+            return f"{ipaddress.IPv4Address(self.server)}/32"
+        except ValueError:
+            return None
+
+
+def storage_servers(storages: list[dict[str, Any]]) -> list[StorageServer]:
+    """The NFS, CIFS and PBS servers of ``GET /storage``: machines every node trusts, which
+    a Sector should never reach (``backplane.protected_networks``).
+
+    >>> [s.network for s in storage_servers([{"storage": "nas", "type": "nfs",
+    ...     "server": "198.51.100.20"}, {"storage": "local", "type": "dir"}])]
+    ['198.51.100.20/32']
+    """
+    return [
+        StorageServer(str(item["storage"]), str(item["type"]), str(item["server"]))
+        for item in storages
+        if item.get("type") in NETWORK_STORAGE_TYPES and item.get("server")
+    ]
+
+
+def protected_proposal(servers: list[StorageServer], existing: list[str]) -> list[str]:
+    """Lines that propose ``protected_networks`` for the storage servers not yet in it."""
+    covered = [ipaddress.IPv4Network(str(net), strict=False) for net in existing]
+    lines = []
+    for server in servers:
+        network = server.network
+        if network is None:
+            lines.append(
+                f"storage {server.storage} ({server.type}) is served by {server.server}: add "
+                "its address to orbitlab:backplane.protected_networks"
+            )
+        elif not any(ipaddress.IPv4Network(network).subnet_of(net) for net in covered):
+            lines.append(
+                f"storage {server.storage} ({server.type}) is served by {server.server}, which "
+                f"every node trusts: add {network} to orbitlab:backplane.protected_networks so "
+                "that no Sector reaches it (under egress: allow, Sector traffic to the LAN "
+                "leaves as the exit node's address)"
+            )
+    return lines
+
+
 def render_backplane(nodes: list[dict[str, Any]]) -> str:
     """The YAML printed to stdout: paste it under ``config:`` in ``Pulumi.<stack>.yaml``."""
     return (
@@ -633,11 +690,29 @@ def cmd_discover(args: argparse.Namespace) -> int:
     merge = merge_nodes(existing_nodes(document), discovered, offline)
     for warning in merge.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    for line in protected_proposal(read_storage_servers(client), existing_protected(document)):
+        print(f"proposal: {line}", file=sys.stderr)
     if not args.stack_file:
         sys.stdout.write(render_backplane(merge.nodes))
         return 0
     _write_stack(Path(args.stack_file), text, document, merge.nodes)
     return 0
+
+
+def read_storage_servers(client: ProxmoxClient) -> list[StorageServer]:
+    """The network storages' servers (``GET /storage``; a token that may not list them, or
+    sees none, proposes nothing)."""
+    try:
+        listing = client.get("/storage")
+    except ApiError:
+        return []
+    return storage_servers([item for item in listing or [] if isinstance(item, dict)])
+
+
+def existing_protected(document: dict[str, Any] | None) -> list[str]:
+    backplane = ((document or {}).get("config") or {}).get(BACKPLANE_KEY) or {}
+    found = backplane.get("protected_networks") if isinstance(backplane, dict) else None
+    return [str(net) for net in found or []]
 
 
 def write_snapshot(client: ProxmoxClient, path: Path) -> None:

@@ -28,6 +28,27 @@ def test_validate_accepts_the_example():
     assert "valid - 2 node(s), 2 Sector(s), Backplane 10.200.0.0/16 (MTU 1450)" in result.stdout
 
 
+def test_validate_warns_of_allowed_egress_without_protected_networks(tmp_path):
+    result = orbitlab("validate", str(EXAMPLE))
+    assert result.stderr == (
+        "warning: Sector(s) web, lab may reach the LAN (egress: allow) as the primary exit "
+        "node pve1's address (192.0.2.11), and orbitlab:backplane.protected_networks is "
+        "empty: a LAN service that trusts the node (an NFS export to it, a backup server) "
+        "trusts those Sectors too; list such servers there (`orbitlab discover` proposes the "
+        "cluster's storage servers)\n"
+    )
+    document = yaml.safe_load(EXAMPLE.read_text())
+    document["config"]["orbitlab:backplane"]["protected_networks"] = ["198.51.100.20/32"]
+    stack = tmp_path / "Pulumi.safe.yaml"
+    stack.write_text(yaml.safe_dump(document))
+    assert orbitlab("validate", str(stack)).stderr == ""
+    del document["config"]["orbitlab:backplane"]["protected_networks"]
+    for sector in document["config"]["orbitlab:sectors"]:
+        sector["egress"] = {"default": "deny"}
+    stack.write_text(yaml.safe_dump(document))
+    assert orbitlab("validate", str(stack)).stderr == ""
+
+
 def test_validate_lists_every_problem_and_fails(tmp_path):
     document = yaml.safe_load(EXAMPLE.read_text())
     document["config"]["orbitlab:sectors"][1]["subnets"] = ["10.200.1.0/24"]

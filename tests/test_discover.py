@@ -260,6 +260,39 @@ def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(capsys, clus
     assert elsewhere.requests == []
 
 
+def test_storage_servers_are_proposed_as_protected_networks(capsys, cluster, endpoint, tmp_path):
+    cluster.storages = [
+        {"storage": "local", "type": "dir", "content": "vztmpl,iso"},
+        {"storage": "nas", "type": "nfs", "server": "198.51.100.20", "export": "/tank"},
+        {"storage": "backup", "type": "pbs", "server": "pbs.home.arpa", "datastore": "b"},
+        {"storage": "media", "type": "cifs", "server": "198.51.100.30", "share": "m"},
+    ]
+    code, _, err = run(capsys, "--endpoint", endpoint)
+    assert code == 0
+    proposals = [line for line in err.splitlines() if line.startswith("proposal: ")]
+    assert proposals == [
+        "proposal: storage nas (nfs) is served by 198.51.100.20, which every node trusts: add "
+        "198.51.100.20/32 to orbitlab:backplane.protected_networks so that no Sector reaches "
+        "it (under egress: allow, Sector traffic to the LAN leaves as the exit node's address)",
+        "proposal: storage backup (pbs) is served by pbs.home.arpa: add its address to "
+        "orbitlab:backplane.protected_networks",
+        "proposal: storage media (cifs) is served by 198.51.100.30, which every node trusts: "
+        "add 198.51.100.30/32 to orbitlab:backplane.protected_networks so that no Sector "
+        "reaches it (under egress: allow, Sector traffic to the LAN leaves as the exit node's "
+        "address)",
+    ]
+    stack = tmp_path / "Pulumi.home.yaml"
+    document = yaml.safe_load(EXAMPLE.read_text())
+    document["config"]["orbitlab:backplane"]["protected_networks"] = ["198.51.100.0/27"]
+    stack.write_text(yaml.safe_dump(document))
+    code, _, err = run(capsys, "--endpoint", endpoint, "--stack-file", str(stack))
+    assert code == 0
+    assert [line for line in err.splitlines() if line.startswith("proposal: ")] == [
+        "proposal: storage backup (pbs) is served by pbs.home.arpa: add its address to "
+        "orbitlab:backplane.protected_networks",
+    ]
+
+
 def test_wrong_token_is_a_401_with_advice(capsys, monkeypatch, endpoint):
     monkeypatch.setenv("PROXMOX_VE_API_TOKEN", f"orbitlab@pve!discover={SECRET}x")
     code, _, err = run(capsys, "--endpoint", endpoint)
