@@ -272,6 +272,12 @@ def _check_range(prefix: str, sector: SectorSettings) -> Iterator[str]:
 
 
 def _check_dhcp(prefix: str, sector: SectorSettings) -> Iterator[str]:
+    if sector.dhcp.known_only and not any(host.mac for host in sector.hosts):
+        yield (
+            f"{prefix}.dhcp.known_only: true, but no host of Sector {sector.name!r} declares a "
+            "mac, so the Sector DHCP would answer no one; declare the hosts with their mac, "
+            "or set known_only: false"
+        )
     if not sector.dhcp.enabled:
         yield from _check_dhcp_off(prefix, sector)
     elif sector.dhcp.range is not None:

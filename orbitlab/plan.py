@@ -174,6 +174,8 @@ class DhcpPlan:
     pool_end: IPAddress
     pool_subnet: SubnetPlan
     lease_time_s: int
+    #: Serve only the hosts declared with a mac.
+    known_only: bool = False
 
     @property
     def pool_text(self) -> str:
@@ -382,6 +384,7 @@ def plan_dhcp(sector: SectorSettings, subnets: tuple[SubnetPlan, ...]) -> DhcpPl
         pool_end=end,
         pool_subnet=next(subnet for subnet in subnets if start in subnet.cidr),
         lease_time_s=sector.dhcp.lease_time or DEFAULT_LEASE_S,
+        known_only=sector.dhcp.known_only,
     )
 
 

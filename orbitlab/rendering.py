@@ -312,15 +312,21 @@ def gateway_bundle(
     )
 
 
+#: Names no lease ever publishes: clients look them up to find a proxy (WPAD) or an IPv6
+#: tunnel router (ISATAP), or expect them to be this machine.
+NEVER_PUBLISHED = ("localhost", "wpad", "isatap")
+
+
 def protected_names(sector: SectorPlan) -> list[str]:
-    """Names no lease may publish: the appliances' and the fixed declared hosts'.
+    """Names no lease may publish: the appliances', those of :data:`NEVER_PUBLISHED`, and
+    the fixed declared hosts'.
 
     >>> from orbitlab.stack import load_plan
     >>> protected_names(load_plan("stacks/Pulumi.example.yaml").sector("web"))
-    ['gateway', 'dns', 'lb', 'app1', 'app2']
+    ['gateway', 'dns', 'lb', 'localhost', 'wpad', 'isatap', 'app1', 'app2']
     """
     appliances = sorted(RESERVED_HOST_NAMES, key=["gateway", "dns", "lb"].index)
-    return [*appliances, *(host.name for host in sector.fixed_hosts)]
+    return [*appliances, *NEVER_PUBLISHED, *(host.name for host in sector.fixed_hosts)]
 
 
 def dhcp_files(sector: SectorPlan, dhcp: DhcpPlan) -> tuple[FileSpec, ...]:

@@ -384,12 +384,15 @@ class DhcpSettings(Model):
     """The Sector DHCP server (dnsmasq in the Sector DNS appliance).
 
     On by default, with a pool in the upper part of the first subnet; ``range: [start,
-    end]`` puts the pool in any one subnet; ``enabled: false`` turns DHCP off.
+    end]`` puts the pool in any one subnet; ``enabled: false`` turns DHCP off;
+    ``known_only: true`` serves only the hosts declared with a ``mac`` (any other client
+    gets no answer).
     """
 
     enabled: bool = Field(default=True, strict=True)
     range: list[Address] | None = None
     lease_time: LeaseTime | None = None
+    known_only: bool = Field(default=False, strict=True)
 
     @field_validator("range", mode="before")
     @classmethod
@@ -404,6 +407,7 @@ class DhcpSettings(Model):
     @model_validator(mode="after")
     def _only_while_enabled(self) -> DhcpSettings:
         given = [key for key in ("range", "lease_time") if getattr(self, key) is not None]
+        given += ["known_only"] if self.known_only else []
         if not self.enabled and given:
             them = "it" if len(given) == 1 else "them"
             raise ValueError(

@@ -98,7 +98,10 @@ def test_a_renamed_lease_keeps_one_line(tmp_path):
     assert lease_names(tmp_path, *calls) == [f"10.30.1.20 cam2.{DOMAIN}"]
 
 
-@pytest.mark.parametrize("name", ["gateway", "dns", "lb", "barn", "Silo", "shed", "tractor"])
+@pytest.mark.parametrize(
+    "name",
+    ["gateway", "dns", "lb", "barn", "Silo", "shed", "tractor", "wpad", "ISATAP", "localhost"],
+)
 def test_appliance_and_declared_names_are_never_published(tmp_path, name):
     assert lease_names(tmp_path, ("add", OTHER_MAC, "10.30.1.21", name)) == []
 
@@ -194,3 +197,65 @@ def test_dnsmasq_rechecks_every_lease_on_disk_when_it_starts(tmp_path):
     kept = (tmp_path / LEASE_FILE.lstrip("/")).read_text()
     assert "10.30.1.32" in kept and "10.30.1.31" in kept
     assert "10.30.1.30" not in kept  # the expired lease is gone from disk too
+
+
+# --- the real dnsmasq answering udhcpc: who gets a lease ---------------------------------
+
+CLIENTS = """
+mount -t overlay olt-test-etc -o lowerdir={root}/etc:/etc /etc
+ip link set lo up
+ip link add eth0 type veth peer name peer0
+ip addr add {dns}/{prefix} dev eth0
+ip link set eth0 up
+dnsmasq -k -C /etc/dnsmasq.conf --pid-file={root}/dnsmasq.pid --log-facility=- \\
+    > {root}/dnsmasq.log 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+printf '#!/bin/sh\\n[ "$1" = bound ] && echo "$ip" || true\\n' > {root}/bound.sh
+chmod 755 {root}/bound.sh
+{clients}
+"""
+
+
+def leases_given(tmp_path: Path, sector: str, clients: list[tuple[str, str | None]]) -> list[str]:
+    """Run dnsmasq for ``sector`` and one udhcpc after the other on its link, each with a MAC
+    and a client identifier (hex, or None: none sent); the address each was given ("" for
+    none)."""
+    plan = PLAN.sector(sector)
+    render_root(tmp_path, plan)
+    runs = []
+    for mac, clid in clients:
+        options = f"-C -x 0x3d:{clid}" if clid else "-C"
+        runs.append(
+            f"ip link set peer0 down; ip link set peer0 address {mac}; ip link set peer0 up\n"
+            f'echo "lease=$(udhcpc -f -q -n -i peer0 {options} -t 4 -T 1 -A 1 '
+            f'-s {tmp_path}/bound.sh 2>/dev/null | tail -n 1)"'
+        )
+    script = CLIENTS.format(
+        root=tmp_path,
+        dns=plan.dns_address,
+        prefix=plan.first_subnet.cidr.prefixlen,
+        clients="\n".join(runs),
+    )
+    out = in_private_mounts(tmp_path, script, net=True)
+    return [line.removeprefix("lease=") for line in out.splitlines() if line.startswith("lease=")]
+
+
+def test_a_client_rotating_its_client_id_keeps_one_lease(tmp_path):
+    rotating = [(OTHER_MAC, f"01{n:02x}aabbccddee") for n in range(4)]
+    given = leases_given(tmp_path, "den", [*rotating, (SECOND_MAC, None)])
+    assert len(given) == 5 and all(given), given
+    assert len(set(given[:4])) == 1  # one MAC, one address, whatever the client-id
+    assert given[4] != given[0]
+
+
+def test_known_only_answers_the_declared_macs_alone(tmp_path):
+    given = leases_given(
+        tmp_path,
+        "pen",
+        [("bc:24:11:60:00:02", None), (OTHER_MAC, None), ("bc:24:11:60:00:01", None)],
+    )
+    goat, stranger, sheep = given
+    assert goat == "10.60.0.20"
+    assert stranger == ""
+    assert sheep.startswith("10.60.0.")

@@ -622,6 +622,19 @@ CASES: list[tuple[str, Callable[[dict], None], list[str]]] = [
         ["orbitlab:sectors[1].hosts[0]: host 'box' has no address, and DHCP is off"],
     ),
     (
+        "dhcp known_only without a declared mac",
+        change("sectors.1.dhcp", {"known_only": True}),
+        [
+            "orbitlab:sectors[1].dhcp.known_only: true, but no host of Sector 'lab' declares a "
+            "mac, so the Sector DHCP would answer no one",
+        ],
+    ),
+    (
+        "dhcp known_only while dhcp is off",
+        change("sectors.1.dhcp", {"enabled": False, "known_only": True}),
+        ["orbitlab:sectors[1].dhcp", "known_only set, but DHCP is off (enabled: false)"],
+    ),
+    (
         "mac while dhcp is off",
         change(
             "sectors.1",
@@ -637,7 +650,7 @@ CASES: list[tuple[str, Callable[[dict], None], list[str]]] = [
     (
         "unknown key in dhcp",
         change("sectors.0.dhcp", {"pool": ["172.16.0.100", "172.16.0.120"]}),
-        ["orbitlab:sectors[0].dhcp", "unknown key 'pool'", "allowed: enabled, lease_time, range"],
+        ["orbitlab:sectors[0].dhcp", "unknown key 'pool'", "allowed: enabled, known_only, lease_time, range"],
     ),
     # --- DNS forwarders the Sector Gateway never lets the Sector DNS reach ---
     (

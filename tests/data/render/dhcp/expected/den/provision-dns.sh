@@ -144,18 +144,21 @@ $TTL 300
 2.0.40.10.in-addr.arpa. IN PTR dns.den.internal.
 200.0.40.10.in-addr.arpa. IN PTR nas.den.internal.
 ORBITLAB_EOF_2e0f733f1228adec
-	put_file /etc/dnsmasq.conf 644 <<'ORBITLAB_EOF_d27ae06673e012dd'
+	put_file /etc/dnsmasq.conf 644 <<'ORBITLAB_EOF_cea2b50613ce9bca'
 # OrbitLab Sector DHCP olvn1002-dns: Sector den (tag 1002).
 # Rendered by OrbitLab; local changes are overwritten. DHCP only (port=0): CoreDNS answers
 # every name, those of leases too (the lease script writes them to a hosts file).
 # All subnets of the Sector share its VNet: eth0 holds the first one and serves the others
 # as shared networks. Replies to clients that have no address yet are broadcast (a unicast
 # to an address outside eth0's subnet would follow the default route to the gateway).
+# A client is its NIC's MAC: the client identifier it sends (any value it likes) is
+# ignored, so a client cannot take more than one lease by rotating it.
 port=0
 interface=eth0
 no-hosts
 dhcp-authoritative
 dhcp-broadcast
+dhcp-ignore-clid
 dhcp-leasefile=/var/lib/misc/dnsmasq.leases
 dhcp-script=/etc/orbitlab/dhcp-names.sh
 domain=den.internal
@@ -165,8 +168,8 @@ dhcp-option=option:mtu,1450
 # 10.40.0.0/24: the pool
 dhcp-range=set:subnet0,10.40.0.128,10.40.0.199,255.255.255.0,600
 dhcp-option=tag:subnet0,option:router,10.40.0.1
-ORBITLAB_EOF_d27ae06673e012dd
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_ec888110794c5d4f'
+ORBITLAB_EOF_cea2b50613ce9bca
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_c63ddcedd6e5a6ca'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1002-dns: names from leases, Sector den (tag 1002).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -187,7 +190,7 @@ name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
 usable() {
 	case $1 in
 	'' | -* | *- | *[!a-z0-9-]*) return 1 ;;
-	gateway | dns | lb | nas) return 1 ;;
+	gateway | dns | lb | localhost | wpad | isatap | nas) return 1 ;;
 	*) [ ${#1} -le 63 ] ;;
 	esac
 }
@@ -214,7 +217,7 @@ else
 	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_ec888110794c5d4f
+ORBITLAB_EOF_c63ddcedd6e5a6ca
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_4eba77928488852c'
 # OrbitLab Sector DNS: no IPv6 (it answers and forwards over IPv4 only; a host could
 # otherwise reach it by a link-local or autoconfigured address), no forwarding, no ICMP

@@ -196,18 +196,21 @@ $TTL 300
 @ IN NS dns.farm.home.arpa.
 5.2.30.10.in-addr.arpa. IN PTR silo.farm.home.arpa.
 ORBITLAB_EOF_7c792de015257b92
-	put_file /etc/dnsmasq.conf 644 <<'ORBITLAB_EOF_90b38c0cf08284db'
+	put_file /etc/dnsmasq.conf 644 <<'ORBITLAB_EOF_4eb271aad85784d6'
 # OrbitLab Sector DHCP olvn1001-dns: Sector farm (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten. DHCP only (port=0): CoreDNS answers
 # every name, those of leases too (the lease script writes them to a hosts file).
 # All subnets of the Sector share its VNet: eth0 holds the first one and serves the others
 # as shared networks. Replies to clients that have no address yet are broadcast (a unicast
 # to an address outside eth0's subnet would follow the default route to the gateway).
+# A client is its NIC's MAC: the client identifier it sends (any value it likes) is
+# ignored, so a client cannot take more than one lease by rotating it.
 port=0
 interface=eth0
 no-hosts
 dhcp-authoritative
 dhcp-broadcast
+dhcp-ignore-clid
 dhcp-leasefile=/var/lib/misc/dnsmasq.leases
 dhcp-script=/etc/orbitlab/dhcp-names.sh
 domain=farm.home.arpa
@@ -233,8 +236,8 @@ dhcp-host=bc:24:11:30:00:10,10.30.0.10,barn
 dhcp-host=bc:24:11:30:02:05,10.30.2.5,silo
 dhcp-host=bc:24:11:30:01:50,10.30.1.50,mill
 dhcp-host=bc:24:11:30:01:99,tractor
-ORBITLAB_EOF_90b38c0cf08284db
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_b912d6522c560d8d'
+ORBITLAB_EOF_4eb271aad85784d6
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_57e8d4f1f15103db'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1001-dns: names from leases, Sector farm (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -255,7 +258,7 @@ name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
 usable() {
 	case $1 in
 	'' | -* | *- | *[!a-z0-9-]*) return 1 ;;
-	gateway | dns | lb | barn | silo | mill | shed) return 1 ;;
+	gateway | dns | lb | localhost | wpad | isatap | barn | silo | mill | shed) return 1 ;;
 	tractor) [ "$2" = bc:24:11:30:01:99 ] ;;
 	*) [ ${#1} -le 63 ] ;;
 	esac
@@ -283,7 +286,7 @@ else
 	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_b912d6522c560d8d
+ORBITLAB_EOF_57e8d4f1f15103db
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_4eba77928488852c'
 # OrbitLab Sector DNS: no IPv6 (it answers and forwards over IPv4 only; a host could
 # otherwise reach it by a link-local or autoconfigured address), no forwarding, no ICMP

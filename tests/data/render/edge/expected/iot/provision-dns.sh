@@ -173,18 +173,21 @@ $TTL 300
 5.1.10.10.in-addr.arpa. IN PTR cam1.cams.home.arpa.
 4.8.10.10.in-addr.arpa. IN PTR cam2.cams.home.arpa.
 ORBITLAB_EOF_d825637fa432ee05
-	put_file /etc/dnsmasq.conf 644 <<'ORBITLAB_EOF_221fdf367cebed75'
+	put_file /etc/dnsmasq.conf 644 <<'ORBITLAB_EOF_d232ee7dde31583f'
 # OrbitLab Sector DHCP olvn1234-dns: Sector iot (tag 1234).
 # Rendered by OrbitLab; local changes are overwritten. DHCP only (port=0): CoreDNS answers
 # every name, those of leases too (the lease script writes them to a hosts file).
 # All subnets of the Sector share its VNet: eth0 holds the first one and serves the others
 # as shared networks. Replies to clients that have no address yet are broadcast (a unicast
 # to an address outside eth0's subnet would follow the default route to the gateway).
+# A client is its NIC's MAC: the client identifier it sends (any value it likes) is
+# ignored, so a client cannot take more than one lease by rotating it.
 port=0
 interface=eth0
 no-hosts
 dhcp-authoritative
 dhcp-broadcast
+dhcp-ignore-clid
 dhcp-leasefile=/var/lib/misc/dnsmasq.leases
 dhcp-script=/etc/orbitlab/dhcp-names.sh
 domain=cams.home.arpa
@@ -204,8 +207,8 @@ dhcp-option=tag:subnet1,option:router,10.10.8.1
 shared-network=eth0,10.20.0.0
 dhcp-range=set:subnet2,10.20.0.0,static,255.255.255.252,3600
 dhcp-option=tag:subnet2,option:router,10.20.0.1
-ORBITLAB_EOF_221fdf367cebed75
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_c8da62e706ff3a29'
+ORBITLAB_EOF_d232ee7dde31583f
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_160ffea55574adc7'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1234-dns: names from leases, Sector iot (tag 1234).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -226,7 +229,7 @@ name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
 usable() {
 	case $1 in
 	'' | -* | *- | *[!a-z0-9-]*) return 1 ;;
-	gateway | dns | lb | cam1 | cam2 | hub) return 1 ;;
+	gateway | dns | lb | localhost | wpad | isatap | cam1 | cam2 | hub) return 1 ;;
 	*) [ ${#1} -le 63 ] ;;
 	esac
 }
@@ -253,7 +256,7 @@ else
 	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_c8da62e706ff3a29
+ORBITLAB_EOF_160ffea55574adc7
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_4eba77928488852c'
 # OrbitLab Sector DNS: no IPv6 (it answers and forwards over IPv4 only; a host could
 # otherwise reach it by a link-local or autoconfigured address), no forwarding, no ICMP

@@ -142,18 +142,21 @@ $TTL 300
 1.0.10.10.in-addr.arpa. IN PTR gateway.lab1.internal.
 2.0.10.10.in-addr.arpa. IN PTR dns.lab1.internal.
 ORBITLAB_EOF_03543733481789c7
-	put_file /etc/dnsmasq.conf 644 <<'ORBITLAB_EOF_7b429b5be8d80280'
+	put_file /etc/dnsmasq.conf 644 <<'ORBITLAB_EOF_9967f63daea3a1e5'
 # OrbitLab Sector DHCP olvn1001-dns: Sector lab1 (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten. DHCP only (port=0): CoreDNS answers
 # every name, those of leases too (the lease script writes them to a hosts file).
 # All subnets of the Sector share its VNet: eth0 holds the first one and serves the others
 # as shared networks. Replies to clients that have no address yet are broadcast (a unicast
 # to an address outside eth0's subnet would follow the default route to the gateway).
+# A client is its NIC's MAC: the client identifier it sends (any value it likes) is
+# ignored, so a client cannot take more than one lease by rotating it.
 port=0
 interface=eth0
 no-hosts
 dhcp-authoritative
 dhcp-broadcast
+dhcp-ignore-clid
 dhcp-leasefile=/var/lib/misc/dnsmasq.leases
 dhcp-script=/etc/orbitlab/dhcp-names.sh
 domain=lab1.internal
@@ -163,8 +166,8 @@ dhcp-option=option:mtu,1400
 # 10.10.0.0/24: the pool
 dhcp-range=set:subnet0,10.10.0.128,10.10.0.254,255.255.255.0,3600
 dhcp-option=tag:subnet0,option:router,10.10.0.1
-ORBITLAB_EOF_7b429b5be8d80280
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_1fd304b5a7354bf8'
+ORBITLAB_EOF_9967f63daea3a1e5
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_c30904bd6db807e0'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1001-dns: names from leases, Sector lab1 (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -185,7 +188,7 @@ name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
 usable() {
 	case $1 in
 	'' | -* | *- | *[!a-z0-9-]*) return 1 ;;
-	gateway | dns | lb) return 1 ;;
+	gateway | dns | lb | localhost | wpad | isatap) return 1 ;;
 	*) [ ${#1} -le 63 ] ;;
 	esac
 }
@@ -212,7 +215,7 @@ else
 	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_1fd304b5a7354bf8
+ORBITLAB_EOF_c30904bd6db807e0
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_4eba77928488852c'
 # OrbitLab Sector DNS: no IPv6 (it answers and forwards over IPv4 only; a host could
 # otherwise reach it by a link-local or autoconfigured address), no forwarding, no ICMP

@@ -146,18 +146,21 @@ $TTL 300
 21.0.16.172.in-addr.arpa. IN PTR box1.lab.internal.
 22.0.16.172.in-addr.arpa. IN PTR box2.lab.internal.
 ORBITLAB_EOF_ee4072278b502c36
-	put_file /etc/dnsmasq.conf 644 <<'ORBITLAB_EOF_944aa38c0c61b3cb'
+	put_file /etc/dnsmasq.conf 644 <<'ORBITLAB_EOF_a6dd954a546b1753'
 # OrbitLab Sector DHCP olvn1002-dns: Sector lab (tag 1002).
 # Rendered by OrbitLab; local changes are overwritten. DHCP only (port=0): CoreDNS answers
 # every name, those of leases too (the lease script writes them to a hosts file).
 # All subnets of the Sector share its VNet: eth0 holds the first one and serves the others
 # as shared networks. Replies to clients that have no address yet are broadcast (a unicast
 # to an address outside eth0's subnet would follow the default route to the gateway).
+# A client is its NIC's MAC: the client identifier it sends (any value it likes) is
+# ignored, so a client cannot take more than one lease by rotating it.
 port=0
 interface=eth0
 no-hosts
 dhcp-authoritative
 dhcp-broadcast
+dhcp-ignore-clid
 dhcp-leasefile=/var/lib/misc/dnsmasq.leases
 dhcp-script=/etc/orbitlab/dhcp-names.sh
 domain=lab.internal
@@ -167,8 +170,8 @@ dhcp-option=option:mtu,1450
 # 172.16.0.0/24: the pool
 dhcp-range=set:subnet0,172.16.0.128,172.16.0.254,255.255.255.0,3600
 dhcp-option=tag:subnet0,option:router,172.16.0.1
-ORBITLAB_EOF_944aa38c0c61b3cb
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_3f87dbbd6841959e'
+ORBITLAB_EOF_a6dd954a546b1753
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_079b33337af2ad0a'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1002-dns: names from leases, Sector lab (tag 1002).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -189,7 +192,7 @@ name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
 usable() {
 	case $1 in
 	'' | -* | *- | *[!a-z0-9-]*) return 1 ;;
-	gateway | dns | lb | box1 | box2) return 1 ;;
+	gateway | dns | lb | localhost | wpad | isatap | box1 | box2) return 1 ;;
 	*) [ ${#1} -le 63 ] ;;
 	esac
 }
@@ -216,7 +219,7 @@ else
 	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_3f87dbbd6841959e
+ORBITLAB_EOF_079b33337af2ad0a
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_4eba77928488852c'
 # OrbitLab Sector DNS: no IPv6 (it answers and forwards over IPv4 only; a host could
 # otherwise reach it by a link-local or autoconfigured address), no forwarding, no ICMP

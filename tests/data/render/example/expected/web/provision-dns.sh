@@ -171,18 +171,21 @@ $TTL 300
 @ IN NS dns.web.internal.
 22.1.16.172.in-addr.arpa. IN PTR app2.web.internal.
 ORBITLAB_EOF_177577b78c9ee2ba
-	put_file /etc/dnsmasq.conf 644 <<'ORBITLAB_EOF_330fffe72b375442'
+	put_file /etc/dnsmasq.conf 644 <<'ORBITLAB_EOF_77c70b36ab3fe8bd'
 # OrbitLab Sector DHCP olvn1001-dns: Sector web (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten. DHCP only (port=0): CoreDNS answers
 # every name, those of leases too (the lease script writes them to a hosts file).
 # All subnets of the Sector share its VNet: eth0 holds the first one and serves the others
 # as shared networks. Replies to clients that have no address yet are broadcast (a unicast
 # to an address outside eth0's subnet would follow the default route to the gateway).
+# A client is its NIC's MAC: the client identifier it sends (any value it likes) is
+# ignored, so a client cannot take more than one lease by rotating it.
 port=0
 interface=eth0
 no-hosts
 dhcp-authoritative
 dhcp-broadcast
+dhcp-ignore-clid
 dhcp-leasefile=/var/lib/misc/dnsmasq.leases
 dhcp-script=/etc/orbitlab/dhcp-names.sh
 domain=web.internal
@@ -197,8 +200,8 @@ dhcp-option=tag:subnet0,option:router,172.16.0.1
 shared-network=eth0,172.16.1.0
 dhcp-range=set:subnet1,172.16.1.0,static,255.255.255.0,3600
 dhcp-option=tag:subnet1,option:router,172.16.1.1
-ORBITLAB_EOF_330fffe72b375442
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_12aaba818c7b93c2'
+ORBITLAB_EOF_77c70b36ab3fe8bd
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_43c0eb820a9b93bc'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1001-dns: names from leases, Sector web (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -219,7 +222,7 @@ name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
 usable() {
 	case $1 in
 	'' | -* | *- | *[!a-z0-9-]*) return 1 ;;
-	gateway | dns | lb | app1 | app2) return 1 ;;
+	gateway | dns | lb | localhost | wpad | isatap | app1 | app2) return 1 ;;
 	*) [ ${#1} -le 63 ] ;;
 	esac
 }
@@ -246,7 +249,7 @@ else
 	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_12aaba818c7b93c2
+ORBITLAB_EOF_43c0eb820a9b93bc
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_4eba77928488852c'
 # OrbitLab Sector DNS: no IPv6 (it answers and forwards over IPv4 only; a host could
 # otherwise reach it by a link-local or autoconfigured address), no forwarding, no ICMP

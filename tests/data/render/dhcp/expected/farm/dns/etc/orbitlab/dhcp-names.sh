@@ -18,7 +18,7 @@ name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
 usable() {
 	case $1 in
 	'' | -* | *- | *[!a-z0-9-]*) return 1 ;;
-	gateway | dns | lb | barn | silo | mill | shed) return 1 ;;
+	gateway | dns | lb | localhost | wpad | isatap | barn | silo | mill | shed) return 1 ;;
 	tractor) [ "$2" = bc:24:11:30:01:99 ] ;;
 	*) [ ${#1} -le 63 ] ;;
 	esac

@@ -18,7 +18,7 @@ name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
 usable() {
 	case $1 in
 	'' | -* | *- | *[!a-z0-9-]*) return 1 ;;
-	gateway | dns | lb | app1 | app2) return 1 ;;
+	gateway | dns | lb | localhost | wpad | isatap | app1 | app2) return 1 ;;
 	*) [ ${#1} -le 63 ] ;;
 	esac
 }
