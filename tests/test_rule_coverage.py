@@ -70,6 +70,12 @@ MUTATIONS = (
     Mutation("red", GW, INPUT_DROP, "gateway services", replace=weaken(INPUT_DROP)),
     Mutation("shop", GW, 'iifname "lo" accept', "gateway services"),
     Mutation("red", GW, 'iifname "lo" accept\n\t\tct state established', "gateway services"),
+    Mutation(
+        "shop",
+        GW,
+        'whoever it names\n\t\tiifname "eth0" ip saddr != $sector_nets drop',
+        "anti-spoofing",
+    ),
     Mutation("shop", GW, 'iifname "eth0" ip daddr $sector_gateways icmp', "gateway services"),
     Mutation("blue", GW, 'echo-request accept\n\t\tiifname "eth0" reject', "gateway services"),
     Mutation("blue", GW, 'iifname "eth1" ip daddr $gateway_backplane icmp', "gateway services"),
@@ -77,7 +83,13 @@ MUTATIONS = (
     Mutation("red", GW, FORWARD_DROP, "ingress", replace=weaken(FORWARD_DROP)),
     Mutation("red", GW, "tcp option maxseg size set rt mtu", "mss clamp"),
     Mutation("red", GW, "ct state invalid drop", "invalid pkts"),
-    Mutation("red", GW, "ct state invalid drop\n\t\tct state established", "egress SNAT"),
+    Mutation(
+        "shop",
+        GW,
+        'not to the sender\n\t\tiifname "eth0" ip saddr != $sector_nets drop',
+        "anti-spoofing",
+    ),
+    Mutation("red", GW, "$sector_nets drop\n\t\tct state established", "egress SNAT"),
     Mutation("shop", GW, "ip saddr $sector_nets ip daddr $sector_nets", "subnet routing"),
     Mutation("blue", GW, "ip daddr $backplane reject", "isolation"),
     Mutation("blue", GW, "ip daddr $nodes reject", "isolation"),
@@ -90,9 +102,7 @@ MUTATIONS = (
     Mutation("shop", GW, 'oifname "eth1" ip saddr $sector_nets accept', "egress SNAT"),
     Mutation("shop", GW, "ip daddr 10.20.1.20 tcp dport 22 ct status dnat accept", "port forward"),
     Mutation("shop", GW, "udp dport 5353 ct status dnat accept", "port forward"),
-    Mutation(
-        "shop", GW, 'dport 5353 ct status dnat accept\n\t\tiifname "eth0" reject', "anti-spoofing"
-    ),
+    Mutation("red", GW, 'DNAT-ed on the way in\n\t\tiifname "eth0" reject', "egress policy"),
     # the load balancer
     Mutation("shop", LB, INPUT_DROP, "gateway services", replace=weaken(INPUT_DROP)),
     Mutation("shop", LB, 'iifname "lo" accept', "gateway services"),

@@ -6,8 +6,9 @@ balancer's rulesets is there for, seen from outside.
   loopback and, for its own needs, the upstream resolver; the Sector DNS's own lookups (its
   resolv.conf: its upstream, e.g. for its packages) get through the gateway;
 - MSS clamping: a SYN offering an MSS larger than the path arrives clamped;
-- anti-spoofing: a Sector host sending with a foreign source address is rejected, never
-  forwarded;
+- anti-spoofing: a Sector host sending with a foreign source address, through the gateway
+  or to it, is dropped: never forwarded, never answered (an answer would go to the address
+  it forged);
 - ingress: only declared port forwards enter a Sector, even when a node routes to a Sector
   address through the gateway (run one Sector at a time: it changes a node's routes);
 - load balancer: its forwarding is off, and its forward chain drops even with forwarding
@@ -36,7 +37,14 @@ from orbitlab.twin.probing import (
     shown,
 )
 from orbitlab.twin.results import CheckResult, dig
-from orbitlab.twin.topology import INTERNET_HOST, INTERNET_NAME, SERVICE_PORT, Namespace, SectorTwin
+from orbitlab.twin.topology import (
+    GUI_PORT,
+    INTERNET_HOST,
+    INTERNET_NAME,
+    SERVICE_PORT,
+    Namespace,
+    SectorTwin,
+)
 
 #: Unused ports: nothing listens there, so only the rules decide what comes back.
 CLOSED_PORT = 179
@@ -182,30 +190,36 @@ def foreign_source(subnets: Iterable[IPNetwork]) -> IPAddress:
 
 
 def check_foreign_source(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
-    """Packets with a source outside the Sector's subnets are rejected by the gateway,
-    never forwarded (counted at the destination, the reject at the gateway)."""
+    """Packets with a source outside the Sector's subnets reach the gateway and are dropped
+    there: none is forwarded (counted at the destination), none is answered (the gateway
+    sends nothing to the forged address), whether it goes through the gateway or to it."""
     if not sector.fixed_hosts:
         return []
     host = sector.fixed_hosts[0]
     source = foreign_source(subnet.cidr for subnet in sector.plan.subnets)
-    marked = MarkedProbe.new("tcp", INTERNET_HOST, SERVICE_PORT)
-    arrived = marked.count_in(twin, twin.topology.external.inet)
-    quoted = f"0x{int(source):08x}"
-    rejects = count_output(
-        twin, sector.gateway, f"icmp type destination-unreachable @th,160,32 {quoted}"
-    )
-    marked.send(twin, host.ns, spoof=source)
-    got_arrived, got_rejects = arrived(), rejects()
-    return [
-        CheckResult(
-            "anti-spoofing",
-            f"{host.ns.label} as {source}",
-            f"{INTERNET_HOST}:{SERVICE_PORT}",
-            "0 arrive, rejected by the gateway",
-            f"{got_arrived} arrive, {got_rejects} rejects",
-            got_arrived == 0 and got_rejects > 0,
+    through = MarkedProbe.new("tcp", INTERNET_HOST, SERVICE_PORT)
+    to_gateway = MarkedProbe.new("tcp", sector.plan.subnets[0].gateway, GUI_PORT)
+    results = []
+    for what, marked, at in (
+        (f"{INTERNET_HOST}:{SERVICE_PORT}", through, twin.topology.external.inet),
+        (f"the gateway {to_gateway.address}:{GUI_PORT}", to_gateway, None),
+    ):
+        arrived = marked.count_in(twin, at) if at is not None else (lambda: 0)
+        reached = marked.count_in(twin, sector.gateway)
+        answers = count_output(twin, sector.gateway, f"ip daddr {source}")
+        marked.send(twin, host.ns, spoof=source)
+        got_arrived, got_reached, got_answers = arrived(), reached(), answers()
+        results.append(
+            CheckResult(
+                "anti-spoofing",
+                f"{host.ns.label} as {source}",
+                what,
+                "reach the gateway; 0 arrive, 0 answers",
+                f"{got_reached} reach the gateway; {got_arrived} arrive, {got_answers} answers",
+                got_reached > 0 and got_arrived == 0 and got_answers == 0,
+            )
         )
-    ]
+    return results
 
 
 def check_ingress(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:

@@ -113,7 +113,7 @@ ip route 0.0.0.0/0 10.200.0.1
 !
 end
 ORBITLAB_EOF_303c2c5f7ace46c1
-	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_83b2fcf9a258e13a'
+	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_2ddc78e7bdf91199'
 #!/usr/sbin/nft -f
 # OrbitLab Sector Gateway olvn1002-router: Sector den (tag 1002).
 # Rendered by OrbitLab; local changes are overwritten. eth0 = Sector, eth1 = Backplane.
@@ -146,6 +146,9 @@ table inet orbitlab {
 		type filter hook input priority filter; policy drop;
 		iifname "lo" accept
 		ct state established,related accept
+		# a source outside the Sector is dropped, not answered: an answer would go to
+		# whoever it names
+		iifname "eth0" ip saddr != $sector_nets drop
 		iifname "eth0" ip daddr $sector_gateways icmp type echo-request accept
 		iifname "eth0" reject with icmpx type admin-prohibited
 		iifname "eth1" ip daddr $gateway_backplane icmp type echo-request accept
@@ -156,6 +159,9 @@ table inet orbitlab {
 		type filter hook forward priority filter; policy drop;
 		tcp flags & (syn | rst) == syn tcp option maxseg size set rt mtu
 		ct state invalid drop
+		# a forged source is dropped, not rejected: the reject would go to the address it
+		# names (a reflection), not to the sender
+		iifname "eth0" ip saddr != $sector_nets drop
 		ct state established,related accept
 		# between the Sector's own subnets
 		iifname "eth0" oifname "eth0" ip saddr $sector_nets ip daddr $sector_nets accept
@@ -171,7 +177,7 @@ table inet orbitlab {
 		iifname "eth0" reject with icmpx type admin-prohibited
 	}
 }
-ORBITLAB_EOF_83b2fcf9a258e13a
+ORBITLAB_EOF_2ddc78e7bdf91199
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_c0b9813af92fef05'
 # OrbitLab Sector Gateway: no IPv6, no ICMP redirects (hosts in different subnets share
 # eth0), on every interface: a redirect is sent if "all" or the interface allows it.
