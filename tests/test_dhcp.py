@@ -143,23 +143,29 @@ def test_other_actions_and_ipv6_change_nothing(tmp_path, call):
 
 # --- the real dnsmasq: leases on disk, checked again at every start ---------------------------
 
-DNSMASQ_START = """
+#: The DNS appliance's /etc over the real one, its eth0 (a veth, its peer peer0) and dnsmasq
+#: running on it until the script ends.
+DNSMASQ_UP = """
 mount -t overlay olt-test-etc -o lowerdir={root}/etc:/etc /etc
 ip link set lo up
 ip link add eth0 type veth peer name peer0
 ip addr add {dns}/{prefix} dev eth0
 ip link set eth0 up
-ip link set peer0 up
 dnsmasq -k -C /etc/dnsmasq.conf --pid-file={root}/dnsmasq.pid --log-facility=- \\
     > {root}/dnsmasq.log 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
+"""
+DNSMASQ_START = (
+    DNSMASQ_UP
+    + """ip link set peer0 up
 for _ in $(seq 50); do
   [ "$(cat {hosts})" = "{wanted}" ] && break
   sleep 0.1
 done
 cat {hosts}
 """
+)
 
 
 def test_dnsmasq_rechecks_every_lease_on_disk_when_it_starts(tmp_path):
@@ -201,20 +207,13 @@ def test_dnsmasq_rechecks_every_lease_on_disk_when_it_starts(tmp_path):
 
 # --- the real dnsmasq answering udhcpc: who gets a lease ---------------------------------
 
-CLIENTS = """
-mount -t overlay olt-test-etc -o lowerdir={root}/etc:/etc /etc
-ip link set lo up
-ip link add eth0 type veth peer name peer0
-ip addr add {dns}/{prefix} dev eth0
-ip link set eth0 up
-dnsmasq -k -C /etc/dnsmasq.conf --pid-file={root}/dnsmasq.pid --log-facility=- \\
-    > {root}/dnsmasq.log 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-printf '#!/bin/sh\\n[ "$1" = bound ] && echo "$ip" || true\\n' > {root}/bound.sh
+CLIENTS = (
+    DNSMASQ_UP
+    + """printf '#!/bin/sh\\n[ "$1" = bound ] && echo "$ip" || true\\n' > {root}/bound.sh
 chmod 755 {root}/bound.sh
 {clients}
 """
+)
 
 
 def leases_given(tmp_path: Path, sector: str, clients: list[tuple[str, str | None]]) -> list[str]:

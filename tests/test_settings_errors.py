@@ -650,7 +650,11 @@ CASES: list[tuple[str, Callable[[dict], None], list[str]]] = [
     (
         "unknown key in dhcp",
         change("sectors.0.dhcp", {"pool": ["172.16.0.100", "172.16.0.120"]}),
-        ["orbitlab:sectors[0].dhcp", "unknown key 'pool'", "allowed: enabled, known_only, lease_time, range"],
+        [
+            "orbitlab:sectors[0].dhcp",
+            "unknown key 'pool'",
+            "allowed: enabled, known_only, lease_time, range",
+        ],
     ),
     # --- DNS forwarders the Sector Gateway never lets the Sector DNS reach ---
     (
