@@ -48,9 +48,9 @@ DHCP_HOSTS = f"{LEASE_DIR}/orbitlab-dhcp.hosts"
 @dataclass(frozen=True)
 class DnsLimits:
     """CoreDNS's bounds on a 128 MiB appliance: queries forwarded at once (CoreDNS's
-    ``forward`` puts each at about 2 kB; past the bound a query gets SERVFAIL at once,
-    not memory), and the cache's capacity for answers and for denials (its default is
-    9984 each)."""
+    ``forward`` puts each at about 2 kB; past the bound a query is answered REFUSED at
+    once, instead of taking memory), and the cache's capacity for answers and for denials
+    (its default is 9984 each)."""
 
     forward_max_concurrent: int = 500
     cache_success: int = 4096
@@ -58,6 +58,19 @@ class DnsLimits:
 
 
 DNS_LIMITS = DnsLimits()
+
+
+@dataclass(frozen=True)
+class GatewayLimits:
+    """The Sector Gateway's bound on the connections one Sector host holds through it: the
+    node's connection tracking is shared by every Sector and the node itself, so a flood
+    from one host (SYNs to an address that never answers stay tracked for 120 s) must not
+    fill it; past the bound, the host's new connections are dropped until old ones end."""
+
+    connections_per_host: int = 4096
+
+
+GATEWAY_LIMITS = GatewayLimits()
 
 #: How long a name from a lease is cached, and how often CoreDNS re-reads DHCP_HOSTS.
 DHCP_NAME_TTL_S = 30
@@ -270,7 +283,9 @@ def gateway_bundle(
     nft = os.nftables_path
     frr_conf = f"{os.frr_dir}/frr.conf"
     forwarding = f"/etc/init.d/{FORWARDING_SERVICE}"
-    ruleset = render_template("nftables.nft.j2", sector=sector, backplane=backplane, mirror=mirror)
+    ruleset = render_template(
+        "nftables.nft.j2", sector=sector, backplane=backplane, mirror=mirror, limits=GATEWAY_LIMITS
+    )
     return Bundle(
         role="gateway",
         hostname=sector.gateway_hostname,

@@ -90,6 +90,7 @@ MUTATIONS = (
         "anti-spoofing",
     ),
     Mutation("red", GW, "$sector_nets drop\n\t\tct state established", "egress SNAT"),
+    Mutation("shop", GW, "ct count over", "conntrack bound"),
     Mutation("shop", GW, "ip saddr $sector_nets ip daddr $sector_nets", "subnet routing"),
     Mutation("blue", GW, "ip daddr $backplane reject", "isolation"),
     Mutation("blue", GW, "ip daddr $nodes reject", "isolation"),
@@ -140,12 +141,18 @@ def shape(rule: str) -> str:
 
 def rules(ruleset: str) -> list[str]:
     """The rules of a ruleset as ``chain: rule``: every line of a chain's body, and the
-    policy of every filter chain (its "type filter" line); no structure, no comments."""
+    policy of every filter chain (its "type filter" line); no structure (sets' declarations
+    included), no comments."""
     found = []
     chain = ""
+    in_set = False
     for line in ruleset.splitlines():
         stripped = line.strip()
-        if stripped.startswith("chain "):
+        if stripped.startswith("set "):
+            in_set = True  # a set's declaration: no rule
+        elif in_set:
+            in_set = stripped != "}"
+        elif stripped.startswith("chain "):
             chain = stripped.split()[1]
         elif stripped.startswith("type "):
             if not NAT_CHAIN.search(stripped):

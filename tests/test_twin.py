@@ -220,6 +220,7 @@ CHECK_GROUPS = {
     "anti-spoofing",
     "ingress",
     "lb routing",
+    "conntrack bound",
     "dhcp reserved",
     "dhcp pool",
     "dhcp options",

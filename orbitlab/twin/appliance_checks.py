@@ -9,6 +9,9 @@ balancer's rulesets is there for, seen from outside.
 - anti-spoofing: a Sector host sending with a foreign source address, through the gateway
   or to it, is dropped: never forwarded, never answered (an answer would go to the address
   it forged);
+- conntrack bound: a flood of SYNs from one host to an address that never answers leaves
+  at most the gateway's per-host bound of them tracked (one Sector at a time: it fills the
+  host's share for a moment);
 - ingress: only declared port forwards enter a Sector, even when a node routes to a Sector
   address through the gateway (run one Sector at a time: it changes a node's routes);
 - load balancer: its forwarding is off, and its forward chain drops even with forwarding
@@ -24,6 +27,7 @@ from collections.abc import Iterable
 
 from netaddr import IPAddress, IPNetwork
 
+from orbitlab.rendering import GATEWAY_LIMITS
 from orbitlab.twin import system
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.probing import (
@@ -41,6 +45,7 @@ from orbitlab.twin.topology import (
     GUI_PORT,
     INTERNET_HOST,
     INTERNET_NAME,
+    INTERNET_SILENT,
     SERVICE_PORT,
     Namespace,
     SectorTwin,
@@ -220,6 +225,41 @@ def check_foreign_source(twin: TwinContext, sector: SectorTwin) -> list[CheckRes
             )
         )
     return results
+
+
+#: SYNs past the bound that the conntrack bound check sends.
+FLOOD_OVER = 1000
+
+
+def check_conntrack_bound(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """A host sends the gateway's per-host bound and ``FLOOD_OVER`` more SYNs (20 000 a
+    second) to an internet address that never answers: each would stay tracked (SYN_SENT)
+    for two minutes; the gateway tracks at most the bound of them (less the host's other
+    connections, which count too; at least half, or the flood did not happen) and drops
+    the rest. The host's
+    entries are deleted afterwards, so the other checks from it are not held back."""
+    if not sector.fixed_hosts or not egress_allowed(sector, INTERNET_SILENT):
+        return []
+    host = sector.fixed_hosts[0]
+    bound = GATEWAY_LIMITS.connections_per_host
+    flow = ["-s", str(host.address), "-d", str(INTERNET_SILENT)]
+    flood = ["hping3", "-q", "-S", "-p", "9", "-i", "u50", "-c", str(bound + FLOOD_OVER)]
+    twin.run(host.ns.name, [*flood, str(INTERNET_SILENT)], check=False, timeout=120)
+    try:
+        listed = twin.run(sector.gateway.name, ["conntrack", "-L", *flow], check=False).stdout
+    finally:
+        twin.run(sector.gateway.name, ["conntrack", "-D", *flow], check=False)
+    tracked = sum(1 for line in listed.splitlines() if line.startswith("tcp"))
+    return [
+        CheckResult(
+            "conntrack bound",
+            host.ns.label,
+            f"{bound + FLOOD_OVER} SYNs to {INTERNET_SILENT} (never answered)",
+            f"at most {bound} tracked (its other connections count too), the rest dropped",
+            f"{tracked} tracked",
+            bound // 2 <= tracked <= bound,
+        )
+    ]
 
 
 def check_ingress(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:

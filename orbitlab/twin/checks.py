@@ -758,6 +758,7 @@ PARALLEL: tuple[tuple[SectorCheck, tuple[str, ...]], ...] = (
 SEQUENTIAL: tuple[tuple[SectorCheck, tuple[str, ...]], ...] = (
     (appliance_checks.check_ingress, ("ingress",)),
     (appliance_checks.check_lb_routing, ("lb routing",)),
+    (appliance_checks.check_conntrack_bound, ("conntrack bound",)),
 )
 #: Checks that change a Sector's DHCP leases (per Sector, the Sectors side by side).
 DHCP_LIFECYCLE = ("dhcp guard", "dhcp release", "dhcp restart")

@@ -53,6 +53,8 @@ ROUTER_INTERNET = IPAddress("203.0.113.1")
 INTERNET_HOST = IPAddress("203.0.113.10")
 #: A second internet service on the same host: a stack can deny it inside an allowed range.
 INTERNET_OTHER = IPAddress("203.0.113.20")
+#: An internet address no host has: what is sent there is never answered.
+INTERNET_SILENT = IPAddress("203.0.113.99")
 INTERNET_NAME = "internet.test"
 DEFAULT_RESOLVER = IPAddress("198.51.100.53")
 WILDCARD_ANSWER = IPAddress("198.51.100.99")

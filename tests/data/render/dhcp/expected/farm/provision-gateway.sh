@@ -115,7 +115,7 @@ ip route 0.0.0.0/0 10.200.0.1
 !
 end
 ORBITLAB_EOF_18b5ef220176a76f
-	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_670064b501a06008'
+	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_a24d1640de44a560'
 #!/usr/sbin/nft -f
 # OrbitLab Sector Gateway olvn1001-router: Sector farm (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten. eth0 = Sector, eth1 = Backplane.
@@ -134,6 +134,13 @@ define gateway_backplane = 10.200.0.10
 define nodes = { 198.51.100.11, 198.51.100.12 }
 
 table inet orbitlab {
+	# the Sector hosts with connections through the gateway, each with their count
+	set per_host {
+		type ipv4_addr
+		size 65535
+		flags dynamic
+	}
+
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
 		# no port forwards declared
@@ -165,6 +172,9 @@ table inet orbitlab {
 		# names (a reflection), not to the sender
 		iifname "eth0" ip saddr != $sector_nets drop
 		ct state established,related accept
+		# at most 4096 tracked connections per Sector host: a flood cannot
+		# fill the node's connection tracking, which every Sector shares
+		iifname "eth0" ct state new add @per_host { ip saddr ct count over 4096 } drop
 		# between the Sector's own subnets
 		iifname "eth0" oifname "eth0" ip saddr $sector_nets ip daddr $sector_nets accept
 		# never the Backplane, never a node (any of its addresses: LAN, GUI, storage ...)
@@ -179,7 +189,7 @@ table inet orbitlab {
 		iifname "eth0" reject with icmpx type admin-prohibited
 	}
 }
-ORBITLAB_EOF_670064b501a06008
+ORBITLAB_EOF_a24d1640de44a560
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_c0b9813af92fef05'
 # OrbitLab Sector Gateway: no IPv6, no ICMP redirects (hosts in different subnets share
 # eth0), on every interface: a redirect is sent if "all" or the interface allows it.

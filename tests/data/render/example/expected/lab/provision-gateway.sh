@@ -113,7 +113,7 @@ ip route 0.0.0.0/0 10.200.0.1
 !
 end
 ORBITLAB_EOF_e1d30db21724af97
-	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_cf527a9d86783cbf'
+	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_355f9499c2cd2f1c'
 #!/usr/sbin/nft -f
 # OrbitLab Sector Gateway olvn1002-router: Sector lab (tag 1002).
 # Rendered by OrbitLab; local changes are overwritten. eth0 = Sector, eth1 = Backplane.
@@ -132,6 +132,13 @@ define gateway_backplane = 10.200.0.12
 define nodes = { 192.0.2.11, 192.0.2.12 }
 
 table inet orbitlab {
+	# the Sector hosts with connections through the gateway, each with their count
+	set per_host {
+		type ipv4_addr
+		size 65535
+		flags dynamic
+	}
+
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
 		# no port forwards declared
@@ -163,6 +170,9 @@ table inet orbitlab {
 		# names (a reflection), not to the sender
 		iifname "eth0" ip saddr != $sector_nets drop
 		ct state established,related accept
+		# at most 4096 tracked connections per Sector host: a flood cannot
+		# fill the node's connection tracking, which every Sector shares
+		iifname "eth0" ct state new add @per_host { ip saddr ct count over 4096 } drop
 		# between the Sector's own subnets
 		iifname "eth0" oifname "eth0" ip saddr $sector_nets ip daddr $sector_nets accept
 		# never the Backplane, never a node (any of its addresses: LAN, GUI, storage ...)
@@ -178,7 +188,7 @@ table inet orbitlab {
 		iifname "eth0" reject with icmpx type admin-prohibited
 	}
 }
-ORBITLAB_EOF_cf527a9d86783cbf
+ORBITLAB_EOF_355f9499c2cd2f1c
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_c0b9813af92fef05'
 # OrbitLab Sector Gateway: no IPv6, no ICMP redirects (hosts in different subnets share
 # eth0), on every interface: a redirect is sent if "all" or the interface allows it.
