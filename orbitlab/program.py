@@ -162,7 +162,7 @@ def deploy(
             for sector in plan.sectors
         }
         # after the apply, every node must report the program's zones applied
-        rollout.check_nodes(plan.backplane.nodes, ssh)
+        rollout.check_nodes(plan.backplane.nodes, ssh, plan.hosting_nodes)
     if deployed is not None:
         warn_reboots(deployed, sectors.values())
     return Deployment(plan, backplane, templates, sectors, rollout)

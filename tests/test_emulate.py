@@ -384,6 +384,50 @@ def test_the_node_check_waits_for_every_zone_and_names_a_node_that_failed(tmp_pa
     assert "orbitlab: pvesh on node pve2: please run as root" in refused.stderr
 
 
+@pytest.mark.parametrize(
+    ("settings", "passes"),
+    [
+        ({}, True),  # the README's: new containers start with forwarding off
+        ({"net.core.devconf_inherit_init_net": "0"}, False),
+        ({"net.core.devconf_inherit_init_net": "1"}, False),
+        ({"net.core.devconf_inherit_init_net": "0", "net.ipv4.ip_forward": "0"}, True),
+    ],
+)
+def test_a_node_hosting_appliances_must_start_containers_with_forwarding_off(
+    tmp_path: Path, settings: dict[str, str], passes: bool
+) -> None:
+    store = _cluster(tmp_path, 9, apply_s=0)
+    sector(store)
+    for key, value in settings.items():
+        c.set_sysctl(store, "pve2", key, value)
+    check = node_check_script("pve2", ["olvz1001"], "orbitlab", 5, hosts_appliances=True)
+    found = run_on_node(store, "pve2", check, None, "rollout-check-pve2", user="orbitlab")
+    assert (found.status == 0) is passes, found.stderr
+    if not passes:
+        inherit = settings["net.core.devconf_inherit_init_net"]
+        assert found.stderr.strip() == (
+            f"orbitlab: node pve2: net.core.devconf_inherit_init_net is {inherit} and "
+            "net.ipv4.ip_forward is 1, so a new container starts with forwarding on and a new "
+            "Sector Gateway or LB routes before its ruleset is loaded; set "
+            "net.core.devconf_inherit_init_net = 2 on the node (e.g. in "
+            "/etc/sysctl.d/90-orbitlab.conf, then sysctl --system) and run pulumi up again"
+        )
+    # a node without appliances is not asked
+    plain = node_check_script("pve2", ["olvz1001"], "orbitlab", 5)
+    assert run_on_node(store, "pve2", plain, None, "c", user="orbitlab").status == 0
+
+
+def test_emulate_sysctl_refuses_what_is_not_a_setting_or_a_node(tmp_path, monkeypatch, capsys):
+    store = _cluster(tmp_path, 9, apply_s=0)
+    monkeypatch.setenv("ORBITLAB_EMULATE_DIR", str(store.root))
+    assert cli_main(["emulate", "sysctl", "pve1", "net.ipv4.ip_forward"]) == 1
+    assert "'net.ipv4.ip_forward' is not KEY=VALUE" in capsys.readouterr().err
+    assert cli_main(["emulate", "sysctl", "pve9", "net.ipv4.ip_forward=0"]) == 1
+    assert "no node 'pve9' in the emulated cluster (pve1, pve2)" in capsys.readouterr().err
+    assert cli_main(["emulate", "sysctl", "pve1", "net.ipv4.ip_forward=0"]) == 0
+    assert store.read()["nodes"]["pve1"]["sysctls"] == {"net.ipv4.ip_forward": "0"}
+
+
 def test_applies_one_after_the_other_all_succeed(store: Store) -> None:
     for n in range(3):
         c.apply_sdn(store, f"a{n}", "create")

@@ -81,6 +81,21 @@ def test_a_node_whose_reload_fails_fails_the_up_naming_it(example: Rehearsal) ->
     assert len(example.status()["containers"]) == 5
 
 
+def test_a_node_that_starts_containers_forwarding_gets_no_appliance(example: Rehearsal) -> None:
+    example.orbitlab("emulate", "sysctl", "pve2", "net.core.devconf_inherit_init_net=0", check=True)
+    done = example.pulumi("up", "--yes", "--skip-preview", check=False)
+    assert done.returncode != 0
+    output = " ".join(done.stdout.split())
+    assert (
+        "orbitlab: node pve2: net.core.devconf_inherit_init_net is 0 and net.ipv4.ip_forward "
+        "is 1, so a new container starts with forwarding on" in output
+    ), output
+    assert example.status()["containers"] == {}
+    example.orbitlab("emulate", "sysctl", "pve2", "net.core.devconf_inherit_init_net=2", check=True)
+    example.pulumi("up", "--yes", "--skip-preview")
+    assert len(example.status()["containers"]) == 5
+
+
 def test_a_held_sdn_lock_fails_every_sdn_write_with_proxmoxs_message(example: Rehearsal) -> None:
     held = example.orbitlab("emulate", "lock")
     if example.store.read()["settings"]["pve"] < 9:

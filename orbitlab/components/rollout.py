@@ -102,6 +102,7 @@ class Rollout(pulumi.ComponentResource):
         self._digests: dict[str, str] = {}
         self._zones: list[str] = []
         self._checked: tuple[tuple[NodePlan, ...], SshCredentials] | None = None
+        self._hosting: frozenset[str] = frozenset()
         self._containers: dict[str, list[pulumi.Resource]] = {}
         self.applier = None
         self.node_checks = ()
@@ -199,13 +200,18 @@ class Rollout(pulumi.ComponentResource):
         self._digests[owner] = digest
         self._zones.extend(zones)
 
-    def check_nodes(self, nodes: Sequence[NodePlan], ssh: SshCredentials) -> None:
+    def check_nodes(
+        self, nodes: Sequence[NodePlan], ssh: SshCredentials, hosting: Sequence[str] = ()
+    ) -> None:
         """After the apply, check on each of ``nodes`` (every node of the cluster) that it
         reports the program's zones ``available``: a node whose network reload failed fails
-        the ``pulumi up``, naming the node and the zones. ``applied`` waits for the checks,
-        so what is declared after the apply (bridge waits, containers) waits for them too."""
+        the ``pulumi up``, naming the node and the zones; on the ``hosting`` nodes (those
+        with appliances), first that a new container starts with forwarding off.
+        ``applied`` waits for the checks, so what is declared after the apply (bridge
+        waits, containers) waits for them too."""
         self.require_open("check_nodes")
         self._checked = (tuple(nodes), ssh)
+        self._hosting = frozenset(hosting)
 
     @property
     def applied_id(self) -> pulumi.Output[str]:
@@ -235,7 +241,12 @@ class Rollout(pulumi.ComponentResource):
     def _node_check(self, node: NodePlan) -> command.remote.Command:
         assert self.applier is not None and self._checked is not None
         ssh = self._checked[1]
-        script = sdn.node_check_script(node.name, sorted(set(self._zones)), ssh.user)
+        script = sdn.node_check_script(
+            node.name,
+            sorted(set(self._zones)),
+            ssh.user,
+            hosts_appliances=node.name in self._hosting,
+        )
         return command.remote.Command(
             f"{self._name}-check-{node.name}",
             connection=node_connection(node, ssh),

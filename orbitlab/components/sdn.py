@@ -97,7 +97,11 @@ def bridge_wait_script(
 
 
 def node_check_script(
-    node: str, zones: Sequence[str], user: str = "root", timeout_s: int = NODE_CHECK_TIMEOUT_S
+    node: str,
+    zones: Sequence[str],
+    user: str = "root",
+    timeout_s: int = NODE_CHECK_TIMEOUT_S,
+    hosts_appliances: bool = False,
 ) -> str:
     """A POSIX sh script for ``node``: wait until the node reports every zone of ``zones``
     ``available`` (``GET /nodes/{node}/sdn/zones``, pve-network
@@ -107,7 +111,10 @@ def node_check_script(
     or did not get that far) — waited for, at most ``timeout_s``. ``error``: a VNet of the
     zone is not what the config says (the reload failed after generating it) — a failure as
     soon as no network reload runs on the node. pvesh runs as root (``sudo -n`` for another
-    user). The JSON is read with sed and grep: a node has no jq.
+    user). The JSON is read with sed and grep: a node has no jq. On a node that
+    ``hosts_appliances``, it first fails unless new containers start with forwarding off
+    (``net.core.devconf_inherit_init_net`` 2, or the node not forwarding): otherwise a new
+    gateway routes between its Sector and the Backplane before its ruleset is loaded.
 
     >>> "sudo -n pvesh get /nodes/pve1/sdn/zones" in node_check_script("pve1", ["olbpz"], "ol")
     True
@@ -119,6 +126,7 @@ def node_check_script(
         zones=[shlex.quote(zone) for zone in zones],
         timeout_s=timeout_s,
         poll_s=NODE_CHECK_POLL_S,
+        hosts_appliances=hosts_appliances,
         get_zones=as_root(f"pvesh get {node_path}/sdn/zones --output-format json", user),
         get_reloads=as_root(
             f"pvesh get {node_path}/tasks --typefilter srvreload --source active "

@@ -117,6 +117,15 @@ def cmd_fail_reload(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sysctl(args: argparse.Namespace) -> int:
+    key, sep, value = args.setting.partition("=")
+    if not sep or not key or not value:
+        raise EmulateError(f"{args.setting!r} is not KEY=VALUE (e.g. net.ipv4.ip_forward=0)")
+    _cluster_call(lambda store: c.set_sysctl(store, args.node, key, value))
+    say(f"node {args.node}: {key} = {value}")
+    return 0
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     del args
     record = _cluster_call(lambda store: c.apply_sdn(store, "admin", "pvesh set /cluster/sdn"))
@@ -223,6 +232,12 @@ def add_emulate_parser(commands: Any) -> None:
     )
     fail.add_argument("--clear", action="store_true", help="let the node's reloads succeed")
     fail.set_defaults(handler=cmd_fail_reload)
+    sysctl = sub.add_parser(
+        "sysctl", help="change a node's kernel setting (what `sysctl -n KEY` answers there)"
+    )
+    sysctl.add_argument("node")
+    sysctl.add_argument("setting", help="KEY=VALUE, e.g. net.core.devconf_inherit_init_net=0")
+    sysctl.set_defaults(handler=cmd_sysctl)
     apply = sub.add_parser("apply", help="apply SDN by hand, as `pvesh set /cluster/sdn`")
     apply.set_defaults(handler=cmd_apply)
 

@@ -65,7 +65,7 @@ from typing import Any
 
 from netaddr import IPAddress, IPNetwork
 
-from orbitlab.emulate import ProxmoxError, param_error
+from orbitlab.emulate import EmulateError, ProxmoxError, param_error
 from orbitlab.emulate.backend import BACKENDS, Backend, Bridge, FilesBackend
 from orbitlab.emulate.seed import SeededState
 from orbitlab.emulate.store import Store
@@ -504,6 +504,16 @@ def _failed(store: Store, node: str, record: dict[str, Any], error: str) -> str:
             {"node": node, "task": "srvreload", "apply": record["n"], "error": error}
         )
     return f"{node}: {error}"
+
+
+def set_sysctl(store: Store, node: str, key: str, value: str) -> None:
+    """Change one of an emulated node's settings (what its ``sysctl -n`` answers)."""
+    with store.change() as state:
+        if node not in state["nodes"]:
+            raise EmulateError(
+                f"no node {node!r} in the emulated cluster ({', '.join(sorted(state['nodes']))})"
+            )
+        state["nodes"][node].setdefault("sysctls", {})[key] = value
 
 
 def fail_reload(store: Store, node: str, message: str | None) -> None:

@@ -76,10 +76,12 @@ def run_on_node(
 
 
 def node_tools(store: Store) -> Path:
-    """The directory of what an emulated node has beyond this machine: pvesh and sudo."""
+    """The directory of what an emulated node has beyond this machine: pvesh, sysctl (the
+    node's settings, not this machine's) and sudo."""
     tools = store.root / "node-tools"
     scripts = {
         "pvesh": f'#!/bin/sh\nexec {sys.executable} -m orbitlab.emulate.pvesh "$@"\n',
+        "sysctl": f'#!/bin/sh\nexec {sys.executable} -m orbitlab.emulate.sysctl "$@"\n',
         # the node has the README's rule: `sudo -n` runs the command as root
         "sudo": (f'#!/bin/sh\n[ "${{1:-}}" = -n ] && shift\n{USER_ENV}=root exec "$@"\n'),
     }
