@@ -66,12 +66,12 @@ has_default_route() { ip route show default | grep -q via; }
 # --- files ---------------------------------------------------------------------------
 write_files() {
 	mkdir -p "$ROOT/var/lib/misc"
-	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_213b50e7d1616288'
+	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_051b47974f3c04ed'
 # OrbitLab Sector DNS olvn1002-dns: Sector den (tag 1002).
 # Rendered by OrbitLab; local changes are overwritten. Answers the Sector's own names
 # (NXDOMAIN for unknown ones, never forwarded) and forwards the rest; only the Sector's
 # subnets may query. Bounded for a 128 MiB appliance: at most
-# 500 queries forwarded at once (more get SERVFAIL), and
+# 500 queries forwarded at once (more are REFUSED), and
 # 4096 + 1024 cached answers.
 # Names of DHCP leases come from a hosts file (plugin hosts, re-read every 1s),
 # ahead of the zone files: the lease script never writes a declared name into it.
@@ -121,7 +121,7 @@ den.internal {
 	loop
 	errors
 }
-ORBITLAB_EOF_213b50e7d1616288
+ORBITLAB_EOF_051b47974f3c04ed
 	put_file /etc/coredns/db.den.internal 644 <<'ORBITLAB_EOF_c8c0141f698489c0'
 ; OrbitLab Sector DNS zone den.internal: Sector den (tag 1002).
 ; Rendered by OrbitLab; local changes are overwritten.

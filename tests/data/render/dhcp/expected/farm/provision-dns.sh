@@ -66,12 +66,12 @@ has_default_route() { ip route show default | grep -q via; }
 # --- files ---------------------------------------------------------------------------
 write_files() {
 	mkdir -p "$ROOT/var/lib/misc"
-	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_63ecd6dee063aa5a'
+	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_3d829830de228716'
 # OrbitLab Sector DNS olvn1001-dns: Sector farm (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten. Answers the Sector's own names
 # (NXDOMAIN for unknown ones, never forwarded) and forwards the rest; only the Sector's
 # subnets may query. Bounded for a 128 MiB appliance: at most
-# 500 queries forwarded at once (more get SERVFAIL), and
+# 500 queries forwarded at once (more are REFUSED), and
 # 4096 + 1024 cached answers.
 # Names of DHCP leases come from a hosts file (plugin hosts, re-read every 1s),
 # ahead of the zone files: the lease script never writes a declared name into it.
@@ -151,7 +151,7 @@ farm.home.arpa {
 	loop
 	errors
 }
-ORBITLAB_EOF_63ecd6dee063aa5a
+ORBITLAB_EOF_3d829830de228716
 	put_file /etc/coredns/db.farm.home.arpa 644 <<'ORBITLAB_EOF_38d0f13375bedeb3'
 ; OrbitLab Sector DNS zone farm.home.arpa: Sector farm (tag 1001).
 ; Rendered by OrbitLab; local changes are overwritten.

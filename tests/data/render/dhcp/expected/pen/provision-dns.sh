@@ -66,12 +66,12 @@ has_default_route() { ip route show default | grep -q via; }
 # --- files ---------------------------------------------------------------------------
 write_files() {
 	mkdir -p "$ROOT/var/lib/misc"
-	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_4ec20f06e92eca80'
+	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_656749894e182b66'
 # OrbitLab Sector DNS olvn1004-dns: Sector pen (tag 1004).
 # Rendered by OrbitLab; local changes are overwritten. Answers the Sector's own names
 # (NXDOMAIN for unknown ones, never forwarded) and forwards the rest; only the Sector's
 # subnets may query. Bounded for a 128 MiB appliance: at most
-# 500 queries forwarded at once (more get SERVFAIL), and
+# 500 queries forwarded at once (more are REFUSED), and
 # 4096 + 1024 cached answers.
 # Names of DHCP leases come from a hosts file (plugin hosts, re-read every 1s),
 # ahead of the zone files: the lease script never writes a declared name into it.
@@ -121,7 +121,7 @@ pen.internal {
 	loop
 	errors
 }
-ORBITLAB_EOF_4ec20f06e92eca80
+ORBITLAB_EOF_656749894e182b66
 	put_file /etc/coredns/db.pen.internal 644 <<'ORBITLAB_EOF_4f24d9a91d1cb3c5'
 ; OrbitLab Sector DNS zone pen.internal: Sector pen (tag 1004).
 ; Rendered by OrbitLab; local changes are overwritten.

@@ -65,12 +65,12 @@ has_default_route() { ip route show default | grep -q via; }
 
 # --- files ---------------------------------------------------------------------------
 write_files() {
-	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_e949b1c1d05f45fb'
+	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_38385aca7278540d'
 # OrbitLab Sector DNS olvn1003-dns: Sector vault (tag 1003).
 # Rendered by OrbitLab; local changes are overwritten. Answers the Sector's own names
 # (NXDOMAIN for unknown ones, never forwarded) and forwards the rest; only the Sector's
 # subnets may query. Bounded for a 128 MiB appliance: at most
-# 500 queries forwarded at once (more get SERVFAIL), and
+# 500 queries forwarded at once (more are REFUSED), and
 # 4096 + 1024 cached answers.
 vault.internal {
 	bind 10.50.0.2
@@ -108,7 +108,7 @@ vault.internal {
 	loop
 	errors
 }
-ORBITLAB_EOF_e949b1c1d05f45fb
+ORBITLAB_EOF_38385aca7278540d
 	put_file /etc/coredns/db.vault.internal 644 <<'ORBITLAB_EOF_0ea77e08526a42c5'
 ; OrbitLab Sector DNS zone vault.internal: Sector vault (tag 1003).
 ; Rendered by OrbitLab; local changes are overwritten.

@@ -66,12 +66,12 @@ has_default_route() { ip route show default | grep -q via; }
 # --- files ---------------------------------------------------------------------------
 write_files() {
 	mkdir -p "$ROOT/var/lib/misc"
-	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_a8aca7c417b5aa19'
+	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_3626f889a0df2133'
 # OrbitLab Sector DNS olvn1234-dns: Sector iot (tag 1234).
 # Rendered by OrbitLab; local changes are overwritten. Answers the Sector's own names
 # (NXDOMAIN for unknown ones, never forwarded) and forwards the rest; only the Sector's
 # subnets may query. Bounded for a 128 MiB appliance: at most
-# 500 queries forwarded at once (more get SERVFAIL), and
+# 500 queries forwarded at once (more are REFUSED), and
 # 4096 + 1024 cached answers.
 # Names of DHCP leases come from a hosts file (plugin hosts, re-read every 1s),
 # ahead of the zone files: the lease script never writes a declared name into it.
@@ -136,7 +136,7 @@ cams.home.arpa {
 	loop
 	errors
 }
-ORBITLAB_EOF_a8aca7c417b5aa19
+ORBITLAB_EOF_3626f889a0df2133
 	put_file /etc/coredns/db.cams.home.arpa 644 <<'ORBITLAB_EOF_457b272b0e207e3c'
 ; OrbitLab Sector DNS zone cams.home.arpa: Sector iot (tag 1234).
 ; Rendered by OrbitLab; local changes are overwritten.

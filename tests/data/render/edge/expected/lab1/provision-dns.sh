@@ -66,12 +66,12 @@ has_default_route() { ip route show default | grep -q via; }
 # --- files ---------------------------------------------------------------------------
 write_files() {
 	mkdir -p "$ROOT/var/lib/misc"
-	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_bb94df4b85d16b7c'
+	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_67a61612928bb4e2'
 # OrbitLab Sector DNS olvn1001-dns: Sector lab1 (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten. Answers the Sector's own names
 # (NXDOMAIN for unknown ones, never forwarded) and forwards the rest; only the Sector's
 # subnets may query. Bounded for a 128 MiB appliance: at most
-# 500 queries forwarded at once (more get SERVFAIL), and
+# 500 queries forwarded at once (more are REFUSED), and
 # 4096 + 1024 cached answers.
 # Names of DHCP leases come from a hosts file (plugin hosts, re-read every 1s),
 # ahead of the zone files: the lease script never writes a declared name into it.
@@ -121,7 +121,7 @@ lab1.internal {
 	loop
 	errors
 }
-ORBITLAB_EOF_bb94df4b85d16b7c
+ORBITLAB_EOF_67a61612928bb4e2
 	put_file /etc/coredns/db.lab1.internal 644 <<'ORBITLAB_EOF_e57abdbe3982a569'
 ; OrbitLab Sector DNS zone lab1.internal: Sector lab1 (tag 1001).
 ; Rendered by OrbitLab; local changes are overwritten.

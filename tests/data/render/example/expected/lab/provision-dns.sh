@@ -66,12 +66,12 @@ has_default_route() { ip route show default | grep -q via; }
 # --- files ---------------------------------------------------------------------------
 write_files() {
 	mkdir -p "$ROOT/var/lib/misc"
-	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_42cc44e18f749669'
+	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_2e73210118eafaf2'
 # OrbitLab Sector DNS olvn1002-dns: Sector lab (tag 1002).
 # Rendered by OrbitLab; local changes are overwritten. Answers the Sector's own names
 # (NXDOMAIN for unknown ones, never forwarded) and forwards the rest; only the Sector's
 # subnets may query. Bounded for a 128 MiB appliance: at most
-# 500 queries forwarded at once (more get SERVFAIL), and
+# 500 queries forwarded at once (more are REFUSED), and
 # 4096 + 1024 cached answers.
 # Names of DHCP leases come from a hosts file (plugin hosts, re-read every 1s),
 # ahead of the zone files: the lease script never writes a declared name into it.
@@ -121,7 +121,7 @@ lab.internal {
 	loop
 	errors
 }
-ORBITLAB_EOF_42cc44e18f749669
+ORBITLAB_EOF_2e73210118eafaf2
 	put_file /etc/coredns/db.lab.internal 644 <<'ORBITLAB_EOF_4a704c0899dd1ca8'
 ; OrbitLab Sector DNS zone lab.internal: Sector lab (tag 1002).
 ; Rendered by OrbitLab; local changes are overwritten.

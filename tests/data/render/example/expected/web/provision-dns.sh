@@ -66,12 +66,12 @@ has_default_route() { ip route show default | grep -q via; }
 # --- files ---------------------------------------------------------------------------
 write_files() {
 	mkdir -p "$ROOT/var/lib/misc"
-	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_dd537940ceaf9ef6'
+	put_file /etc/coredns/Corefile 644 <<'ORBITLAB_EOF_660a474a94e5c6da'
 # OrbitLab Sector DNS olvn1001-dns: Sector web (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten. Answers the Sector's own names
 # (NXDOMAIN for unknown ones, never forwarded) and forwards the rest; only the Sector's
 # subnets may query. Bounded for a 128 MiB appliance: at most
-# 500 queries forwarded at once (more get SERVFAIL), and
+# 500 queries forwarded at once (more are REFUSED), and
 # 4096 + 1024 cached answers.
 # Names of DHCP leases come from a hosts file (plugin hosts, re-read every 1s),
 # ahead of the zone files: the lease script never writes a declared name into it.
@@ -136,7 +136,7 @@ web.internal {
 	loop
 	errors
 }
-ORBITLAB_EOF_dd537940ceaf9ef6
+ORBITLAB_EOF_660a474a94e5c6da
 	put_file /etc/coredns/db.web.internal 644 <<'ORBITLAB_EOF_f2f46d1b2e637b6f'
 ; OrbitLab Sector DNS zone web.internal: Sector web (tag 1001).
 ; Rendered by OrbitLab; local changes are overwritten.
