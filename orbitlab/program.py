@@ -34,6 +34,8 @@ from orbitlab.components import (
     SshCredentials,
     warn_reboots,
 )
+from orbitlab.components.appliance import template_identity
+from orbitlab.components.sdn import sdn_digest
 from orbitlab.errors import OrbitLabError
 from orbitlab.facts import plan_for_cluster
 from orbitlab.plan import StackPlan
@@ -115,6 +117,31 @@ def deployed_appliances() -> pulumi.Output[Any] | None:
     return pulumi.StackReference("deployed", stack_name=me).get_output("appliances")
 
 
+def appliance_digests(plan: StackPlan) -> dict[str, str]:
+    """Per node that hosts appliances, a digest of what creates or replaces one there (the
+    template, the VMIDs, the root storage): a change re-runs that node's check, so its
+    settings are checked again before a new appliance starts there.
+
+    >>> from orbitlab.stack import load_plan
+    >>> sorted(appliance_digests(load_plan("stacks/Pulumi.example.yaml")))
+    ['pve2']
+    """
+    digests = {}
+    for node in plan.hosting_nodes:
+        appliances = [
+            (sector.name, [sector.vmid(role) for role in sector.roles])
+            for sector in plan.sectors
+            if sector.node == node
+        ]
+        identity = {
+            "template": template_identity(plan.appliances),
+            "storage": plan.storage(node).rootdir,
+            "appliances": appliances,
+        }
+        digests[node] = sdn_digest(identity)
+    return digests
+
+
 def deploy(
     plan: StackPlan,
     ssh: SshCredentials | None = None,
@@ -162,7 +189,7 @@ def deploy(
             for sector in plan.sectors
         }
         # after the apply, every node must report the program's zones applied
-        rollout.check_nodes(plan.backplane.nodes, ssh, plan.hosting_nodes)
+        rollout.check_nodes(plan.backplane.nodes, ssh, appliance_digests(plan))
     if deployed is not None:
         warn_reboots(deployed, sectors.values())
     return Deployment(plan, backplane, templates, sectors, rollout)

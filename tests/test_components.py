@@ -4,12 +4,13 @@ types, counts, parents, dependencies, options, IDs, and the appliances' inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 
 import pytest
 
-from orbitlab.program import main
+from orbitlab.program import appliance_digests, main
 from orbitlab.rendering import provisioning_script, sector_bundles
 from orbitlab.stack import load_plan
 from tests.pulumi_mocks import (
@@ -26,6 +27,7 @@ SDN_ID = re.compile(r"^[a-zA-Z][a-zA-Z0-9]*[a-zA-Z0-9]$")
 CONTAINER = "proxmoxve:index/containerLegacy:ContainerLegacy"
 COMMAND = "command:remote:Command"
 APPLIER = "proxmoxve:sdn/applier:Applier"
+EXAMPLE = load_plan(str(EXAMPLE_STACK))
 
 
 @pytest.fixture(scope="module")
@@ -228,8 +230,10 @@ def test_every_node_checks_the_programs_zones_after_the_apply(run: Run) -> None:
         assert check.inputs["update"] == script
         assert f"pvesh get /nodes/{node}/sdn/zones --output-format json" in script
         assert "for zone in olbpz olvz1001 olvz1002; do" in script
-        # checked again whenever the applier applies again
-        assert check.inputs["triggers"] == [applier.replacement_trigger]
+        # checked again whenever the applier applies again; pve2, which hosts the
+        # appliances, also before a new one starts there
+        hosting = [appliance_digests(EXAMPLE)["pve2"]] if node == "pve2" else []
+        assert check.inputs["triggers"] == [applier.replacement_trigger, *hosting]
         assert (
             reveal(check.inputs["connection"])["host"]
             == {"pve1": "192.0.2.11", "pve2": "192.0.2.12"}[node]
@@ -412,3 +416,15 @@ def test_a_template_checksum_verifies_the_download_and_none_is_warned_about(monk
         assert download.inputs["checksum"] == digest
         assert download.inputs["checksumAlgorithm"] == "sha512"
     assert warnings == []
+
+
+def test_a_new_template_checks_the_hosting_node_again() -> None:
+    """What creates or replaces an appliance changes its node's check digest, so the node's
+    settings (new containers start with forwarding off) are checked again first."""
+    before = appliance_digests(EXAMPLE)
+    appliances = EXAMPLE.appliances.model_copy(
+        update={"template_url": "https://x.example/b.tar.xz"}
+    )
+    after = appliance_digests(dataclasses.replace(EXAMPLE, appliances=appliances))
+    assert before.keys() == after.keys() == {"pve2"}
+    assert before["pve2"] != after["pve2"]

@@ -36,7 +36,7 @@ Declare the components inside the ``with`` block; leaving it declares the applie
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -102,7 +102,7 @@ class Rollout(pulumi.ComponentResource):
         self._digests: dict[str, str] = {}
         self._zones: list[str] = []
         self._checked: tuple[tuple[NodePlan, ...], SshCredentials] | None = None
-        self._hosting: frozenset[str] = frozenset()
+        self._hosting: dict[str, str] = {}
         self._containers: dict[str, list[pulumi.Resource]] = {}
         self.applier = None
         self.node_checks = ()
@@ -201,17 +201,20 @@ class Rollout(pulumi.ComponentResource):
         self._zones.extend(zones)
 
     def check_nodes(
-        self, nodes: Sequence[NodePlan], ssh: SshCredentials, hosting: Sequence[str] = ()
+        self,
+        nodes: Sequence[NodePlan],
+        ssh: SshCredentials,
+        hosting: Mapping[str, str] | None = None,
     ) -> None:
         """After the apply, check on each of ``nodes`` (every node of the cluster) that it
         reports the program's zones ``available``: a node whose network reload failed fails
-        the ``pulumi up``, naming the node and the zones; on the ``hosting`` nodes (those
-        with appliances), first that a new container starts with forwarding off.
-        ``applied`` waits for the checks, so what is declared after the apply (bridge
-        waits, containers) waits for them too."""
+        the ``pulumi up``, naming the node and the zones; on the ``hosting`` nodes (node ->
+        a digest of its appliances; a change checks the node again), first that a new
+        container starts with forwarding off. ``applied`` waits for the checks, so what is
+        declared after the apply (bridge waits, containers) waits for them too."""
         self.require_open("check_nodes")
         self._checked = (tuple(nodes), ssh)
-        self._hosting = frozenset(hosting)
+        self._hosting = dict(hosting or {})
 
     @property
     def applied_id(self) -> pulumi.Output[str]:
@@ -252,8 +255,12 @@ class Rollout(pulumi.ComponentResource):
             connection=node_connection(node, ssh),
             create=script,
             update=script,
-            # checked again after every apply (the digest replaces the applier)
-            triggers=[self.sdn_digest],
+            # checked again after every apply (the digest replaces the applier), and before
+            # a new appliance on the node
+            triggers=[
+                self.sdn_digest,
+                *([self._hosting[node.name]] if node.name in self._hosting else []),
+            ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.applier]),
         )
 
