@@ -421,9 +421,11 @@ def test_each_stack_downloads_its_own_template_and_never_overwrites_a_file() -> 
 
 def test_the_template_not_its_volume_id_decides_an_appliances_rebuild() -> None:
     run = run_program(main, config=stack_file_config())
+    # the scheme is no part of the template: the default's move to https replaced nothing
+    assert DEFAULT_TEMPLATE_URL.startswith("https://")
     for container in run.of_type(CONTAINER):
         assert container.ignore_changes == ("operatingSystem",)
-        assert container.replacement_trigger == DEFAULT_TEMPLATE_URL
+        assert container.replacement_trigger == DEFAULT_TEMPLATE_URL.replace("https", "http", 1)
     config = stack_file_config()
     config["orbitlab:appliances"] = {
         **config.get("orbitlab:appliances", {}),
@@ -431,7 +433,7 @@ def test_the_template_not_its_volume_id_decides_an_appliances_rebuild() -> None:
     }
     changed = run_program(main, config=config)
     assert {c.replacement_trigger for c in changed.of_type(CONTAINER)} == {
-        "https://mirror.example/alpine-3.23-default_20260101_amd64.tar.xz"
+        "http://mirror.example/alpine-3.23-default_20260101_amd64.tar.xz"
     }
 
 
