@@ -100,7 +100,8 @@ def plan_on_cluster(args: argparse.Namespace) -> tuple[StackPlan, str | None]:
     from orbitlab.facts import plan_for_cluster
 
     client = api_session(args)
-    return plan_for_cluster(stack, settings, discover.read_sdn_facts(client)), client.base
+    facts = discover.read_cluster_facts(client, settings.backplane.node_names)
+    return plan_for_cluster(stack, settings, facts), client.base
 
 
 def api_session(args: argparse.Namespace) -> ProxmoxClient:
@@ -136,7 +137,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     client = api_session(args)
     token = client.token
-    plan = plan_for_cluster(*load_stack_file(args.stack_file), discover.read_sdn_facts(client))
+    stack, settings = load_stack_file(args.stack_file)
+    facts = discover.read_cluster_facts(client, settings.backplane.node_names)
+    plan = plan_for_cluster(stack, settings, facts)
     needs = privileges.requirements(plan)
     lacking = privileges.missing(needs, discover.permissions_reader(client))
     paths = len({need.path for need in needs})

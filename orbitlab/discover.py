@@ -42,8 +42,8 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +51,9 @@ import yaml
 from pydantic import ValidationError
 
 from orbitlab.errors import OrbitLabError, SettingsError
-from orbitlab.facts import ClusterFacts, facts_from_api
+from orbitlab.facts import ClusterFacts, DatastoreFact, facts_from_api
 from orbitlab.settings import CONFIG_NAMESPACE, NodeSettings
-from orbitlab.snapshot import read_snapshot, snapshot_text
+from orbitlab.snapshot import read_snapshot, snapshot_text, storage_from_api
 from orbitlab.stack import load_stack_file
 
 TOKEN_ENV = "PROXMOX_VE_API_TOKEN"
@@ -697,6 +697,28 @@ def cmd_discover(args: argparse.Namespace) -> int:
         return 0
     _write_stack(Path(args.stack_file), text, document, merge.nodes)
     return 0
+
+
+def read_cluster_facts(client: ProxmoxClient, nodes: Iterable[str]) -> ClusterFacts:
+    """What the program plans on (:func:`read_sdn_facts`), with the storages ``nodes`` have
+    (``GET /storage``, the cluster's storage configuration; none known when the token may
+    not list them: the configured or default names are planned then)."""
+    try:
+        listing = client.get("/storage")
+    except ApiError:
+        listing = []
+    storages = [
+        storage_from_api(item)
+        for item in listing or []
+        if isinstance(item, dict) and item.get("storage")
+    ]
+    datastores = tuple(
+        DatastoreFact(storage.id, node, storage.content, storage.shared)
+        for node in nodes
+        for storage in storages
+        if storage.on(node)
+    )
+    return replace(read_sdn_facts(client), datastores=datastores)
 
 
 def read_storage_servers(client: ProxmoxClient) -> list[StorageServer]:

@@ -117,7 +117,8 @@ def _guest(where: str, item: dict[str, Any]) -> GuestFact:
     return guest_from_api({**item, "vmid": vmid})
 
 
-def _storage(item: dict[str, Any]) -> Storage:
+def storage_from_api(item: dict[str, Any]) -> Storage:
+    """A ``GET /storage`` entry (the storage configuration) as a :class:`Storage`."""
     return Storage(
         id=str(item["storage"]),
         type=str(item.get("type") or ""),
@@ -158,7 +159,7 @@ def parse_snapshot(document: Any, source: str = "snapshot") -> Snapshot:
                 f"{source}: guests[{index}].vmid: {guest.vmid} repeats guests[{seen[guest.vmid]}]"
             )
         seen[guest.vmid] = index
-    return Snapshot(listings, parsed, tuple(_storage(item) for item in storages))
+    return Snapshot(listings, parsed, tuple(storage_from_api(item) for item in storages))
 
 
 def load_snapshot(path: str | Path) -> Snapshot:

@@ -399,6 +399,26 @@ def test_check_names_each_missing_privilege_and_fails(api, capsys) -> None:
     ]
 
 
+def test_check_plans_the_storages_the_cluster_has(api, capsys) -> None:
+    """On a ZFS install the root disks go to local-zfs: a token granted only the storages of
+    an LVM install is told what it lacks there."""
+    cluster, url = api
+    cluster.storages = [
+        {"storage": "local", "type": "dir", "content": "vztmpl,iso,backup"},
+        {"storage": "local-zfs", "type": "zfspool", "content": "rootdir,images"},
+    ]
+    per_storage = LEAST.replace(
+        "pveum acl modify /storage --", "pveum acl modify /storage/local-lvm --"
+    )
+    cluster.access = parse_pveum(per_storage)
+    assert cli(["check", str(EXAMPLE_STACK), "--endpoint", url]) == 1
+    assert capsys.readouterr().out.splitlines()[1:-1] == [
+        "  - Datastore.AllocateSpace on /storage/local-zfs: root disks on pve2",
+    ]
+    cluster.access = parse_pveum(LEAST)
+    assert cli(["check", str(EXAMPLE_STACK), "--endpoint", url]) == 0
+
+
 def test_check_pveum_prints_the_least_privilege_commands(capsys) -> None:
     assert cli(["check", str(EXAMPLE_STACK), "--pveum"]) == 0
     assert capsys.readouterr().out == LEAST

@@ -274,6 +274,7 @@ def test_cluster_tags_in_use_are_skipped_and_existing_sectors_keep_theirs(
         "/api2/json/cluster/sdn/vnets",
         "/api2/json/cluster/sdn/zones",
         "/api2/json/cluster/resources?type=vm",
+        "/api2/json/storage",  # the storages the program chooses from
     }
     assert {auth for _, auth in cluster.requests} == {f"PVEAPIToken={TOKEN}"}
     red = next(s for s in document["sectors"] if s["name"] == "red")
