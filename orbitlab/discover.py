@@ -703,15 +703,7 @@ def read_cluster_facts(client: ProxmoxClient, nodes: Iterable[str]) -> ClusterFa
     """What the program plans on (:func:`read_sdn_facts`), with the storages ``nodes`` have
     (``GET /storage``, the cluster's storage configuration; none known when the token may
     not list them: the configured or default names are planned then)."""
-    try:
-        listing = client.get("/storage")
-    except ApiError:
-        listing = []
-    storages = [
-        storage_from_api(item)
-        for item in listing or []
-        if isinstance(item, dict) and item.get("storage")
-    ]
+    storages = [storage_from_api(item) for item in storage_config(client)]
     datastores = tuple(
         DatastoreFact(storage.id, node, storage.content, storage.shared)
         for node in nodes
@@ -721,14 +713,18 @@ def read_cluster_facts(client: ProxmoxClient, nodes: Iterable[str]) -> ClusterFa
     return replace(read_sdn_facts(client), datastores=datastores)
 
 
-def read_storage_servers(client: ProxmoxClient) -> list[StorageServer]:
-    """The network storages' servers (``GET /storage``; a token that may not list them, or
-    sees none, proposes nothing)."""
+def storage_config(client: ProxmoxClient) -> list[dict[str, Any]]:
+    """``GET /storage``'s entries (none when the token may not list them)."""
     try:
         listing = client.get("/storage")
     except ApiError:
         return []
-    return storage_servers([item for item in listing or [] if isinstance(item, dict)])
+    return [item for item in listing or [] if isinstance(item, dict) and item.get("storage")]
+
+
+def read_storage_servers(client: ProxmoxClient) -> list[StorageServer]:
+    """The network storages' servers (a token that sees none proposes nothing)."""
+    return storage_servers(storage_config(client))
 
 
 def existing_protected(document: dict[str, Any] | None) -> list[str]:

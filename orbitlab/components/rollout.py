@@ -244,11 +244,9 @@ class Rollout(pulumi.ComponentResource):
     def _node_check(self, node: NodePlan) -> command.remote.Command:
         assert self.applier is not None and self._checked is not None
         ssh = self._checked[1]
+        appliances = self._hosting.get(node.name)
         script = sdn.node_check_script(
-            node.name,
-            sorted(set(self._zones)),
-            ssh.user,
-            hosts_appliances=node.name in self._hosting,
+            node.name, sorted(set(self._zones)), ssh.user, hosts_appliances=bool(appliances)
         )
         return command.remote.Command(
             f"{self._name}-check-{node.name}",
@@ -257,10 +255,7 @@ class Rollout(pulumi.ComponentResource):
             update=script,
             # checked again after every apply (the digest replaces the applier), and before
             # a new appliance on the node
-            triggers=[
-                self.sdn_digest,
-                *([self._hosting[node.name]] if node.name in self._hosting else []),
-            ],
+            triggers=[self.sdn_digest, *([appliances] if appliances else [])],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.applier]),
         )
 

@@ -99,8 +99,7 @@ PRIVILEGES = frozenset(
 )
 
 
-def builtin_roles() -> dict[str, frozenset[str]]:
-    """The roles every Proxmox VE cluster has (``create_roles``)."""
+def _create_roles() -> dict[str, frozenset[str]]:
     roles: dict[str, set[str]] = {"NoAccess": set(), "Administrator": set(PRIVILEGES)}
     for category, (_, admin, user, audit) in PRIVILEGE_GROUPS.items():
         roles.setdefault(f"PVE{category}Admin", set()).update(admin, user, audit)
@@ -111,6 +110,14 @@ def builtin_roles() -> dict[str, frozenset[str]]:
     roles["PVEAdmin"].discard("Mapping.Modify")
     roles["PVETemplateUser"] = {"VM.Clone", "VM.Audit"}
     return {name: frozenset(privs) for name, privs in roles.items()}
+
+
+BUILTIN_ROLES = _create_roles()
+
+
+def builtin_roles() -> dict[str, frozenset[str]]:
+    """The roles every Proxmox VE cluster has (``create_roles``), as a new mapping."""
+    return dict(BUILTIN_ROLES)
 
 
 @dataclass(frozen=True)
@@ -156,10 +163,8 @@ class Access:
         return held
 
     def _held(self, grants: Sequence[Grant], path: str) -> frozenset[str]:
-        levels = normalize_path(path).strip("/").split("/")
-        prefixes = ["/"] + ["/" + "/".join(levels[: n + 1]) for n in range(len(levels))]
-        if prefixes[-1] == "/":
-            prefixes = ["/"]
+        levels = [part for part in path.split("/") if part]
+        prefixes = ["/"] + ["/" + "/".join(levels[:n]) for n in range(1, len(levels) + 1)]
         roles: set[str] = set()
         for depth, prefix in enumerate(prefixes):
             final = depth == len(prefixes) - 1
@@ -199,7 +204,7 @@ class Access:
         return {path: {priv: 1 for priv in sorted(held)}} if held else {}
 
     def to_state(self) -> dict[str, object]:
-        custom = {n: sorted(p) for n, p in self.roles.items() if builtin_roles().get(n) != p}
+        custom = {n: sorted(p) for n, p in self.roles.items() if BUILTIN_ROLES.get(n) != p}
         return {
             "roles": custom,
             "user": [[g.path, g.role, g.propagate] for g in self.user],

@@ -21,7 +21,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,7 @@ from orbitlab.emulate.cluster import APPLY_S, DEFAULT_PVE, LOCK_WAIT_S, Node, cr
 from orbitlab.emulate.seed import SeededState, seed_state
 from orbitlab.emulate.store import DIR_ENV, Store
 from orbitlab.errors import OrbitLabError
-from orbitlab.facts import ClusterFacts, DatastoreFact, choose_storages
-from orbitlab.plan import plan_stack
+from orbitlab.facts import ClusterFacts, DatastoreFact, plan_for_cluster
 from orbitlab.privileges import pveum_script
 from orbitlab.settings import StackSettings
 from orbitlab.snapshot import load_snapshot
@@ -168,17 +166,12 @@ def token_access(
             raise EmulateError(f"--pveum {pveum}: {error.strerror}") from None
         except PveumError as error:
             raise EmulateError(f"--pveum {pveum}: {error.reason}") from None
-    plan = plan_stack(stack, settings)
-    if seeded is not None and seeded.storages:
-        facts = ClusterFacts(
-            datastores=tuple(
-                DatastoreFact(storage, node, frozenset(content), storage in seeded.shared)
-                for node, storages in seeded.storages.items()
-                for storage, content in storages.items()
-            )
-        )
-        storages = choose_storages(settings.appliances, plan.hosting_nodes, facts)
-        plan = replace(plan, storages=storages)
+    datastores = tuple(
+        DatastoreFact(storage, node, frozenset(content), storage in seeded.shared)
+        for node, storages in (seeded.storages if seeded else {}).items()
+        for storage, content in storages.items()
+    )
+    plan = plan_for_cluster(stack, settings, ClusterFacts(datastores=datastores))
     return parse_pveum(pveum_script(plan))
 
 

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from orbitlab.components.reboots import changed_paths
 from orbitlab.emulate import ProxmoxError
 from orbitlab.emulate import cluster as c
-from orbitlab.emulate.access import Access, Need
+from orbitlab.emulate.access import Access
 from orbitlab.emulate.plugin import Call, ResourceType, StandIn, main
 from orbitlab.emulate.rules import APPLY_RULES, PLAN_RULES
 from orbitlab.emulate.rules import permissions as perm
@@ -142,9 +142,10 @@ def _authorize(call: Call, calls: list[perm.ApiCall]) -> None:
             raise ProxmoxError(api_call.wording.format(error=error)) from None
 
 
-def _visible(state: dict[str, Any], need: Need) -> bool:
+def visible_to(state: dict[str, Any]) -> Any:
+    """What a listing may show the token: a test of a listing entry's check."""
     access = access_of(state)
-    return access is None or access.passes(need)
+    return lambda need: access is None or access.passes(need)
 
 
 def _zone_of_vnet(state: dict[str, Any], vnet: str) -> str:
@@ -154,13 +155,12 @@ def _zone_of_vnet(state: dict[str, Any], vnet: str) -> str:
 
 def _bridges(state: dict[str, Any], *inputs: dict[str, Any]) -> list[perm.Bridge]:
     """Each NIC's bridge and its zone (``localnetwork`` for a plain bridge)."""
-    return [
-        perm.Bridge(
-            index, _zone_of_vnet(state, nic.get("bridge", "vmbr0")), nic.get("bridge", "vmbr0")
-        )
+    bridges = [
+        (index, nic.get("bridge", "vmbr0"))
         for given in inputs
         for index, nic in enumerate(given.get("networkInterfaces") or [])
     ]
+    return [perm.Bridge(index, _zone_of_vnet(state, name), name) for index, name in bridges]
 
 
 # --- SDN ---------------------------------------------------------------------------------
@@ -450,6 +450,7 @@ def _container() -> ResourceType:
 def get_vnets(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     _check_endpoint(call)  # a data source reads the API: a preview needs the endpoint too
     state = call.store.read()
+    visible = visible_to(state)
     vnets = [
         {
             "id": vnet_id,
@@ -460,7 +461,7 @@ def get_vnets(call: Call, args: dict[str, Any]) -> dict[str, Any]:
             "vlanAware": bool(vnet.get("vlanAware")),
         }
         for vnet_id, vnet, status in c.sdn_listing(state, "vnets")
-        if status != "deleted" and _visible(state, perm.vnet_visible(vnet.get("zone", ""), vnet_id))
+        if status != "deleted" and visible(perm.vnet_visible(vnet.get("zone", ""), vnet_id))
     ]
     return {"id": "vnets", "vnets": vnets}
 
@@ -496,11 +497,12 @@ def _zone_record(zone_id: str, zone: dict[str, Any], status: str | None) -> dict
 def get_zones(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     _check_endpoint(call)  # a data source reads the API: a preview needs the endpoint too
     state = call.store.read()
+    visible = visible_to(state)
     wanted = args.get("type")
     zones = [
         _zone_record(zone_id, zone, status)
         for zone_id, zone, status in c.sdn_listing(state, "zones")
-        if wanted in (None, "", zone.get("type")) and _visible(state, perm.zone_visible(zone_id))
+        if wanted in (None, "", zone.get("type")) and visible(perm.zone_visible(zone_id))
     ]
     return {"id": "zones", "zones": zones, **({"type": wanted} if wanted else {})}
 
@@ -518,13 +520,14 @@ def _guest_record(vmid: str, guest: dict[str, Any]) -> dict[str, Any]:
 
 
 def _guests(state: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    visible = visible_to(state)
     found = {vmid: g for vmid, g in state.get("guests", {}).items() if g["type"] == kind}
     if kind == "lxc":
         found.update(state["containers"])
     return [
         _guest_record(vmid, found[vmid])
         for vmid in sorted(found, key=int)
-        if _visible(state, perm.guest_visible(vmid))
+        if visible(perm.guest_visible(vmid))
     ]
 
 
@@ -547,6 +550,7 @@ def get_datastores(call: Call, args: dict[str, Any]) -> dict[str, Any]:
     if node not in state["nodes"]:
         raise ProxmoxError(f"no such cluster node '{node}'", 500)
     shared = set(state.get("shared_storages", ()))
+    visible = visible_to(state)
     datastores = [
         {
             "id": storage,
@@ -558,7 +562,7 @@ def get_datastores(call: Call, args: dict[str, Any]) -> dict[str, Any]:
             "active": True,
         }
         for storage, content in sorted(state["nodes"][node]["storages"].items())
-        if _visible(state, perm.storage_visible(storage))
+        if visible(perm.storage_visible(storage))
     ]
     return {"id": node, "nodeName": node, "datastores": datastores}
 

@@ -164,6 +164,7 @@ CREATE_KEYS: tuple[tuple[str, str], ...] = (
     ("cores", "cpu.cores"),
     ("cpulimit", "cpu.limit"),
     ("memory", "memory.dedicated"),
+    ("net", "networkInterfaces"),  # net0, net1, ...: one key per NIC
     ("features", "features"),
     ("ostype", "operatingSystem.type"),
     ("protection", "protection"),
@@ -218,10 +219,15 @@ def _key_checks(key: str, vmid: int, storage: str, bridges: Sequence[Bridge]) ->
 
 
 def create_keys(inputs: dict[str, Any]) -> list[str]:
-    """The config keys a container's create sends, in bpg's order (NICs after the CPU)."""
-    keys = [key for key, source in CREATE_KEYS if key in ALWAYS_SENT or _has(inputs, source)]
-    nics = [f"net{index}" for index in range(len(inputs.get("networkInterfaces") or ()))]
-    return keys[:6] + nics + keys[6:]
+    """The config keys a container's create sends, in bpg's order."""
+    nics = len(inputs.get("networkInterfaces") or ())
+    keys: list[str] = []
+    for key, source in CREATE_KEYS:
+        if key == "net":
+            keys += [f"net{index}" for index in range(nics)]
+        elif key in ALWAYS_SENT or _has(inputs, source):
+            keys.append(key)
+    return keys
 
 
 def _has(inputs: dict[str, Any], dotted: str) -> bool:
