@@ -498,6 +498,58 @@ def sector_bundles(plan: StackPlan, sector: SectorPlan) -> dict[str, Bundle]:
     return bundles
 
 
+# --- the Sector guard, on the nodes (see orbitlab.components.guard) ----------------------
+
+GUARD_DIR = "/etc/orbitlab/guard"
+#: Loads every guard at boot, before the guests start (a reboot would otherwise drop them).
+GUARD_UNIT = "orbitlab-guard.service"
+GUARD_UNIT_PATH = f"/etc/systemd/system/{GUARD_UNIT}"
+#: Where a DHCP request's chaddr starts, in bits from the UDP header: 8 bytes of UDP, then
+#: op, htype, hlen, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr (28 bytes).
+CHADDR_OFFSET_BITS = (8 + 28) * 8
+
+
+@dataclass(frozen=True)
+class GuardedMac:
+    """A declared host's NIC, which only that NIC may name in a DHCP request."""
+
+    name: str
+    mac: str
+
+    @property
+    def mac_hex(self) -> str:
+        return "0x" + self.mac.replace(":", "").lower()
+
+
+def guard_table(sector: SectorPlan) -> str:
+    """The nftables table of the Sector's guard (in the ``bridge`` family)."""
+    return f"orbitlab_guard_{sector.vnet_id}"
+
+
+def guard_path(sector: SectorPlan) -> str:
+    """Where the guard's ruleset lives on a node."""
+    return f"{GUARD_DIR}/{sector.vnet_id}.nft"
+
+
+def guarded_macs(sector: SectorPlan) -> list[GuardedMac]:
+    """The declared hosts' MACs (reserved addresses and names bound to a NIC)."""
+    return [GuardedMac(h.name, h.mac.lower()) for h in sector.hosts if h.mac is not None]
+
+
+def guard_ruleset(sector: SectorPlan) -> str:
+    """The guard's ruleset for the Sector's VNet (the same on every node)."""
+    return render_template(
+        "sector-guard.nft.j2",
+        sector=sector,
+        vnet=sector.vnet_id,
+        table=guard_table(sector),
+        dhcp=sector.dhcp is not None,
+        dns_mac=sector.dns_mac,
+        reserved=guarded_macs(sector),
+        chaddr_offset=CHADDR_OFFSET_BITS,
+    )
+
+
 def _heredoc_marker(content: str) -> str:
     return "ORBITLAB_EOF_" + hashlib.sha256(content.encode()).hexdigest()[:16]
 
@@ -515,7 +567,8 @@ def script_digest(script: str) -> str:
 
 def write_rendered_tree(plan: StackPlan, out: Path) -> list[Path]:
     """Write every appliance's files under ``out/<sector>/<role>/<path>`` and its script
-    as ``out/<sector>/provision-<role>.sh``; return the paths written."""
+    as ``out/<sector>/provision-<role>.sh``, and the Sector guard every node loads under
+    ``out/<sector>/node/<path>``; return the paths written."""
     written = []
     for sector in plan.sectors:
         for role, bundle in sector_bundles(plan, sector).items():
@@ -530,4 +583,8 @@ def write_rendered_tree(plan: StackPlan, out: Path) -> list[Path]:
             script.write_text(provisioning_script(bundle, OS_PROFILES[plan.appliances.os]))
             script.chmod(0o755)
             written.append(script)
+        ruleset = out / sector.name / "node" / guard_path(sector).lstrip("/")
+        ruleset.parent.mkdir(parents=True, exist_ok=True)
+        ruleset.write_text(guard_ruleset(sector))
+        written.append(ruleset)
     return written
