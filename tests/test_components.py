@@ -11,10 +11,17 @@ from collections import Counter
 import pytest
 
 from orbitlab.program import appliance_digests, main
-from orbitlab.rendering import provisioning_script, sector_bundles
+from orbitlab.rendering import (
+    guard_path,
+    guard_ruleset,
+    guard_table,
+    provisioning_script,
+    sector_bundles,
+)
 from orbitlab.stack import load_plan
 from tests.pulumi_mocks import (
     EXAMPLE_STACK,
+    ROOT,
     FakeCluster,
     Run,
     is_secret,
@@ -52,8 +59,9 @@ def test_example_stack_declares_the_expected_resources(run: Run) -> None:
         # Sectors), one per Sector and one per Sector subnet
         APPLIER: 1 + 1 + 1 + (1 + 2) + (1 + 1),
         CONTAINER: 5,
-        # provisioning per appliance, bridge wait per Sector, the SDN check per node
-        COMMAND: 5 + 2 + 2,
+        # provisioning per appliance, bridge wait per Sector, the SDN check per node, the
+        # Sector guard per Sector and node
+        COMMAND: 5 + 2 + 2 + 2 * 2,
         "proxmoxve:download/file:File": len(
             {s.node for s in load_plan(str(EXAMPLE_STACK)).sectors}
         ),
@@ -185,6 +193,42 @@ def test_containers_start_after_the_bridges_exist_and_go_before_their_vnet(run: 
             # Depending on the VNet makes Pulumi delete the container before the VNet.
             assert run.named(f"{sector}-vnet").urn in container.dependencies
             assert container.delete_before_replace
+
+
+def test_every_node_gets_each_sectors_guard_before_its_appliances_start(run: Run) -> None:
+    """The Sector guard is a command per Sector and node (so preview shows it), its script
+    on stdin: the rendered ruleset, checked, kept for boot and loaded; deleting it unloads
+    the Sector's table."""
+    for sector in EXAMPLE.sectors:
+        for node in EXAMPLE.backplane.nodes:
+            guard = run.named(f"{sector.name}-guard-{node.name}")
+            assert reveal(guard.inputs["connection"])["host"] == str(node.address)
+            assert guard.inputs["create"] == guard.inputs["update"] == "sh -s"
+            script = guard.inputs["stdin"]
+            assert guard_ruleset(sector) in script
+            assert f"nft -c -f {guard_path(sector)}.new" in script
+            assert script.rstrip().endswith(f"nft -f {guard_path(sector)}")
+            assert "systemctl enable --quiet orbitlab-guard.service" in script
+            assert f"delete table bridge {guard_table(sector)}" in guard.inputs["delete"]
+            for container in run.of_type(CONTAINER):
+                if container.name.startswith(f"{sector.name}-"):
+                    assert run.depends_on(container.urn, guard.urn), container.name
+
+
+def test_the_guard_lets_only_the_sector_dns_send_dhcp_replies() -> None:
+    plan = load_plan(str(ROOT / "tests" / "data" / "twin" / "Pulumi.three.yaml"))
+    shop = plan.sector("shop")
+    lab = dataclasses.replace(EXAMPLE.sector("lab"), dhcp=None)  # enabled: false
+    text = guard_ruleset(shop)
+    assert 'meta ibrname != "olvn1001" accept' in text
+    assert f"udp sport 67 udp dport 68 ether saddr != {shop.dns_mac} counter drop" in text
+    for host in shop.hosts:
+        if host.mac is not None:
+            assert f"ether saddr != {host.mac} counter drop" in text
+    assert "icmpv6 type nd-router-advert counter drop" in text
+    # a Sector without DHCP: no DHCP rule (a server of its own is the user's), RAs dropped
+    assert "udp sport 67" not in guard_ruleset(lab)
+    assert "nd-router-advert" in guard_ruleset(lab)
 
 
 def test_gateway_is_provisioned_before_dns_and_lb(run: Run) -> None:
@@ -340,7 +384,7 @@ def test_ssh_key_reaches_commands_only_inside_their_secret_connection() -> None:
         main, config=config, cluster=FakeCluster(), secret_keys=["orbitlab:sshPrivateKey"]
     )
     commands = run.of_type(COMMAND)
-    assert len(commands) == 9  # provisioning, bridge waits, node checks
+    assert len(commands) == 13  # provisioning, bridge waits, node checks, Sector guards
     for command in commands:
         connection = command.inputs["connection"]
         assert is_secret(connection) and reveal(connection)["privateKey"] == key, command.name

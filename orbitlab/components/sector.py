@@ -34,6 +34,7 @@ from orbitlab.allocation import appliance_mac
 from orbitlab.components import sdn
 from orbitlab.components.appliance import Appliance, ApplianceArgs, Nic, warn_unpinned_nodes
 from orbitlab.components.backplane import SDN_ID_MAX, Backplane, backplane_from_facts
+from orbitlab.components.guard import sector_guard
 from orbitlab.components.rollout import Rollout
 from orbitlab.components.ssh import SshCredentials, node_connection
 from orbitlab.plan import BackplanePlan, SectorPlan, StackPlan, SubnetPlan
@@ -340,6 +341,17 @@ class Sector(pulumi.ComponentResource):
         rollout.track(
             name, [self.zone, self.vnet, *subnets], self.sdn_digest, zones=(sector.zone_id,)
         )
+        # on every node that carries the VNet (the zone's nodes), before any appliance
+        self.guards = tuple(
+            sector_guard(
+                f"{name}-guard-{carrier.name}",
+                sector,
+                carrier,
+                args.ssh,
+                pulumi.ResourceOptions(parent=self),
+            )
+            for carrier in backplane_plan.nodes
+        )
         node = next(n for n in backplane_plan.nodes if n.name == sector.node)
         warn_unpinned_nodes([node], self)
         connection = node_connection(node, args.ssh)
@@ -387,7 +399,7 @@ class Sector(pulumi.ComponentResource):
                         f"(stack {sector.stack}, tag {sector.tag}); managed by Pulumi"
                     ),
                     tags=("orbitlab", f"sector-{sector.name}"),
-                    start_after=(self.bridge_wait, self.vnet),
+                    start_after=(self.bridge_wait, self.vnet, *self.guards),
                     provision_after=after,
                     rollout=rollout,
                 ),
