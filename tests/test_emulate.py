@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import shlex
 import subprocess
 import threading
 import time
@@ -741,3 +742,52 @@ def test_emulate_start_refuses_negative_times(tmp_path: Path, monkeypatch, capsy
     argv = ["emulate", "start", str(EXAMPLE_STACK), "--apply-seconds", "-1"]
     assert cli_main(argv) == 1
     assert "--apply-seconds and --lock-wait-seconds must not be negative" in capsys.readouterr().err
+
+
+def _guard_of(node: str) -> tuple[str, str]:
+    from orbitlab.components.guard import install_script, remove_script
+
+    web = load_plan(str(EXAMPLE_STACK)).sector("web")
+    return install_script(web, node), remove_script(web)
+
+
+def test_the_sector_guard_is_checked_kept_for_boot_loaded_and_removed(store: Store) -> None:
+    install, remove = _guard_of("pve1")
+    node_dir = store.node_dir("pve1")
+    first = run_on_node(store, "pve1", "sh -s", install, "web-guard-pve1")
+    assert first.status == 0, first.stderr
+    kept = node_dir / "etc/orbitlab/guard/olvn1001.nft"
+    assert "udp sport 67 udp dport 68 ether saddr != 02:4f:4c:20:03:e9" in kept.read_text()
+    wants = node_dir / "etc/systemd/system/multi-user.target.wants/orbitlab-guard.service"
+    assert wants.is_symlink() and wants.resolve().name == "orbitlab-guard.service"
+    listed = run_on_node(store, "pve1", "nft list table bridge orbitlab_guard_olvn1001", None, "l")
+    assert listed.status == 0 and "nd-router-advert" in listed.stdout, listed.stderr
+    # again: the same table, replaced in one transaction (still one of it)
+    assert run_on_node(store, "pve1", "sh -s", install, "web-guard-pve1").status == 0
+    ruleset = run_on_node(store, "pve1", "nft list ruleset", None, "l").stdout
+    assert ruleset.count("table bridge orbitlab_guard_olvn1001") == 1
+    gone = run_on_node(store, "pve1", f"sh -c {shlex.quote(remove)}", None, "web-guard-pve1")
+    assert gone.status == 0, gone.stderr
+    assert not kept.exists()
+    assert "orbitlab_guard" not in run_on_node(store, "pve1", "nft list ruleset", None, "l").stdout
+    # removing what is not there changes nothing and does not fail
+    assert run_on_node(store, "pve1", f"sh -c {shlex.quote(remove)}", None, "again").status == 0
+
+
+def test_a_guard_that_nft_refuses_is_neither_kept_nor_loaded(store: Store) -> None:
+    install, _ = _guard_of("pve1")
+    broken = install.replace("counter drop", "counter dorp", 1)
+    failed = run_on_node(store, "pve1", "sh -s", broken, "web-guard-pve1")
+    assert failed.status == 1 and "dorp" in failed.stderr
+    assert not (store.node_dir("pve1") / "etc/orbitlab/guard/olvn1001.nft").exists()
+    assert "orbitlab_guard" not in run_on_node(store, "pve1", "nft list ruleset", None, "l").stdout
+
+
+def test_a_node_without_nft_fails_the_guard_naming_the_package(store: Store) -> None:
+    install, _ = _guard_of("pve2")
+    failed = run_on_node(store, "pve2", "PATH=/bin /bin/sh -s", install, "web-guard-pve2")
+    assert failed.status == 1
+    assert failed.stderr.strip() == (
+        "orbitlab: node pve2 has no nft, so the guard of Sector web (VNet olvn1001) cannot be "
+        "loaded; install nftables on the node (apt install nftables) and run pulumi up again"
+    )

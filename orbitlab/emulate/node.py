@@ -10,8 +10,12 @@
 - any other command runs in ``sh`` on this machine, in the node's directory, with
   ``/sys/class/net/`` mapped to the node's own (its bridges as files): that is how the bridge
   wait sees the bridges a network reload made. The node's ``PATH`` has stand-ins for
-  ``pvesh`` (:mod:`orbitlab.emulate.pvesh`: what the node reports of its SDN) and ``sudo``
-  (``sudo -n`` runs as root: the README's sudo rule). It is not sandboxed otherwise.
+  ``pvesh`` (:mod:`orbitlab.emulate.pvesh`: what the node reports of its SDN), ``sysctl``
+  (the node's settings), ``nft`` (:mod:`orbitlab.emulate.nft`: a ruleset of the node's
+  own), ``systemctl`` (:mod:`orbitlab.emulate.systemctl`) and ``sudo`` (``sudo -n`` runs as
+  root: the README's sudo rule). The node's own files, under :data:`NODE_FILES` (the Sector
+  guards and their boot unit), are in the node's directory: those paths in the command and
+  its stdin are mapped there. It is not sandboxed otherwise.
 
 Both go through the cluster's backend (:mod:`~orbitlab.emulate.backend`); this module adds
 what is the same for every backend: Proxmox's checks and the record of what ran.
@@ -46,6 +50,8 @@ PCT_ANY = re.compile(r"^\s*(sudo\s+-n\s+)?pct\b")
 #: What pct says to anyone but root (pve-common src/PVE/RESTEnvironment.pm), exit 255.
 NOT_ROOT = "please run as root"
 WROTE = re.compile(r"^orbitlab\[[^\]]*\]: wrote (\S+)$")
+#: What a node command writes under these paths lands in the node's own directory.
+NODE_FILES = ("/etc/orbitlab/", "/etc/systemd/system/")
 
 
 def parse_pct_exec(command: str) -> int | None:
@@ -70,18 +76,35 @@ def run_on_node(
             f"the emulated node runs only 'pct exec VMID -- /bin/sh -s' (got {command!r})"
         )
     env = node_env(store, node, user)
-    result = backend_of(store, store.read()).run_on_node(node, command, stdin, env)
+    root = store.node_dir(node)
+    (root / "etc/systemd/system").mkdir(parents=True, exist_ok=True)  # every node has it
+    result = backend_of(store, store.read()).run_on_node(
+        node, node_files(command, root), node_files(stdin, root) if stdin else stdin, env
+    )
     _record(store, node, command, stdin, by, result, vmid=None, files=[])
     return result
 
 
+def node_files(text: str, root: Path) -> str:
+    """``text`` with the paths of :data:`NODE_FILES` under the node's directory ``root``.
+
+    >>> node_files("cat /etc/orbitlab/guard/x.nft /etc/hosts", Path("/n/pve1"))
+    'cat /n/pve1/etc/orbitlab/guard/x.nft /etc/hosts'
+    """
+    for prefix in NODE_FILES:
+        text = text.replace(prefix, f"{root}{prefix}")
+    return text
+
+
 def node_tools(store: Store) -> Path:
     """The directory of what an emulated node has beyond this machine: pvesh, sysctl (the
-    node's settings, not this machine's) and sudo."""
+    node's settings, not this machine's), nft (its own ruleset), systemctl and sudo."""
     tools = store.root / "node-tools"
     scripts = {
         "pvesh": f'#!/bin/sh\nexec {sys.executable} -m orbitlab.emulate.pvesh "$@"\n',
         "sysctl": f'#!/bin/sh\nexec {sys.executable} -m orbitlab.emulate.sysctl "$@"\n',
+        "nft": f'#!/bin/sh\nexec {sys.executable} -m orbitlab.emulate.nft "$@"\n',
+        "systemctl": f'#!/bin/sh\nexec {sys.executable} -m orbitlab.emulate.systemctl "$@"\n',
         # the node has the README's rule: `sudo -n` runs the command as root
         "sudo": (f'#!/bin/sh\n[ "${{1:-}}" = -n ] && shift\n{USER_ENV}=root exec "$@"\n'),
     }
