@@ -1,9 +1,11 @@
-"""Every rule of the gateway's and the load balancer's rulesets is proven by a twin check.
+"""Every rule of the gateway's, the load balancer's and the Sector guard's rulesets is
+proven by a twin check.
 
 For each rule of the rendered rulesets of the three-Sector stack (three gateways, two load
-balancers), a mutation below removes it (or weakens a chain's policy), the mutated ruleset
-is loaded into the running appliance, and the named `twin test` check group must then FAIL
-for that Sector. A rule that no mutation covers fails the test: a rule without a check that
+balancers, three Sector guards on each node), a mutation below removes it (or weakens a
+chain's policy), the mutated ruleset is loaded into the running appliance (a guard: into
+every node), and the named `twin test` check group must then FAIL for that Sector (or the
+one it names). A rule that no mutation covers fails the test: a rule without a check that
 catches its absence is not proven. Rules are compared by shape (addresses, ports and MACs
 abstracted), so one mutation covers the same rule in every Sector.
 
@@ -20,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from orbitlab.rendering import sector_bundles
+from orbitlab.rendering import guard_ruleset, sector_bundles
 from orbitlab.stack import load_plan
+from orbitlab.twin import guards
 from orbitlab.twin.checks import SEQUENTIAL, run_checks
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.results import render_table
@@ -31,7 +34,7 @@ from tests.test_twin import REPO, THREE, e2e, orbitlab, our_namespaces
 
 RULESET = "/etc/nftables.nft"
 SEQUENTIAL_GROUPS = {group for _, groups in SEQUENTIAL for group in groups}
-STRUCTURE = re.compile(r"^(flush ruleset|define |table |chain |\}|#|$)")
+STRUCTURE = re.compile(r"^(flush ruleset|define |(add |delete )?table |chain |\}|#|$)")
 NAT_CHAIN = re.compile(r"type nat hook")
 
 
@@ -45,6 +48,8 @@ class Mutation:
     line: str
     group: str
     replace: str | None = None
+    #: The Sector whose check must fail, when it is not the mutated one.
+    seen_in: str | None = None
 
     @property
     def id(self) -> str:
@@ -52,7 +57,7 @@ class Mutation:
         return f"{self.sector}/{self.role}: {action} {self.line[:60]}"
 
 
-GW, LB = "gateway", "lb"
+GW, LB, GUARD = "gateway", "lb", "guard"
 INPUT_DROP = "hook input priority filter; policy drop;"
 FORWARD_DROP = "hook forward priority filter; policy drop;"
 
@@ -110,16 +115,23 @@ MUTATIONS = (
     Mutation("red", LB, "ct state established,related accept", "lb ingress"),
     Mutation("red", LB, "tcp dport { 8080 } accept", "lb ingress"),
     Mutation("shop", LB, FORWARD_DROP, "lb routing", replace=weaken(FORWARD_DROP)),
+    # the Sector guard on the nodes
+    Mutation("red", GUARD, "meta ibrname", "rogue dhcp", seen_in="shop"),
+    Mutation("shop", GUARD, "udp sport 67 udp dport 68", "rogue dhcp"),
+    Mutation("shop", GUARD, "@th,288,48 0xbc2411200010", "dhcp identity"),
+    Mutation("shop", GUARD, "nd-router-advert", "rogue ipv6"),
+    Mutation("shop", GUARD, "udp sport 547", "rogue ipv6"),
 )
 
 
 def rulesets() -> Iterator[tuple[str, str, str]]:
-    """(sector, role, ruleset text) of every gateway and load balancer of the stack."""
+    """(sector, role, ruleset text) of every gateway, load balancer and Sector guard."""
     plan = load_plan(str(THREE))
     for sector in plan.sectors:
         for role, bundle in sector_bundles(plan, sector).items():
             if role in (GW, LB):
                 yield sector.name, role, bundle.file(RULESET).content
+        yield sector.name, GUARD, guard_ruleset(sector)
 
 
 def key(role: str, rule: str) -> str:
@@ -133,7 +145,8 @@ def shape(rule: str) -> str:
     >>> shape('forward: iifname "eth0" ip daddr 10.20.1.20 tcp dport 22 ct status dnat accept')
     'forward: iifname "eth0" ip daddr A tcp dport N ct status dnat accept'
     """
-    text = re.sub(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", "M", rule.strip())
+    text = re.sub(r"([0-9a-f]{2}:){5}[0-9a-f]{2}|0x[0-9a-f]{12}", "M", rule.strip())
+    text = re.sub(r'"olvn\d+"', '"VNET"', text)
     text = re.sub(r"\d+\.\d+\.\d+\.\d+(/\d+)?(:\d+)?", "A", text)
     text = re.sub(r"\{ [A, ]+ \}", "A", text)
     return re.sub(r"\b\d+\b", "N", text)
@@ -141,7 +154,7 @@ def shape(rule: str) -> str:
 
 def rules(ruleset: str) -> list[str]:
     """The rules of a ruleset as ``chain: rule``: every line of a chain's body, and the
-    policy of every filter chain (its "type filter" line); no structure (sets' declarations
+    policy drop of every filter chain (its "type filter" line); no structure (sets' declarations
     included), no comments."""
     found = []
     chain = ""
@@ -155,7 +168,8 @@ def rules(ruleset: str) -> list[str]:
         elif stripped.startswith("chain "):
             chain = stripped.split()[1]
         elif stripped.startswith("type "):
-            if not NAT_CHAIN.search(stripped):
+            # a NAT chain, or one that accepts what it does not drop, has no policy to weaken
+            if not NAT_CHAIN.search(stripped) and "policy accept" not in stripped:
                 found.append(f"{chain}: {stripped}")
         elif not STRUCTURE.match(stripped):
             found.append(f"{chain}: {stripped}")
@@ -214,7 +228,13 @@ CAUGHT: dict[str, str] = {}
 
 def load(twin: TwinContext, target: str, ruleset: str) -> None:
     """Load a ruleset into an appliance and, as provisioning does on a reload, flush its
-    connection tracking, so every flow is checked against the new rules."""
+    connection tracking, so every flow is checked against the new rules; a Sector guard
+    into every node, as the program installs it."""
+    if target.endswith(f"/{GUARD}"):
+        for node in twin.topology.nodes:
+            done = guards.load(node.ns.name, ruleset)
+            assert done.returncode == 0, done.stderr
+        return
     ns = twin.topology.find(target).name
     twin.run(ns, ["nft", "-f", "-"], stdin=ruleset)
     twin.run(ns, ["conntrack", "-F"], check=False)
@@ -245,7 +265,10 @@ def try_mutation(
     load(twin, target, mutate(ruleset, mutation))
     try:
         results = run_checks(
-            twin, skip_failover=True, sectors=[mutation.sector], checks=[mutation.group]
+            twin,
+            skip_failover=True,
+            sectors=[mutation.seen_in or mutation.sector],
+            checks=[mutation.group],
         )
     finally:
         load(twin, target, ruleset)
@@ -267,7 +290,8 @@ def test_removing_any_rule_fails_its_check(three_twin) -> None:
         if mark.args[0]:
             pytest.skip(mark.kwargs["reason"])
     twin, texts = three_twin
-    alone = [m for m in MUTATIONS if m.group in SEQUENTIAL_GROUPS]
+    # checks that change routes or sysctls, and mutations seen in another Sector: alone
+    alone = [m for m in MUTATIONS if m.group in SEQUENTIAL_GROUPS or m.seen_in]
     by_sector: dict[str, list[Mutation]] = {}
     for mutation in MUTATIONS:
         if mutation not in alone:

@@ -34,7 +34,7 @@ from netaddr import IPAddress
 from orbitlab.plan import plan_stack
 from orbitlab.rendering import DHCP_SCRIPT, DNSMASQ_CONF
 from orbitlab.stack import load_plan, parse_settings
-from orbitlab.twin import TwinError, appliances, dhcp, dhcp_checks, system
+from orbitlab.twin import TwinError, appliances, dhcp, dhcp_checks, network, system
 from orbitlab.twin import checks as twin_checks
 from orbitlab.twin.appliances import holder_script
 from orbitlab.twin.context import TwinContext
@@ -229,9 +229,12 @@ CHECK_GROUPS = {
     "dhcp guard",
     "dhcp release",
     "dhcp restart",
+    "rogue dhcp",
+    "dhcp identity",
+    "rogue ipv6",
 }
 #: The example stack has no DHCP reservation (its one dynamic host is app3).
-EXAMPLE_GROUPS = CHECK_GROUPS - {"dhcp reserved"}
+EXAMPLE_GROUPS = CHECK_GROUPS - {"dhcp reserved", "dhcp identity"}
 
 
 def orbitlab(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -388,7 +391,7 @@ class TestExampleStack:
 
     def test_up_reports_progress_and_builds_every_namespace(self, twin_up):
         result, _ = twin_up
-        assert "[1/8] namespaces: 16 created" in result.stdout
+        assert "[1/9] namespaces: 16 created" in result.stdout
         assert "twin up in" in result.stdout
         assert len(our_namespaces()) == 16
 
@@ -612,6 +615,27 @@ class TestThreeSectors:
             assert names_resolve(twin, sector)
         assert all(r.ok for r in dhcp_checks.check_options(twin, red))
 
+    def test_nodes_without_the_sector_guard_let_rogue_servers_and_impostors_through(self):
+        """Negative control: with the guards unloaded from both nodes, the rogue DHCP
+        server's offers, the impostor's offers and the rogue IPv6 router's messages reach
+        the other hosts; with them loaded again, none does."""
+        groups = ("rogue dhcp", "dhcp identity", "rogue ipv6")
+        guard_checks = [arg for group in groups for arg in ("--check", group)]
+        twin = context_of(require_state())
+        for node in twin.topology.nodes:
+            for sector in twin.topology.sectors:
+                table = ["bridge", f"orbitlab_guard_{sector.bridge}"]
+                system.run(system.in_netns(node.ns.name, ["nft", "delete", "table", *table]))
+        try:
+            without = orbitlab("twin", "test", *QUICK_TEST, *guard_checks)
+        finally:
+            network.load_guards(twin.topology)
+        rows = table_rows(without.stdout)
+        assert {check for check, _ in rows} == set(groups)
+        assert rows and all(outcome == "FAIL" for _, outcome in rows), without.stdout
+        again = orbitlab("twin", "test", *QUICK_TEST, *guard_checks)
+        assert again.returncode == 0 and all(o == "PASS" for _, o in table_rows(again.stdout))
+
     def test_a_host_taking_the_dns_address_gets_none_of_its_exemptions(self):
         """Negative control: red's gateway without the MAC match lets the spoofer through."""
         live = orbitlab("twin", "exec", "red/gateway", "--", "cat", "/etc/nftables.nft").stdout
@@ -698,7 +722,7 @@ class TestCleanupOnFailure:
         )
         assert process.stdout is not None
         for line in process.stdout:
-            if line.startswith("[5/8]"):
+            if line.startswith("[5/9]"):
                 process.send_signal(signal.SIGINT)
                 break
         out, err = process.communicate(timeout=60)

@@ -24,7 +24,9 @@ the stack declares (SPEC §6, §7, §9):
   its exemptions — its packets to the upstream resolvers and to package-mirror ports
   outside the egress policy are counted where they would arrive (none may), beside the
   same packets from the real Sector DNS (which must arrive);
-- DHCP: see :mod:`orbitlab.twin.dhcp_checks`.
+- DHCP: see :mod:`orbitlab.twin.dhcp_checks`;
+- the Sector guard (rogue DHCP servers, DHCP requests naming another host's NIC, rogue IPv6
+  routers): see :mod:`orbitlab.twin.guard_checks`.
 
 Results are :class:`~orbitlab.twin.results.CheckResult` rows, printed by
 :func:`~orbitlab.twin.results.render_table`.
@@ -42,7 +44,15 @@ from typing import Any
 
 from netaddr import IPAddress
 
-from orbitlab.twin import TwinError, appliance_checks, dhcp, dhcp_checks, lifecycle, network
+from orbitlab.twin import (
+    TwinError,
+    appliance_checks,
+    dhcp,
+    dhcp_checks,
+    guard_checks,
+    lifecycle,
+    network,
+)
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.probing import (
     REJECT_RETRY_S,
@@ -753,6 +763,9 @@ PARALLEL: tuple[tuple[SectorCheck, tuple[str, ...]], ...] = (
     (dhcp_checks.check_options, ("dhcp options",)),
     (dhcp_checks.check_names, ("dhcp names",)),
     (dhcp_checks.check_sectors, ("dhcp sectors",)),
+    (guard_checks.check_rogue_dhcp, ("rogue dhcp",)),
+    (guard_checks.check_dhcp_identity, ("dhcp identity",)),
+    (guard_checks.check_rogue_ipv6, ("rogue ipv6",)),
 )
 #: Checks that change the twin for a moment (routes, sysctls): one Sector at a time.
 SEQUENTIAL: tuple[tuple[SectorCheck, tuple[str, ...]], ...] = (

@@ -53,7 +53,7 @@ from typing import Any
 
 from netaddr import IPAddress, IPNetwork
 
-from orbitlab.twin import TwinError, appliances, dhcp, fabric, network, system
+from orbitlab.twin import TwinError, appliances, dhcp, fabric, guards, network, system
 from orbitlab.twin.context import TwinContext
 from orbitlab.twin.standins import (
     PIDFILES,
@@ -413,6 +413,7 @@ def plug(twin: TwinContext, spec: ContainerSpec, ns: str) -> None:
         inside += there
     system.ip_batch(node_ns, node_side)
     system.ip_batch(ns, inside)
+    guards.refresh(node_ns)
     set_gateways(twin, spec, ns)
 
 
@@ -613,6 +614,7 @@ def join_host(twin: TwinContext, host: HostTwin, mtu: int) -> None:
             f"link set {host.port} master {sector.bridge} up",
         ],
     )
+    guards.refresh(node_ns)
     system.ip_batch(ns, network.host_commands(host, mtu))
     appliances.start_host(twin, host)
     if host.dhcp:

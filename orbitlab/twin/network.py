@@ -13,7 +13,9 @@ The Backplane is built the way Proxmox's EVPN zone builds it:
   and the non-primary nodes send traffic leaving the Backplane to the primary exit node;
 - the primary exit node SNATs the Backplane CIDR out of ``vmbr0`` (its default route).
 
-Each Sector VNet is a bridge per node (``olvn<tag>``) with a VXLAN whose VNI is the tag.
+Each Sector VNet is a bridge per node (``olvn<tag>``) with a VXLAN whose VNI is the tag,
+and every node loads each Sector's guard (:mod:`orbitlab.components.guard`), as the
+program installs it on a Proxmox node.
 
     >>> from orbitlab.stack import load_plan
     >>> from orbitlab.twin.topology import build_topology
@@ -27,7 +29,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from orbitlab.allocation import appliance_mac
-from orbitlab.twin import system
+from orbitlab.rendering import guard_ruleset
+from orbitlab.twin import TwinError, guards, system
 from orbitlab.twin.topology import (
     ANYCAST_MAC,
     GUI_PORT,
@@ -407,6 +410,15 @@ def build_nodes(topology: Topology) -> None:
         if node.primary:
             ruleset += snat_ruleset(topology)
         system.nft(node.ns.name, ruleset)
+
+
+def load_guards(topology: Topology) -> None:
+    """Every Sector's guard on every node, as the program installs it on a Proxmox node."""
+    for node in topology.nodes:
+        for sector in topology.sectors:
+            done = guards.load(node.ns.name, guard_ruleset(sector.plan))
+            if done.returncode != 0:
+                raise TwinError(f"{node.ns.label}: the guard of {sector.name}: {done.stderr}")
 
 
 def build_sectors(topology: Topology) -> None:

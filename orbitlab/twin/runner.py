@@ -149,7 +149,7 @@ def _create_state(stack_file: str) -> TwinState:
 
 def _build(twin: TwinContext) -> None:
     topology, state = twin.topology, twin.state
-    steps = Steps(twin.say, 8)
+    steps = Steps(twin.say, 9)
     with steps.step("namespaces") as notes:
         for name in network.create_namespaces(topology):
             state.add_namespace(name)
@@ -174,6 +174,8 @@ def _build(twin: TwinContext) -> None:
         notes.append(f"{len(topology.nodes)} nodes, {len(topology.sectors)} Sector VNets")
     with steps.step("Sector links and addresses"):
         network.build_sectors(topology)
+    with steps.step("Sector guards on every node (DHCP servers, IPv6 routers)"):
+        network.load_guards(topology)
     with steps.step("daemons (FRR, nftables, CoreDNS, dnsmasq, HAProxy, DHCP clients)") as notes:
         _start_services(twin)
         clients = sum(len(sector.dhcp_clients) for sector in topology.sectors)
