@@ -141,10 +141,11 @@ def test_stack_file_update_keeps_other_keys_comments_and_host_keys(
     capsys, cluster, endpoint, tmp_path
 ):
     stack = tmp_path / "Pulumi.home.yaml"
+    pve1_end = "        networks: [192.0.2.0/24]\n      - name: pve2"
     text = EXAMPLE.read_text().replace(
-        "        mtu: 1500\n      - name: pve2",
-        "        mtu: 1500\n        host_key: ssh-ed25519 AAAAC3NzaKEY\n      - name: pve2",
+        pve1_end, "        host_key: ssh-ed25519 AAAAC3NzaKEY\n" + pve1_end
     )
+    assert "AAAAC3NzaKEY" in text
     stack.write_text(text)
     before = yaml.safe_load(text)
 
