@@ -41,6 +41,32 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def trust_warnings(plan: StackPlan) -> list[str]:
+    """What the stack leaves open that it could close: the LAN's trust in the exit node,
+    directed broadcasts to the nodes' networks, and node networks that look wrong."""
+    return [*exit_node_warnings(plan), *node_network_warnings(plan)]
+
+
+def node_network_warnings(plan: StackPlan) -> list[str]:
+    """A node without ``networks``: no Sector Gateway drops directed broadcasts to its
+    LAN. A node whose address lies in none of its networks: suspicious, not refused."""
+    warnings = []
+    for node in plan.backplane.nodes:
+        if not node.networks:
+            warnings.append(
+                f"directed broadcasts to node {node.name}'s networks are not refused; add "
+                "backplane.nodes[].networks (orbitlab discover fills them in)"
+            )
+        elif not any(node.address in network for network in node.networks):
+            listed = ", ".join(str(network) for network in node.networks)
+            warnings.append(
+                f"node {node.name}'s address {node.address} lies in none of its networks "
+                f"({listed}); backplane.nodes[].networks should hold vmbr0's network first "
+                "(orbitlab discover fills them in)"
+            )
+    return warnings
+
+
+def exit_node_warnings(plan: StackPlan) -> list[str]:
     """A Sector whose egress is allowed, with no protected networks: it reaches the LAN as
     the primary exit node's address, so whatever trusts that node trusts the Sector."""
     if plan.backplane.protected_networks:

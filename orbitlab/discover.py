@@ -1,11 +1,14 @@
 """``orbitlab discover``: fill in the Backplane's nodes from a running Proxmox VE cluster.
 
-It reads two things through the Proxmox API, with an API token:
+It reads these through the Proxmox API, with an API token:
 
 - ``GET /api2/json/nodes``: the cluster's nodes and whether each is ``online``;
 - ``GET /api2/json/nodes/{node}/network/vmbr0``: each online node's ``vmbr0`` bridge as
   configured in ``/etc/network/interfaces`` (``cidr`` or ``address``, and ``mtu``, which
-  the API returns as a string and leaves out when the file sets none: that means 1500).
+  the API returns as a string and leaves out when the file sets none: that means 1500);
+- ``GET /api2/json/nodes/{node}/network``: each online node's interfaces, for its other
+  IPv4 addresses (``other_addresses``) and the IPv4 networks of its interfaces
+  (``networks``, ``vmbr0``'s first: the Sector Gateways drop directed broadcasts to them).
 
 The Proxmox API does not expose a node's SSH host key, so ``host_key`` is never
 discovered; a ``host_key`` already in the stack file is kept.
@@ -210,6 +213,44 @@ def other_addresses(interfaces: list[dict[str, Any]], main: str) -> list[str]:
     return sorted(set(found), key=ipaddress.ip_address)
 
 
+def interface_network(interface: dict[str, Any]) -> ipaddress.IPv4Network | None:
+    """The IPv4 network of one interface of ``GET /nodes/{node}/network`` (its ``cidr``, or
+    its ``address`` and ``netmask``), or None: no IPv4 network, or a loopback one.
+
+    >>> str(interface_network({"iface": "eno2", "address": "203.0.113.11", "netmask": "24"}))
+    '203.0.113.0/24'
+    >>> [interface_network(i) for i in ({"cidr": "2001:db8::11/64"}, {"address": "192.0.2.9"})]
+    [None, None]
+    """
+    raw = interface.get("cidr")
+    if not raw and interface.get("address") and interface.get("netmask"):
+        raw = f"{interface['address']}/{interface['netmask']}"
+    if not raw:
+        return None
+    try:
+        network = ipaddress.IPv4Interface(str(raw)).network
+    except ValueError:
+        return None  # an IPv6 address where an IPv4 one was expected: not ours to judge
+    return None if network.is_loopback else network
+
+
+def node_networks(bridge: dict[str, Any], interfaces: list[dict[str, Any]]) -> list[str]:
+    """The IPv4 networks of a node's interfaces: ``vmbr0``'s first, then the others' (each
+    once, sorted), whose broadcast addresses no Sector may send to.
+
+    >>> node_networks({"iface": "vmbr0", "cidr": "192.0.2.11/24"},
+    ...               [{"iface": "vmbr0", "cidr": "192.0.2.11/24"},
+    ...                {"iface": "vmbr1", "cidr": "198.51.100.11/24"},
+    ...                {"iface": "eno2", "address": "10.0.0.11", "netmask": "255.255.255.0"},
+    ...                {"iface": "lo", "cidr": "127.0.0.1/8"}, {"iface": "eno3"}])
+    ['192.0.2.0/24', '10.0.0.0/24', '198.51.100.0/24']
+    """
+    main = interface_network(bridge)
+    found = {interface_network(interface) for interface in interfaces} - {main, None}
+    others = sorted(network for network in found if network is not None)
+    return [str(network) for network in ([main] if main else []) + others]
+
+
 def node_from_bridge(
     node: str, bridge: dict[str, Any], interfaces: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -217,13 +258,16 @@ def node_from_bridge(
     interfaces), validated as NodeSettings.
 
     >>> node_from_bridge("pve1", {"type": "bridge", "cidr": "192.0.2.11/24", "mtu": "9000"})
-    {'name': 'pve1', 'address': '192.0.2.11', 'mtu': 9000}
+    {'name': 'pve1', 'address': '192.0.2.11', 'mtu': 9000, 'networks': ['192.0.2.0/24']}
     """
     address = _bridge_ipv4(node, bridge)
     entry: dict[str, Any] = {"name": node, "address": address, "mtu": _bridge_mtu(node, bridge)}
     others = other_addresses(interfaces or [], address)
     if others:
         entry["other_addresses"] = others
+    networks = node_networks(bridge, interfaces or [])
+    if networks:
+        entry["networks"] = networks
     try:
         NodeSettings.model_validate(entry)
     except ValidationError as error:

@@ -90,11 +90,34 @@ class NodePlan:
     host_key: str | None = None
     #: The node's other IPv4 addresses (storage, corosync, management NICs).
     other_addresses: tuple[IPAddress, ...] = ()
+    #: The IPv4 networks of the node's interfaces, ``vmbr0``'s first.
+    networks: tuple[IPNetwork, ...] = ()
 
     @property
     def addresses(self) -> tuple[IPAddress, ...]:
         """Every address of the node: ``vmbr0`` first."""
         return (self.address, *self.other_addresses)
+
+    @property
+    def broadcasts(self) -> tuple[IPAddress, ...]:
+        """The broadcast address of each of the node's networks (a /31 or /32 has none).
+
+        >>> node = NodePlan("pve1", IPAddress("192.0.2.11"), 1500,
+        ...                 networks=(IPNetwork("192.0.2.0/24"), IPNetwork("198.51.100.0/31")))
+        >>> [str(address) for address in node.broadcasts]
+        ['192.0.2.255']
+        """
+        return tuple(broadcast(network) for network in self.networks if has_broadcast(network))
+
+
+def has_broadcast(network: IPNetwork) -> bool:
+    """A /31 (RFC 3021, point-to-point) or a /32 has no broadcast address."""
+    return network.prefixlen < 31
+
+
+def broadcast(network: IPNetwork) -> IPAddress:
+    """The last address of ``network``: its directed broadcast address."""
+    return IPAddress(network.last, network.version)
 
 
 @dataclass(frozen=True)
@@ -134,6 +157,12 @@ class BackplanePlan:
     def node_addresses(self) -> tuple[IPAddress, ...]:
         """Every address of every node: no Sector may reach any of them."""
         return tuple(address for node in self.nodes for address in node.addresses)
+
+    @property
+    def node_broadcasts(self) -> tuple[IPAddress, ...]:
+        """The broadcast addresses of every node's networks, sorted and unique: a Sector's
+        directed broadcast to one would reach the node as a broadcast of its own LAN."""
+        return tuple(sorted({address for node in self.nodes for address in node.broadcasts}))
 
 
 @dataclass(frozen=True)
@@ -395,7 +424,7 @@ def sector_alias(stack: str, sector: str) -> str:
 def plan_backplane(settings: StackSettings) -> BackplanePlan:
     backplane = settings.backplane
     nodes = tuple(
-        NodePlan(n.name, n.address, n.mtu, n.host_key, tuple(n.other_addresses))
+        NodePlan(n.name, n.address, n.mtu, n.host_key, tuple(n.other_addresses), tuple(n.networks))
         for n in backplane.nodes
     )
     return BackplanePlan(

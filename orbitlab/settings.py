@@ -305,15 +305,17 @@ class Model(BaseModel):
 
 
 class NodeSettings(Model):
-    """A Proxmox node: its name, its ``vmbr0`` address and MTU, optionally its SSH host key
-    and its other IPv4 addresses (storage, corosync, management NICs), which no Sector
-    may reach either (``orbitlab discover`` fills them in)."""
+    """A Proxmox node: its name, its ``vmbr0`` address and MTU, optionally its SSH host key,
+    its other IPv4 addresses (storage, corosync, management NICs), which no Sector may
+    reach either, and the IPv4 networks of its interfaces (``vmbr0``'s first), whose
+    broadcast addresses no Sector may send to (``orbitlab discover`` fills both in)."""
 
     name: Label
     address: Address
     mtu: int = Field(default=1500, ge=MIN_MTU + VXLAN_OVERHEAD, le=65535, strict=True)
     host_key: str | None = None
     other_addresses: list[Address] = Field(default_factory=list)
+    networks: list[Cidr] = Field(default_factory=list)
 
     @field_validator("host_key")
     @classmethod

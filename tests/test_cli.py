@@ -49,6 +49,25 @@ def test_validate_warns_of_allowed_egress_without_protected_networks(tmp_path):
     assert orbitlab("validate", str(stack)).stderr == ""
 
 
+def test_validate_warns_of_nodes_without_networks_and_of_an_address_outside_them(tmp_path):
+    document = yaml.safe_load(EXAMPLE.read_text())
+    document["config"]["orbitlab:backplane"]["protected_networks"] = ["198.51.100.20/32"]
+    nodes = document["config"]["orbitlab:backplane"]["nodes"]
+    del nodes[0]["networks"]
+    nodes[1]["networks"] = ["198.51.100.0/24", "203.0.113.0/24"]
+    stack = tmp_path / "Pulumi.open.yaml"
+    stack.write_text(yaml.safe_dump(document))
+    result = orbitlab("validate", str(stack))
+    assert result.returncode == 0, result.stderr  # a warning, not a refusal
+    assert result.stderr == (
+        "warning: directed broadcasts to node pve1's networks are not refused; add "
+        "backplane.nodes[].networks (orbitlab discover fills them in)\n"
+        "warning: node pve2's address 192.0.2.12 lies in none of its networks "
+        "(198.51.100.0/24, 203.0.113.0/24); backplane.nodes[].networks should hold vmbr0's "
+        "network first (orbitlab discover fills them in)\n"
+    )
+
+
 def test_validate_lists_every_problem_and_fails(tmp_path):
     document = yaml.safe_load(EXAMPLE.read_text())
     document["config"]["orbitlab:sectors"][1]["subnets"] = ["10.200.1.0/24"]

@@ -21,6 +21,7 @@ from orbitlab.components import (
     Sector,
     SectorArgs,
     backplane_facts,
+    backplane_from_facts,
 )
 from orbitlab.program import main
 from orbitlab.stack import load_plan
@@ -197,6 +198,31 @@ def test_a_sector_refuses_a_referenced_backplane_it_was_not_planned_for() -> Non
 
     with pytest.raises(
         Exception, match=r"cidr: planned 10\.200\.0\.0/16, the Backplane has 10\.99\.0\.0/16"
+    ):
+        run_program(program, config={}, stack_outputs={"backplane": facts})
+
+
+def test_node_networks_travel_with_the_backplane_facts() -> None:
+    planned = load_plan(str(EXAMPLE_STACK)).backplane
+    facts = backplane_facts(planned)
+    assert [node["networks"] for node in facts["nodes"]] == [["192.0.2.0/24"]] * 2
+    assert backplane_from_facts(facts) == planned
+    for node in facts["nodes"]:
+        del node["networks"]  # the facts of an owner stack from before node networks
+    assert backplane_from_facts(facts).node_broadcasts == ()
+
+
+def test_a_sector_refuses_a_referenced_backplane_with_other_node_networks() -> None:
+    facts = backplane_facts(load_plan(str(EXAMPLE_STACK)).backplane)
+    facts["nodes"][1]["networks"] = []
+
+    def program() -> None:
+        _sector_program(pulumi.StackReference("me/orbitlab/home").require_output("backplane"))
+
+    with pytest.raises(
+        Exception,
+        match=r"node networks: planned \[\('pve1', \['192\.0\.2\.0/24'\]\), \('pve2', "
+        r"\['192\.0\.2\.0/24'\]\)\], the Backplane has \[.*\('pve2', \[\]\)\]",
     ):
         run_program(program, config={}, stack_outputs={"backplane": facts})
 

@@ -22,6 +22,8 @@ from tests.proxmox_api import SECRET, TOKEN, Cluster, api_environment, bridge, n
 
 REPO = Path(__file__).parent.parent
 EXAMPLE = REPO / "stacks" / "Pulumi.example.yaml"
+#: The network of every node's vmbr0 in the cluster below.
+LAN = ["192.0.2.0/24"]
 
 
 @pytest.fixture
@@ -61,9 +63,9 @@ def test_prints_every_online_node_with_defaults_filled_in(capsys, cluster, endpo
     assert document == {
         "orbitlab:backplane": {
             "nodes": [
-                {"name": "pve1", "address": "192.0.2.11", "mtu": 1500},
-                {"name": "pve2", "address": "192.0.2.12", "mtu": 1500},
-                {"name": "pve3", "address": "192.0.2.13", "mtu": 9000},
+                {"name": "pve1", "address": "192.0.2.11", "mtu": 1500, "networks": LAN},
+                {"name": "pve2", "address": "192.0.2.12", "mtu": 1500, "networks": LAN},
+                {"name": "pve3", "address": "192.0.2.13", "mtu": 9000, "networks": LAN},
             ]
         }
     }
@@ -90,8 +92,33 @@ def test_every_other_ipv4_address_of_a_node_is_filled_in(capsys, cluster, endpoi
         "address": "192.0.2.11",
         "mtu": 1500,
         "other_addresses": ["198.51.100.11", "203.0.113.11"],
+        "networks": ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"],
     }
     assert "other_addresses" not in nodes[1]
+    assert nodes[1]["networks"] == LAN
+
+
+def test_networks_are_vmbr0s_first_then_the_others_once_ipv4_only(capsys, cluster, endpoint):
+    interfaces = cluster.bridges["pve2"]
+    interfaces["vmbr0"] = bridge("192.0.2.12/24")
+    interfaces["eno2"] = bridge("10.0.0.12/24", iface="eno2", type="eth")
+    interfaces["vmbr2"] = bridge("10.0.0.112/24", iface="vmbr2")  # the same network again
+    interfaces["vmbr3"] = bridge("10.9.9.12/31", iface="vmbr3")  # a link, no broadcast
+    interfaces["eno5"] = {"iface": "eno5", "type": "eth", "cidr6": "2001:db8::12/64"}
+    interfaces["eno6"] = {"iface": "eno6", "type": "eth", "cidr": "2001:db8:1::12/64"}
+    code, out, err = run(capsys, "--endpoint", endpoint)
+    assert code == 0, err
+    pve2 = yaml.safe_load(out)["orbitlab:backplane"]["nodes"][1]
+    assert pve2["networks"] == ["192.0.2.0/24", "10.0.0.0/24", "10.9.9.12/31"]
+    assert NodeSettings.model_validate(pve2).networks[0].prefixlen == 24
+
+
+def test_a_vmbr0_without_a_prefix_gives_no_network(capsys, cluster, endpoint):
+    cluster.bridges["pve3"]["vmbr0"] = {"iface": "vmbr0", "type": "bridge", "address": "192.0.2.13"}
+    code, out, err = run(capsys, "--endpoint", endpoint)
+    assert code == 0, err
+    pve3 = yaml.safe_load(out)["orbitlab:backplane"]["nodes"][2]
+    assert pve3 == {"name": "pve3", "address": "192.0.2.13", "mtu": 1500}
 
 
 def test_endpoint_from_the_environment_with_api_path(capsys, monkeypatch, endpoint):
@@ -114,10 +141,11 @@ def test_stack_file_update_keeps_other_keys_comments_and_host_keys(
     capsys, cluster, endpoint, tmp_path
 ):
     stack = tmp_path / "Pulumi.home.yaml"
+    pve1_end = "        networks: [192.0.2.0/24]\n      - name: pve2"
     text = EXAMPLE.read_text().replace(
-        "        mtu: 1500\n      - name: pve2",
-        "        mtu: 1500\n        host_key: ssh-ed25519 AAAAC3NzaKEY\n      - name: pve2",
+        pve1_end, "        host_key: ssh-ed25519 AAAAC3NzaKEY\n" + pve1_end
     )
+    assert "AAAAC3NzaKEY" in text
     stack.write_text(text)
     before = yaml.safe_load(text)
 
@@ -131,10 +159,11 @@ def test_stack_file_update_keeps_other_keys_comments_and_host_keys(
             "name": "pve1",
             "address": "192.0.2.11",
             "mtu": 1500,
+            "networks": LAN,
             "host_key": "ssh-ed25519 AAAAC3NzaKEY",
         },
-        {"name": "pve2", "address": "192.0.2.12", "mtu": 1500},
-        {"name": "pve3", "address": "192.0.2.13", "mtu": 9000},
+        {"name": "pve2", "address": "192.0.2.12", "mtu": 1500, "networks": LAN},
+        {"name": "pve3", "address": "192.0.2.13", "mtu": 9000, "networks": LAN},
     ]
     after["config"]["orbitlab:backplane"].pop("nodes")
     before["config"]["orbitlab:backplane"].pop("nodes")
@@ -163,9 +192,9 @@ def test_stack_file_keeps_order_and_offline_entries_and_drops_departed_nodes(
     assert code == 0, err
     text = stack.read_text()
     assert yaml.safe_load(text)["config"]["orbitlab:backplane"]["nodes"] == [
-        {"name": "pve3", "address": "192.0.2.13", "mtu": 9000},
+        {"name": "pve3", "address": "192.0.2.13", "mtu": 9000, "networks": LAN},
         {"name": "pve2", "address": "192.0.2.12"},
-        {"name": "pve1", "address": "192.0.2.11", "mtu": 1500},
+        {"name": "pve1", "address": "192.0.2.11", "mtu": 1500, "networks": LAN},
     ]
     assert "primary_exit_node: pve3  # keep me" in text
     assert "node pve2 is offline: kept its entry from the stack file as is" in err

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from orbitlab.plan import plan_stack
 from orbitlab.rendering import SYSCTL_FILE, sector_bundles
-from orbitlab.stack import load_plan
+from orbitlab.stack import load_plan, parse_settings
 from tests.golden import cases, render_case, stack_file
 
 
@@ -84,3 +85,52 @@ def test_every_appliance_turns_ipv6_off_and_loads_its_sysctl_file():
             assert "net.ipv6.conf.all.disable_ipv6 = 1" in sysctl, role
             assert "net.ipv6.conf.default.disable_ipv6 = 1" in sysctl, role
             assert f"sysctl -q -p {SYSCTL_FILE}" in bundle.commands, role
+
+
+def gateway_ruleset(raw_stack: dict, sector: str = "web") -> str:
+    plan = plan_stack("dev", parse_settings(raw_stack))
+    return sector_bundles(plan, plan.sector(sector))["gateway"].file("/etc/nftables.nft").content
+
+
+def test_node_broadcasts_are_sorted_unique_and_leave_out_31_and_32(raw_stack: dict):
+    nodes = raw_stack["backplane"]["nodes"]
+    nodes[0]["networks"] = ["192.0.2.0/24", "172.20.0.0/16", "198.51.100.0/31"]
+    nodes[1]["networks"] = ["192.0.2.0/24", "172.3.0.0/24", "203.0.113.9/32"]
+    backplane = plan_stack("dev", parse_settings(raw_stack)).backplane
+    assert [str(address) for address in backplane.node_broadcasts] == [
+        "172.3.0.255",
+        "172.20.255.255",
+        "192.0.2.255",
+    ]
+
+
+def test_directed_broadcasts_to_node_networks_are_dropped_before_egress(raw_stack: dict):
+    raw_stack["backplane"]["nodes"][0]["networks"] = ["192.0.2.0/24", "198.51.100.0/25"]
+    raw_stack["backplane"]["nodes"][1]["networks"] = ["192.0.2.0/24"]
+    raw_stack["sectors"][1]["egress"] = {"default": "deny", "allow": ["203.0.113.0/24"]}
+    rule = 'iifname "eth0" ip daddr $node_broadcasts drop'
+    for sector in ("web", "lab"):
+        nft = gateway_ruleset(raw_stack, sector)
+        assert "define node_broadcasts = { 192.0.2.255, 198.51.100.127 }\n" in nft
+        forward = nft.split("chain forward", 1)[1]
+        assert forward.count(rule) == 1
+        egress = [line for line in forward.splitlines() if 'oifname "eth1"' in line]
+        assert egress and all(line.endswith("accept") for line in egress)
+        assert all(forward.index(rule) < forward.index(line) for line in egress), sector
+
+
+def test_without_node_networks_there_is_no_broadcast_set(raw_stack: dict):
+    raw_stack["backplane"]["nodes"][0]["networks"] = ["198.51.100.0/31"]  # no broadcast
+    nft = gateway_ruleset(raw_stack)
+    assert "node_broadcasts" not in nft
+
+
+def test_the_load_balancer_forwards_nothing_so_needs_no_broadcast_rule(raw_stack: dict):
+    raw_stack["backplane"]["nodes"][0]["networks"] = ["192.0.2.0/24"]
+    plan = plan_stack("dev", parse_settings(raw_stack))
+    lb = sector_bundles(plan, plan.sector("web"))["lb"].file("/etc/nftables.nft").content
+    forward = lb.split("chain forward", 1)[1]
+    assert forward.split("\n", 3)[1:3] == [
+        "\t\ttype filter hook forward priority filter; policy drop;",
+        "\t}",
+    ]

@@ -770,6 +770,25 @@ CASES: list[tuple[str, Callable[[dict], None], list[str]]] = [
         ["orbitlab:backplane.nodes[0].other_addresses[0]", "lies inside the Backplane"],
     ),
     (
+        "node network with host bits",
+        change("backplane.nodes.0.networks", ["192.0.2.0/24", "198.51.100.11/24"]),
+        [
+            "orbitlab:backplane.nodes[0].networks[1]",
+            "'198.51.100.11/24' has host bits set",
+            "use 198.51.100.0/24 (the network address)",
+        ],
+    ),
+    (
+        "node network not IPv4",
+        change("backplane.nodes.1.networks", ["2001:db8::/64"]),
+        ["orbitlab:backplane.nodes[1].networks[0]", "'2001:db8::/64' is not a valid IPv4 CIDR"],
+    ),
+    (
+        "node network without a prefix",
+        change("backplane.nodes.0.networks", ["192.0.2.0"]),
+        ["orbitlab:backplane.nodes[0].networks[0]", "'192.0.2.0' is not a CIDR"],
+    ),
+    (
         "sector contains a node's other address",
         change("backplane.nodes.1.other_addresses", ["172.16.0.77"]),
         ["orbitlab:sectors[0].subnets[0]", "contains the address of node 'pve2' (172.16.0.77)"],
@@ -901,6 +920,16 @@ def test_the_table_is_long_enough():
 def test_valid_stack_passes(raw_stack: dict):
     settings = parse_settings(raw_stack)
     assert [sector.name for sector in settings.sectors] == ["web", "lab"]
+
+
+def test_node_networks_are_read_and_an_address_outside_them_is_not_refused(raw_stack: dict):
+    raw_stack["backplane"]["nodes"][0]["networks"] = ["192.0.2.0/24", "198.51.100.0/31"]
+    raw_stack["backplane"]["nodes"][1]["networks"] = ["203.0.113.0/24"]  # suspicious, allowed
+    nodes = parse_settings(raw_stack).backplane.nodes
+    assert [[str(network) for network in node.networks] for node in nodes] == [
+        ["192.0.2.0/24", "198.51.100.0/31"],
+        ["203.0.113.0/24"],
+    ]
 
 
 def test_every_problem_is_reported_at_once(raw_stack: dict):

@@ -61,6 +61,7 @@ def backplane_facts(plan: BackplanePlan) -> dict[str, Any]:
                 "mtu": n.mtu,
                 "hostKey": n.host_key,
                 "otherAddresses": [str(a) for a in n.other_addresses],
+                "networks": [str(network) for network in n.networks],
             }
             for n in plan.nodes
         ],
@@ -81,6 +82,7 @@ def backplane_from_facts(facts: Mapping[str, Any]) -> BackplanePlan:
                 int(n["mtu"]),
                 n.get("hostKey"),
                 tuple(IPAddress(str(a)) for a in n.get("otherAddresses") or ()),
+                tuple(IPNetwork(str(network)) for network in n.get("networks") or ()),
             )
             for n in facts["nodes"]
         )

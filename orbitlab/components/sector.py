@@ -86,6 +86,10 @@ def backplane_mismatches(expected: BackplanePlan, actual: BackplanePlan) -> list
             [(n.name, [str(a) for a in n.addresses]) for n in expected.nodes],
             [(n.name, [str(a) for a in n.addresses]) for n in actual.nodes],
         ),
+        "node networks": (
+            [(n.name, [str(network) for network in n.networks]) for n in expected.nodes],
+            [(n.name, [str(network) for network in n.networks]) for n in actual.nodes],
+        ),
         "protected networks": (
             [str(network) for network in expected.protected_networks],
             [str(network) for network in actual.protected_networks],

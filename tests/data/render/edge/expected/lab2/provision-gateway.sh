@@ -113,7 +113,7 @@ ip route 0.0.0.0/0 10.99.0.1
 !
 end
 ORBITLAB_EOF_83824871fe90f377
-	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_c787f269695369c1'
+	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_92d23aeca9c9792f'
 #!/usr/sbin/nft -f
 # OrbitLab Sector Gateway olvn1002-router: Sector lab2 (tag 1002).
 # Rendered by OrbitLab; local changes are overwritten. eth0 = Sector, eth1 = Backplane.
@@ -130,6 +130,7 @@ define sector_dns_mac = 02:4f:4c:20:03:ea
 define backplane = 10.99.0.0/20
 define gateway_backplane = 10.99.0.12
 define nodes = { 198.51.100.21, 198.51.100.22, 198.51.100.23 }
+define node_broadcasts = { 198.51.100.127, 203.0.113.127 }
 
 table inet orbitlab {
 	# the Sector hosts with connections through the gateway, each with their count
@@ -177,6 +178,9 @@ table inet orbitlab {
 		iifname "eth0" oifname "eth0" ip saddr $sector_nets ip daddr $sector_nets accept
 		# never the Backplane, never a node (any of its addresses: LAN, GUI, storage ...)
 		iifname "eth0" ip daddr $backplane reject with icmpx type admin-prohibited
+		# a directed broadcast to a node's network is dropped: its node would take it as a
+		# broadcast of its own LAN
+		iifname "eth0" ip daddr $node_broadcasts drop
 		iifname "eth0" ip daddr $nodes reject with icmpx type admin-prohibited
 		# only the Sector DNS queries resolvers directly: its pinned MAC and its address
 		# together, so a host that takes its address (or its MAC) does not pass
@@ -187,7 +191,7 @@ table inet orbitlab {
 		iifname "eth0" reject with icmpx type admin-prohibited
 	}
 }
-ORBITLAB_EOF_c787f269695369c1
+ORBITLAB_EOF_92d23aeca9c9792f
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_c0b9813af92fef05'
 # OrbitLab Sector Gateway: no IPv6, no ICMP redirects (hosts in different subnets share
 # eth0), on every interface: a redirect is sent if "all" or the interface allows it.

@@ -114,7 +114,7 @@ ip route 0.0.0.0/0 10.200.0.1
 !
 end
 ORBITLAB_EOF_7c15598238b06264
-	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_2c5e1a8d3fcd872b'
+	put_file /etc/nftables.nft 755 <<'ORBITLAB_EOF_3797c1da3fb60998'
 #!/usr/sbin/nft -f
 # OrbitLab Sector Gateway olvn1001-router: Sector web (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten. eth0 = Sector, eth1 = Backplane.
@@ -131,6 +131,7 @@ define sector_dns_mac = 02:4f:4c:20:03:e9
 define backplane = 10.200.0.0/16
 define gateway_backplane = 10.200.0.10
 define nodes = { 192.0.2.11, 192.0.2.12 }
+define node_broadcasts = { 192.0.2.255 }
 
 table inet orbitlab {
 	# the Sector hosts with connections through the gateway, each with their count
@@ -178,6 +179,9 @@ table inet orbitlab {
 		iifname "eth0" oifname "eth0" ip saddr $sector_nets ip daddr $sector_nets accept
 		# never the Backplane, never a node (any of its addresses: LAN, GUI, storage ...)
 		iifname "eth0" ip daddr $backplane reject with icmpx type admin-prohibited
+		# a directed broadcast to a node's network is dropped: its node would take it as a
+		# broadcast of its own LAN
+		iifname "eth0" ip daddr $node_broadcasts drop
 		iifname "eth0" ip daddr $nodes reject with icmpx type admin-prohibited
 		# only the Sector DNS queries resolvers directly: its pinned MAC and its address
 		# together, so a host that takes its address (or its MAC) does not pass
@@ -189,7 +193,7 @@ table inet orbitlab {
 		iifname "eth0" reject with icmpx type admin-prohibited
 	}
 }
-ORBITLAB_EOF_2c5e1a8d3fcd872b
+ORBITLAB_EOF_3797c1da3fb60998
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_c0b9813af92fef05'
 # OrbitLab Sector Gateway: no IPv6, no ICMP redirects (hosts in different subnets share
 # eth0), on every interface: a redirect is sent if "all" or the interface allows it.
