@@ -66,8 +66,10 @@ def test_preview_lists_every_create_and_changes_nothing(example: Rehearsal) -> N
     changes = example.changes()
     assert list(changes) == ["create"]
     created = changes["create"]
-    assert len(created) == 45
+    assert len(created) == 49
     assert {"rollout-apply", "backplane-vnet", "web-zone", "lab-dns-provision"} <= set(created)
+    # the Sector guards, one per Sector and node
+    assert {"web-guard-pve1", "web-guard-pve2", "lab-guard-pve1", "lab-guard-pve2"} <= set(created)
     status = example.status()
     assert status["applies"] == [] and status["containers"] == {}
     assert status["sdn"]["vnets"] == {}
