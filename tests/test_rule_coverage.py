@@ -99,6 +99,7 @@ MUTATIONS = (
     Mutation("shop", GW, "ip saddr $sector_nets ip daddr $sector_nets", "subnet routing"),
     Mutation("blue", GW, "ip daddr $backplane reject", "isolation"),
     Mutation("blue", GW, "ip daddr $nodes reject", "isolation"),
+    Mutation("shop", GW, "ip daddr $node_broadcasts drop", "directed broadcast"),
     Mutation("blue", GW, "ip daddr $protected reject", "isolation"),
     Mutation("blue", GW, "ether saddr . ip saddr != ", "isolation"),
     Mutation("red", GW, "ip daddr 203.0.113.20/32 reject", "egress policy"),

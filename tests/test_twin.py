@@ -218,6 +218,7 @@ CHECK_GROUPS = {
     "gateway services",
     "mss clamp",
     "anti-spoofing",
+    "directed broadcast",
     "ingress",
     "lb routing",
     "conntrack bound",

@@ -227,6 +227,36 @@ def check_foreign_source(twin: TwinContext, sector: SectorTwin) -> list[CheckRes
     return results
 
 
+#: The port the directed broadcasts go to (discard: nothing answers them).
+BROADCAST_PORT = 9
+
+
+def check_directed_broadcasts(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
+    """Datagrams to the broadcast address of each node network reach the gateway and stop
+    there: none arrives at any node (where it would be a broadcast of the node's LAN)."""
+    if not sector.fixed_hosts:
+        return []
+    host = sector.fixed_hosts[0]
+    results = []
+    for broadcast in twin.topology.plan.backplane.node_broadcasts:
+        marked = MarkedProbe.new("udp", broadcast, BROADCAST_PORT)
+        at_nodes = [marked.count_in(twin, node.ns) for node in twin.topology.nodes]
+        reached = marked.count_in(twin, sector.gateway)
+        marked.send(twin, host.ns)
+        got_reached, got_arrived = reached(), sum(count() for count in at_nodes)
+        results.append(
+            CheckResult(
+                "directed broadcast",
+                host.ns.label,
+                f"{broadcast}:{BROADCAST_PORT}/udp (a node network's broadcast)",
+                "reach the gateway; 0 arrive at the nodes",
+                f"{got_reached} reach the gateway; {got_arrived} arrive at the nodes",
+                got_reached > 0 and got_arrived == 0,
+            )
+        )
+    return results
+
+
 #: SYNs past the bound that the conntrack bound check sends.
 FLOOD_OVER = 1000
 

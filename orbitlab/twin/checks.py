@@ -758,6 +758,7 @@ PARALLEL: tuple[tuple[SectorCheck, tuple[str, ...]], ...] = (
     (appliance_checks.check_gateway_services, ("gateway services",)),
     (appliance_checks.check_mss, ("mss clamp",)),
     (appliance_checks.check_foreign_source, ("anti-spoofing",)),
+    (appliance_checks.check_directed_broadcasts, ("directed broadcast",)),
     (dhcp_checks.check_reserved, ("dhcp reserved",)),
     (dhcp_checks.check_pool, ("dhcp pool",)),
     (dhcp_checks.check_options, ("dhcp options",)),
