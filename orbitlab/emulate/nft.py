@@ -22,9 +22,11 @@ False
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +36,8 @@ from orbitlab.twin import guards
 from orbitlab.twin.topology import NODE_PREFIX
 
 LOG = "nftables.log"
+#: ``sh -c`` of one run: load the logged ruleset (exit 99 if it no longer loads), then the command.
+REPLAY = 'h=$1; shift; [ -z "$h" ] || printf %s "$h" | {nft} -f - || exit 99; exec {nft} "$@"'
 
 
 def real_nft() -> str:
@@ -73,17 +77,18 @@ def run_on_log(log: Path, argv: Sequence[str], stdin: str) -> subprocess.Complet
     history = for_kernel(log.read_text()) if log.exists() else ""
     nft = real_nft()
     args = list(argv)
-    if "-f" in args:
-        staged = log.with_suffix(".staged")
-        staged.write_text(for_kernel(_loaded(args, stdin)))
-        args[args.index("-f") + 1] = str(staged)
-    replay = f'h=$1; shift; [ -z "$h" ] || printf %s "$h" | {nft} -f - || exit 99; exec {nft} "$@"'
-    return subprocess.run(
-        [*_isolated(), "sh", "-c", replay, "nft", history, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    with tempfile.NamedTemporaryFile("w", dir=log.parent, suffix=".nft") as staged:
+        if "-f" in args:
+            staged.write(for_kernel(_loaded(args, stdin)))
+            staged.flush()
+            args[args.index("-f") + 1] = staged.name
+        replay = REPLAY.format(nft=nft)
+        return subprocess.run(
+            [*_isolated(), "sh", "-c", replay, "nft", history, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
 
 def on_twin_node(node: str, argv: Sequence[str], stdin: str) -> int:
@@ -107,6 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return on_twin_node(os.environ[NODE_ENV], args, stdin)
     log = store.node_dir(os.environ[NODE_ENV]) / LOG
     log.parent.mkdir(parents=True, exist_ok=True)
+    # one command at a time on a node: each replays the log the one before it appended to
+    with log.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _locked_main(log, args, stdin)
+
+
+def _locked_main(log: Path, args: list[str], stdin: str) -> int:
     result = run_on_log(log, args, stdin)
     if result.returncode == 99:
         print("orbitlab emulate: the node's logged ruleset no longer loads", file=sys.stderr)
