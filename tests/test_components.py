@@ -210,6 +210,7 @@ def test_every_node_gets_each_sectors_guard_before_its_appliances_start(run: Run
             assert script.rstrip().endswith(f"nft -f {guard_path(sector)}")
             assert "systemctl enable --quiet orbitlab-guard.service" in script
             assert f"delete table bridge {guard_table(sector)}" in guard.inputs["delete"]
+            assert run.named("rollout-apply").urn in guard.dependencies
             for container in run.of_type(CONTAINER):
                 if container.name.startswith(f"{sector.name}-"):
                     assert run.depends_on(container.urn, guard.urn), container.name

@@ -345,14 +345,15 @@ class Sector(pulumi.ComponentResource):
         rollout.track(
             name, [self.zone, self.vnet, *subnets], self.sdn_digest, zones=(sector.zone_id,)
         )
-        # on every node that carries the VNet (the zone's nodes), before any appliance
+        # on every node that carries the VNet (the zone's nodes), once it is applied, and
+        # before any appliance starts
         self.guards = tuple(
             sector_guard(
                 f"{name}-guard-{carrier.name}",
                 sector,
                 carrier,
                 args.ssh,
-                pulumi.ResourceOptions(parent=self),
+                pulumi.ResourceOptions(parent=self, depends_on=[rollout.applied]),
             )
             for carrier in backplane_plan.nodes
         )
