@@ -84,7 +84,7 @@ def bridge_ports(ns: str) -> PortsOf:
 
 
 def kept_dir(ns: str) -> Path:
-    return twin_dir() / "guards" / ns
+    return twin_dir() / "work" / "guards" / ns  # removed with the twin (twin down)
 
 
 def load(ns: str, ruleset: str, check_only: bool = False) -> subprocess.CompletedProcess[str]:
