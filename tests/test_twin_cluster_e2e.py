@@ -21,17 +21,20 @@ Select them with ``-m cluster`` (or leave them out with ``-m "not cluster"``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from netaddr import IPAddress
 
 from orbitlab.emulate import cluster as c
 from orbitlab.emulate import control
@@ -40,6 +43,7 @@ from orbitlab.emulate.rehearsal import Rehearsal
 from orbitlab.rendering import provisioning_script, sector_bundles
 from orbitlab.stack import load_plan
 from orbitlab.twin import outage, runner, system
+from orbitlab.twin.context import TwinContext
 from orbitlab.twin.state import load_state
 from orbitlab.twin.topology import INTERNET_HOST
 from tests.pulumi_mocks import EXAMPLE_STACK, ROOT
@@ -121,6 +125,53 @@ def probe(rehearsal: Rehearsal, target: str, *args: str) -> dict[str, str]:
 
 def live(ns: str, *argv: str) -> str:
     return system.run(["ip", "-n", ns, *argv]).stdout
+
+
+INHERIT = "net.core.devconf_inherit_init_net"
+WINDOW_TABLE = "olt_window"
+
+
+def urn_of(rehearsal: Rehearsal, name: str) -> str:
+    exported = json.loads(rehearsal.pulumi("stack", "export").stdout)
+    resources = exported["deployment"]["resources"]
+    return next(r["urn"] for r in resources if r["urn"].endswith(f"::{name}"))
+
+
+@contextlib.contextmanager
+def routed_through_gateway(twin: TwinContext, sector_name: str) -> Iterator[Callable[[], int]]:
+    """Datagrams every 20 ms from the Sector gateway's node to an address of the Sector's
+    first subnet that nobody has, routed through the gateway's Backplane address; yields a
+    function that counts the gateway's ARP requests for it on the node's Sector bridge (each
+    one a packet the gateway routed)."""
+    sector = twin.topology.sector(sector_name)
+    node = twin.topology.node(sector.node).ns.name
+    target = IPAddress(sector.plan.subnets[0].cidr.last - 1)
+    counter = (
+        f"table bridge {WINDOW_TABLE} {{\n\tchain pre {{\n"
+        "\t\ttype filter hook prerouting priority -300; policy accept;\n"
+        f"\t\tarp operation request arp daddr ip {target} counter\n\t}}\n}}\n"
+    )
+    system.nft(node, counter)
+    via = ["via", str(sector.plan.gateway_backplane), "dev", twin.topology.backplane_bridge]
+    system.run(["ip", "-n", node, "route", "replace", f"{target}/32", *via])
+    flood = ["hping3", "-q", "-2", "-p", "9", "-i", "u20000", str(target)]
+    sender = subprocess.Popen(
+        system.in_netns(node, flood), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+    def arps() -> int:
+        table = ["nft", "list", "table", "bridge", WINDOW_TABLE]
+        listing = system.run(system.in_netns(node, table))
+        found = re.search(r"counter packets (\d+)", listing.stdout)
+        return int(found.group(1)) if found else 0
+
+    try:
+        yield arps
+    finally:
+        sender.kill()
+        sender.wait()
+        system.run(["ip", "-n", node, "route", "del", f"{target}/32"], check=False)
+        system.run(system.in_netns(node, ["nft", "delete", "table", "bridge", WINDOW_TABLE]))
 
 
 # --- the example stack, one story ------------------------------------------------------------
@@ -297,6 +348,28 @@ class TestExampleStack:
         assert re.search(r"lab/dns CT 10022 .*172\.16\.0\.2/24\s+coredns$", status, re.M), status
         enabled = example.orbitlab("twin", "exec", "lab/dns", "--", "ls", "/etc/runlevels/default")
         assert enabled.stdout.split() == ["coredns"]
+
+    def test_a_replaced_gateway_routes_nothing_before_its_ruleset_is_loaded(
+        self, example: Rehearsal
+    ) -> None:
+        """lab's gateway replaced (a new container), probed the whole time from its node:
+        datagrams routed through its Backplane address to an address of lab's subnet. A
+        gateway that routes makes its ARP request for that address, seen on the node's
+        bridge. On a node that gives new containers its forwarding
+        (``devconf_inherit_init_net`` 0) the new gateway routes before provisioning loads its
+        ruleset: the negative control. With the README's setting (2) it never does."""
+        urn = urn_of(example, "lab-gateway-ct")
+        seen = {}
+        for inherit in ("0", "2"):
+            example.orbitlab("emulate", "sysctl", "pve2", f"{INHERIT}={inherit}", check=True)
+            with routed_through_gateway(runner.context_of(load_state()), "lab") as arps:
+                up(example, "--replace", urn)
+                seen[inherit] = arps()
+        print(f"ARP requests of the new gateway for the probed address: {seen}")
+        assert seen["0"] > 0, "no window seen: the probe cannot see one"
+        assert seen["2"] == 0
+        code, output, _ = twin_test(example, "--sector", "lab", "--check", "egress SNAT")
+        assert code == 0, output
 
     def test_destroy_removes_the_containers(self, example: Rehearsal) -> None:
         example.pulumi("destroy", "--yes", "--exclude-protected")

@@ -33,6 +33,22 @@ def answer(sysctls: Mapping[str, str], argv: Sequence[str]) -> str:
     return sysctls[key]
 
 
+def starts_forwarding(sysctls: Mapping[str, str]) -> bool:
+    """Whether a new network namespace (a container) on the node starts forwarding IPv4:
+    it takes the node's settings unless ``devconf_inherit_init_net`` is 2 (the kernel's
+    defaults: forwarding off). Kernel ``Documentation/admin-guide/sysctl/net.rst``.
+
+    >>> starts_forwarding(NODE_SYSCTLS)
+    False
+    >>> starts_forwarding({**NODE_SYSCTLS, "net.core.devconf_inherit_init_net": "0"})
+    True
+    >>> starts_forwarding({"net.ipv4.ip_forward": "0", "net.core.devconf_inherit_init_net": "0"})
+    False
+    """
+    inherits = sysctls.get("net.core.devconf_inherit_init_net", "0") != "2"
+    return inherits and sysctls.get("net.ipv4.ip_forward", "0") == "1"
+
+
 def node_sysctls(state: Mapping[str, object], node: str) -> dict[str, str]:
     nodes = state["nodes"]
     assert isinstance(nodes, dict)

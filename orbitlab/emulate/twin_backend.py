@@ -35,6 +35,7 @@ from netaddr import IPAddress, IPNetwork
 from orbitlab.emulate import EmulateError, ProxmoxError
 from orbitlab.emulate.backend import Bridge, Result, run_command
 from orbitlab.emulate.store import Store
+from orbitlab.emulate.sysctl import node_sysctls, starts_forwarding
 from orbitlab.errors import OrbitLabError
 from orbitlab.stack import load_plan
 from orbitlab.twin import TwinError, containers, dhcp, fabric, system
@@ -46,7 +47,7 @@ from orbitlab.twin.topology import HostTwin, Topology, build_topology
 _TOPOLOGIES: dict[tuple[str, int], Topology] = {}
 
 
-def spec_of(vmid: int, record: Mapping[str, Any]) -> ContainerSpec:
+def spec_of(vmid: int, record: Mapping[str, Any], forwarding: bool = False) -> ContainerSpec:
     """A container's declaration, as the emulator recorded it.
 
     >>> spec_of(10012, {"node": "pve2", "hostname": "olvn1001-dns", "nics": [{"name": "eth0",
@@ -76,6 +77,7 @@ gateway='172.16.0.1'),)
         nics=tuple(nics),
         nameservers=tuple(dns.get("servers") or ()),
         domain=dns.get("domain"),
+        forwarding=forwarding,
     )
 
 
@@ -196,8 +198,12 @@ class TwinBackend:
 
     # --- containers --------------------------------------------------------------------------
 
+    def starts_forwarding(self, node: str) -> bool:
+        """Whether a container's namespace starts forwarding on ``node`` (its sysctls)."""
+        return starts_forwarding(node_sysctls(self.store.read(), node))
+
     def container_created(self, node: str, vmid: int, record: Mapping[str, Any]) -> None:
-        spec = spec_of(vmid, record)
+        spec = spec_of(vmid, record, self.starts_forwarding(node))
         with self.state() as state:
             twin = self._context(state)
             placement = containers.claim(state, twin.topology, spec)
@@ -234,7 +240,8 @@ class TwinBackend:
     def container_updated(
         self, node: str, vmid: int, old: Mapping[str, Any], new: Mapping[str, Any]
     ) -> None:
-        before, after = spec_of(vmid, old), spec_of(vmid, new)
+        before = spec_of(vmid, old)
+        after = spec_of(vmid, new, self.starts_forwarding(node))
         running = new.get("status") != "stopped"
         snapshot = self.snapshot()
         ns = containers.namespace_of(snapshot, vmid)
@@ -262,7 +269,8 @@ class TwinBackend:
     ) -> None:
         """A reboot: the container's namespace and daemons go, then it boots again from its
         own root with what is declared now; connection tracking starts empty."""
-        before, after = spec_of(vmid, old), spec_of(vmid, new)
+        before = spec_of(vmid, old)
+        after = spec_of(vmid, new, self.starts_forwarding(node))
         snapshot = self.snapshot()
         ns = containers.namespace_of(snapshot, vmid)
         if ns is None:

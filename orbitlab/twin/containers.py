@@ -107,6 +107,9 @@ class ContainerSpec:
     nics: tuple[Nic, ...]
     nameservers: tuple[str, ...] = ()
     domain: str | None = None
+    #: Whether its network namespace starts forwarding, as its node gives a new one (the
+    #: node's ``ip_forward`` unless ``net.core.devconf_inherit_init_net`` is 2).
+    forwarding: bool = False
 
     def veth(self, index: int) -> str:
         """The node side of NIC ``index``, as Proxmox names it (``veth10011i0``)."""
@@ -145,6 +148,7 @@ class ContainerSpec:
             nics=tuple(Nic(**nic) for nic in data["nics"]),
             nameservers=tuple(data.get("nameservers") or ()),
             domain=data.get("domain"),
+            forwarding=bool(data.get("forwarding", False)),
         )
 
 
@@ -358,12 +362,14 @@ def claim(state: TwinState, topology: Topology, spec: ContainerSpec) -> Placemen
 
 
 def start(twin: TwinContext, spec: ContainerSpec, placement: Placement) -> None:
-    """Bring a claimed container up: namespace, root, holder, NICs, addresses, its plain
-    host's services, then boot what its own runlevels enable."""
+    """Bring a claimed container up: namespace (forwarding as its node starts one), root,
+    holder, NICs, addresses, its plain host's services, then boot what its own runlevels
+    enable."""
     ns = placement.ns.name
     system.run(["ip", "netns", "add", ns])
     _prepare_root(twin, spec, placement)
-    system.sysctl(ns, {**network.NOT_ROUTING, **network.NO_IPV6, **network.EVERY_ICMP})
+    forwarding = {"net.ipv4.ip_forward": int(spec.forwarding)}
+    system.sysctl(ns, {**forwarding, **network.NO_IPV6, **network.EVERY_ICMP})
     script = holder_script(
         spec.hostname,
         twin.root_dir(ns),
