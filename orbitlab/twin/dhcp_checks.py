@@ -14,8 +14,9 @@ parallel, changing nothing):
 What happens to leases and names (changes the twin; after the other checks, the Sectors
 in parallel, each restored at the end):
 
-- dhcp guard: a client that sends an appliance's or a declared host's name gets no name:
-  that name still answers with its own address, the client's address has no name;
+- dhcp guard: a client that sends an appliance's name, ``wpad`` or a declared host's name
+  gets no name: that name still answers with its own address (``wpad``: NXDOMAIN), the
+  client's address has no name;
 - dhcp release: a released lease's name is NXDOMAIN forward and reverse within seconds,
   and comes back with a new lease;
 - dhcp restart: after a restart of the DNS appliance its leases are still on disk and every
@@ -251,26 +252,34 @@ def rejoin(twin: TwinContext, host: HostTwin, hostname: str | None = None) -> dh
     return dhcp.wait_bound(twin, host, after=before.stamp if before else 0)
 
 
-def _rogue_names(sector: SectorTwin) -> list[tuple[str, IPAddress]]:
-    """Names a client must never take, with the address they keep: an appliance's and, if
-    any, a declared host's."""
-    names = [("gateway", sector.plan.gateway_address)]
+def _rogue_names(sector: SectorTwin) -> list[tuple[str, IPAddress | None]]:
+    """Names a client must never take, with the address they keep (None: no address, the
+    name is NXDOMAIN): an appliance's, one never published (``wpad``, which browsers ask
+    for a proxy) and, if any, a declared host's."""
+    names: list[tuple[str, IPAddress | None]] = [
+        ("gateway", sector.plan.gateway_address),
+        ("wpad", None),
+    ]
     fixed = [h for h in sector.fixed_hosts if h.address is not None]
     if fixed and fixed[0].address is not None:
         names.append((fixed[0].name, fixed[0].address))
     return names
 
 
-def _guarded(twin: TwinContext, sector: SectorTwin, name: str, true: IPAddress, ip: object) -> str:
+def _guarded(
+    twin: TwinContext, sector: SectorTwin, name: str, true: IPAddress | None, ip: object
+) -> str:
     """Watch ``name`` and the rogue's address ``ip`` for a while: the name must keep its true
-    address and never point back from ``ip``, and ``ip`` must end up with no name (its old
-    one goes). What was seen, '' when all held."""
+    address (or stay NXDOMAIN) and never point back from ``ip``, and ``ip`` must end up with
+    no name (its old one goes). What was seen, '' when all held."""
     fqdn = f"{name}.{sector.plan.domain}."
+    kept = (str(true),) if true is not None else ()
     began = time.monotonic()
     while True:
         there, back = forward(twin, sector, name), reverse(twin, sector, ip)
         seen = f"{there.show()}; {ip} -> {back.show()}"
-        if there.answers != (str(true),) or fqdn in back.answers:
+        taken = there.answers != kept or (true is None and there.status != "NXDOMAIN")
+        if taken or fqdn in back.answers:
             return seen
         waited = time.monotonic() - began
         if waited >= GUARD_WATCH_S and back.status == "NXDOMAIN":
@@ -297,8 +306,8 @@ def check_guard(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
                     "dhcp guard",
                     f"{client.ns.label} as {rogue!r}",
                     f"{rogue}.{domain}",
-                    f"{true}; {ip} -> NXDOMAIN",
-                    taken or f"{true}; {ip} -> NXDOMAIN",
+                    f"{true or 'NXDOMAIN'}; {ip} -> NXDOMAIN",
+                    taken or f"{true or 'NXDOMAIN'}; {ip} -> NXDOMAIN",
                     not taken,
                 )
             )
