@@ -355,16 +355,22 @@ class TestExampleStack:
         """lab's gateway replaced (a new container), probed the whole time from its node:
         datagrams routed through its Backplane address to an address of lab's subnet. A
         gateway that routes makes its ARP request for that address, seen on the node's
-        bridge. On a node that gives new containers its forwarding
-        (``devconf_inherit_init_net`` 0) the new gateway routes before provisioning loads its
-        ruleset: the negative control. With the README's setting (2) it never does."""
+        bridge. With the README's setting (``devconf_inherit_init_net`` 2) it never does, the
+        old gateway's teardown included. On a node that gives new containers its forwarding
+        (0) the new gateway routes before provisioning loads its ruleset: the negative
+        control."""
         urn = urn_of(example, "lab-gateway-ct")
         seen = {}
-        for inherit in ("0", "2"):
-            example.orbitlab("emulate", "sysctl", "pve2", f"{INHERIT}={inherit}", check=True)
-            with routed_through_gateway(runner.context_of(load_state()), "lab") as arps:
-                up(example, "--replace", urn)
-                seen[inherit] = arps()
+        # 2 first: an ARP request the gateway of a window sent goes on being retransmitted
+        # (3 in all, 1 s apart) into the next probe
+        try:
+            for inherit in ("2", "0"):
+                example.orbitlab("emulate", "sysctl", "pve2", f"{INHERIT}={inherit}", check=True)
+                with routed_through_gateway(runner.context_of(load_state()), "lab") as arps:
+                    up(example, "--replace", urn)
+                    seen[inherit] = arps()
+        finally:
+            example.orbitlab("emulate", "sysctl", "pve2", f"{INHERIT}=2", check=True)
         print(f"ARP requests of the new gateway for the probed address: {seen}")
         assert seen["0"] > 0, "no window seen: the probe cannot see one"
         assert seen["2"] == 0
