@@ -237,8 +237,10 @@ class Sector(pulumi.ComponentResource):
 
     Children: ``<name>-finalizer``, ``<name>-zone``, ``<name>-vnet``, per subnet
     ``<name>-subnet-<cidr>`` and its ``-finalizer``, ``<name>-bridges`` (the bridge wait,
-    after the rollout's SDN apply), and the ``<name>-gateway``, ``<name>-dns`` and optional
-    ``<name>-lb`` :class:`Appliance` components. The rollout applies the SDN objects.
+    after the rollout's SDN apply), ``<name>-guard-<node>`` on every node (the Sector guard,
+    :mod:`orbitlab.components.guard`), and the ``<name>-gateway``, ``<name>-dns`` and
+    optional ``<name>-lb`` :class:`Appliance` components. The rollout applies the SDN
+    objects.
     """
 
     #: The component's name (its appliances are ``<name>-gateway``, ``-dns``, ``-lb``).
