@@ -30,8 +30,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from orbitlab.emulate.pvesh import NODE_ENV
-from orbitlab.emulate.store import DIR_ENV, Store
+from orbitlab.emulate.store import DIR_ENV, NODE_ENV, Store
 from orbitlab.twin import guards
 from orbitlab.twin.topology import NODE_PREFIX
 

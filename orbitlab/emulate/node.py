@@ -42,8 +42,7 @@ from pathlib import Path
 from orbitlab.emulate import ProxmoxError
 from orbitlab.emulate.backend import DEFAULT_PATH, Result
 from orbitlab.emulate.cluster import backend_of, record_run
-from orbitlab.emulate.pvesh import NODE_ENV, USER_ENV
-from orbitlab.emulate.store import DIR_ENV, Store
+from orbitlab.emulate.store import DIR_ENV, NODE_ENV, USER_ENV, Store
 
 PCT_EXEC = re.compile(r"^\s*(sudo\s+-n\s+)?pct\s+exec\s+(\d+)\s+--\s+/bin/sh\s+-s\s*$")
 PCT_ANY = re.compile(r"^\s*(sudo\s+-n\s+)?pct\b")

@@ -27,10 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from orbitlab.emulate import cluster as c
-from orbitlab.emulate.store import DIR_ENV, Store
+from orbitlab.emulate.store import DIR_ENV, NODE_ENV, USER_ENV, Store
 
-NODE_ENV = "ORBITLAB_EMULATE_NODE"
-USER_ENV = "ORBITLAB_EMULATE_USER"
 NOT_ROOT = "please run as root"
 
 

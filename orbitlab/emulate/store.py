@@ -35,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 DIR_ENV = "ORBITLAB_EMULATE_DIR"
+#: Which node, and which SSH user, a command on an emulated node runs as (its environment).
+NODE_ENV = "ORBITLAB_EMULATE_NODE"
+USER_ENV = "ORBITLAB_EMULATE_USER"
 DEFAULT_DIR = Path(".orbitlab") / "emulate"
 
 

@@ -15,8 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from orbitlab.emulate.pvesh import NODE_ENV
-from orbitlab.emulate.store import DIR_ENV, Store
+from orbitlab.emulate.store import DIR_ENV, NODE_ENV, Store
 
 #: What an emulated node starts with: a Proxmox VE node with SDN, set up as the README says.
 NODE_SYSCTLS = {"net.ipv4.ip_forward": "1", "net.core.devconf_inherit_init_net": "2"}

@@ -17,8 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from orbitlab.emulate.pvesh import NODE_ENV
-from orbitlab.emulate.store import DIR_ENV, Store
+from orbitlab.emulate.store import DIR_ENV, NODE_ENV, Store
 
 UNITS = Path("etc/systemd/system")
 WANTS = "multi-user.target.wants"
