@@ -39,10 +39,6 @@ LOG = "nftables.log"
 REPLAY = 'h=$1; shift; [ -z "$h" ] || printf %s "$h" | {nft} -f - || exit 99; exec {nft} "$@"'
 
 
-def real_nft() -> str:
-    return guards.nft()
-
-
 def changes_ruleset(argv: Sequence[str]) -> bool:
     """Whether a successful ``nft argv`` changes the ruleset (a load, or a command)."""
     if "-c" in argv or "--check" in argv:
@@ -66,19 +62,20 @@ def _isolated() -> list[str]:
     return ["unshare", "--user", "--map-root-user", "--net"]
 
 
-def run_on_log(log: Path, argv: Sequence[str], stdin: str) -> subprocess.CompletedProcess[str]:
-    """``nft argv`` after the logged ruleset, alone in a fresh network namespace (both as
-    this machine's kernel loads them: :func:`orbitlab.twin.guards.for_kernel`, no ports)."""
+def run_on_log(log: Path, argv: Sequence[str], loaded: str) -> subprocess.CompletedProcess[str]:
+    """``nft argv`` (``loaded``: what its ``-f`` reads) after the logged ruleset, alone in a
+    fresh network namespace (both as this machine's kernel loads them:
+    :func:`orbitlab.twin.guards.for_kernel`, no ports)."""
 
     def for_kernel(text: str) -> str:
         return guards.for_kernel(text, lambda _bridge: ())
 
     history = for_kernel(log.read_text()) if log.exists() else ""
-    nft = real_nft()
+    nft = guards.nft()
     args = list(argv)
     with tempfile.NamedTemporaryFile("w", dir=log.parent, suffix=".nft") as staged:
         if "-f" in args:
-            staged.write(for_kernel(_loaded(args, stdin)))
+            staged.write(for_kernel(loaded))
             staged.flush()
             args[args.index("-f") + 1] = staged.name
         replay = REPLAY.format(nft=nft)
@@ -94,10 +91,8 @@ def on_twin_node(node: str, argv: Sequence[str], stdin: str) -> int:
     """``nft argv`` on the twin's node: a load (``[-c] -f FILE|-``) as the twin loads a
     guard, anything else as it is."""
     if "-f" not in argv:
-        return subprocess.run([real_nft(), *argv], check=False, stdin=None).returncode
-    source = argv[argv.index("-f") + 1]
-    text = stdin if source == "-" else Path(source).read_text()
-    done = guards.load(f"{NODE_PREFIX}{node}", text, check_only="-c" in argv)
+        return subprocess.run([guards.nft(), *argv], check=False, stdin=None).returncode
+    done = guards.load(f"{NODE_PREFIX}{node}", _loaded(argv, stdin), check_only="-c" in argv)
     sys.stdout.write(done.stdout)
     sys.stderr.write(done.stderr)
     return done.returncode
@@ -118,14 +113,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _locked_main(log: Path, args: list[str], stdin: str) -> int:
-    result = run_on_log(log, args, stdin)
+    loaded = _loaded(args, stdin)  # read once: the run and the log see the same text
+    result = run_on_log(log, args, loaded)
     if result.returncode == 99:
         print("orbitlab emulate: the node's logged ruleset no longer loads", file=sys.stderr)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     if result.returncode == 0 and changes_ruleset(args):
         with log.open("a") as out:
-            out.write(_loaded(args, stdin))
+            out.write(loaded)
     return result.returncode
 
 
