@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from orbitlab.rendering import DNS_LIMITS, GATEWAY_LIMITS
-from orbitlab.twin import appliances, runner, system
-from orbitlab.twin.context import TwinContext
+from orbitlab_lab.twin import appliances, runner, system
+from orbitlab_lab.twin.context import TwinContext
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "stacks" / "Pulumi.example.yaml"

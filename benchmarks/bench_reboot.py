@@ -5,7 +5,7 @@
 The example stack is created with `pulumi up` (the real CLI) and its hosts joined; then
 each round changes the appliances' memory (128 <-> 160 MiB), which bpg's provider answers
 with a reboot of every running appliance, and runs `pulumi up` while `web/app1` watches the
-internet host through its Sector Gateway (`orbitlab.twin.outage`: a new connection every
+internet host through its Sector Gateway (`orbitlab_lab.twin.outage`: a new connection every
 0.1 s, and one connection kept open). Compared with a change that needs no reboot: a new
 port forward, which the gateway's provisioning reloads in place.
 
@@ -28,11 +28,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orbitlab.emulate import control
-from orbitlab.emulate.rehearsal import Rehearsal
-from orbitlab.twin import outage, runner, system
-from orbitlab.twin.state import load_state
-from orbitlab.twin.topology import INTERNET_HOST
+from orbitlab_lab.emulate import control
+from orbitlab_lab.emulate.rehearsal import Rehearsal
+from orbitlab_lab.twin import outage, runner, system
+from orbitlab_lab.twin.state import load_state
+from orbitlab_lab.twin.topology import INTERNET_HOST
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "stacks" / "Pulumi.example.yaml"
@@ -84,7 +84,7 @@ def main() -> int:
     args = parser.parse_args()
     system.preflight(system.CORE_TOOLS, system.TEST_TOOLS)
     if not control.pulumi_built():
-        print(f"the Pulumi CLI is not built in {control.pulumi_bin()}: run scripts/build-pulumi.sh")
+        print(f"no Pulumi CLI in {control.pulumi_bin()}: run `orbitlab emulate build`")
         return 1
     with tempfile.TemporaryDirectory(prefix="bench-reboot-") as workdir:
         rehearsal = Rehearsal.create(

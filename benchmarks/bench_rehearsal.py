@@ -10,7 +10,7 @@ the emulated cluster saw in each. An apply's node reloads take `--apply-seconds`
     .venv/bin/python benchmarks/bench_rehearsal.py                    # 1, 10, 30 Sectors
     .venv/bin/python benchmarks/bench_rehearsal.py --sizes 1 10 --runs 1
 
-Needs the built CLI (scripts/build-pulumi.sh). Prints medians — a benchmark, not a test.
+Needs the built CLI (orbitlab emulate build). Prints medians — a benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orbitlab.emulate import control
-from orbitlab.emulate.rehearsal import Rehearsal
+from orbitlab_lab.emulate import control
+from orbitlab_lab.emulate.rehearsal import Rehearsal
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "stacks" / "Pulumi.example.yaml"
@@ -84,7 +84,7 @@ def main() -> int:
     parser.add_argument("--apply-seconds", type=float, default=1.5)
     args = parser.parse_args()
     if not control.pulumi_built():
-        print(f"the Pulumi CLI is not built in {control.pulumi_bin()}: run scripts/build-pulumi.sh")
+        print(f"no Pulumi CLI in {control.pulumi_bin()}: run `orbitlab emulate build`")
         return 1
     print(
         f"pulumi up on the emulated cluster: median of {args.runs} run(s), an SDN apply's "

@@ -35,9 +35,9 @@ from typing import Any
 import yaml
 
 from orbitlab.stack import load_plan
-from orbitlab.twin import appliances, dhcp, dhcp_checks, runner, system
-from orbitlab.twin.context import TwinContext
-from orbitlab.twin.topology import INTERNET_HOST, build_topology
+from orbitlab_lab.twin import appliances, dhcp, dhcp_checks, runner, system
+from orbitlab_lab.twin.context import TwinContext
+from orbitlab_lab.twin.topology import INTERNET_HOST, build_topology
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "stacks" / "Pulumi.example.yaml"

@@ -35,9 +35,9 @@ from pathlib import Path
 import yaml
 from bench_twin import generated_stack
 
-from orbitlab.emulate import control
-from orbitlab.emulate.rehearsal import Rehearsal
-from orbitlab.twin import runner, system
+from orbitlab_lab.emulate import control
+from orbitlab_lab.emulate.rehearsal import Rehearsal
+from orbitlab_lab.twin import runner, system
 
 REPO = Path(__file__).resolve().parent.parent
 LINEAR_CHECKS = (
@@ -118,7 +118,7 @@ def main() -> int:
     args = parser.parse_args()
     system.preflight(system.CORE_TOOLS, system.TEST_TOOLS)
     if not control.pulumi_built():
-        print(f"the Pulumi CLI is not built in {control.pulumi_bin()}: run scripts/build-pulumi.sh")
+        print(f"no Pulumi CLI in {control.pulumi_bin()}: run `orbitlab emulate build`")
         return 1
     checks = [] if args.all else (args.check or list(LINEAR_CHECKS))
     print(

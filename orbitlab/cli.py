@@ -5,7 +5,9 @@ orbitlab render stacks/Pulumi.example.yaml --out out/
 orbitlab diagram stacks/Pulumi.example.yaml --out docs/example-stack.svg
 orbitlab show stacks/Pulumi.example.yaml [--json] [--cluster]
 orbitlab check stacks/Pulumi.example.yaml [--pveum]   # the API token's privileges
-orbitlab emulate start stacks/Pulumi.example.yaml   # then: eval "$(orbitlab emulate env)"
+
+With the lab installed (``orbitlab-lab``), its commands join these: ``orbitlab twin ...`` and
+``orbitlab emulate ...``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +29,9 @@ from orbitlab.views.table import allocation, table_text
 
 if TYPE_CHECKING:
     from orbitlab.discover import ProxmoxClient
+
+#: The entry-point group through which other packages add commands (the lab: twin, emulate).
+PLUGIN_GROUP = "orbitlab.commands"
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -257,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orbitlab",
         description=(
-            "OrbitLab Networks as code: validate, render, diagram, show, check, discover, twin, "
-            "emulate."
+            "OrbitLab Networks as code: validate, render, diagram, show, check, discover "
+            "(and twin, emulate with the lab installed)."
         ),
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -281,15 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_discover_parser(commands)
 
-    from orbitlab.twin.cli import add_twin_parser
-
-    add_twin_parser(commands)
-
-    from orbitlab.emulate.cli import add_emulate_parser
-
-    add_emulate_parser(commands)
-
+    add_plugin_parsers(commands)
     return parser
+
+
+def add_plugin_parsers(commands: argparse._SubParsersAction) -> None:
+    """The commands other installed packages add (the lab's ``twin`` and ``emulate``): each
+    entry point of the ``orbitlab.commands`` group adds its parser to ``commands``."""
+    for entry_point in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        entry_point.load()(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

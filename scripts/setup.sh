@@ -2,13 +2,14 @@
 # Install everything OrbitLab's CLI, tests and twin need, from nothing, on Debian 12 (as root):
 # the Debian packages of the real daemons, checkers and DHCP client, Graphviz (`orbitlab diagram`),
 # CoreDNS (built with `go install`), Mermaid's parser for the tests (npm, from the lockfile
-# in tools/mermaid) and a Python virtualenv in .venv with the pinned requirements and
-# orbitlab itself.
+# in tools/mermaid) and a Python virtualenv in .venv with both packages (the library
+# orbitlab-networks with its dev extra, the lab orbitlab-lab from lab/), editable, at the
+# versions requirements.txt pins.
 # Safe to run again: every step is skipped or a no-op when already done.
 #
 #   scripts/setup.sh               everything the CLI, the tests and the twin need
 #   scripts/setup.sh --rehearsal   ... and the Pulumi CLI for `orbitlab emulate` and the
-#                                  rehearsal tests (scripts/build-pulumi.sh: minutes, once)
+#                                  rehearsal tests (`orbitlab emulate build`: minutes, once)
 set -euo pipefail
 
 REHEARSAL=0
@@ -23,7 +24,7 @@ COREDNS_VERSION="v1.11.3"
 DEBIAN_PACKAGES=(
   nftables frr haproxy iproute2 dnsutils iperf3 conntrack hping3 iputils-ping
   procps util-linux python3-venv ca-certificates graphviz fonts-dejavu-core
-  dnsmasq-base udhcpc
+  dnsmasq-base udhcpc shellcheck
 )
 
 cd "$(dirname "$0")/.."
@@ -71,11 +72,10 @@ if [ ! -x .venv/bin/python ]; then
   say "creating the Python virtualenv in .venv"
   python3 -m venv .venv
 fi
-say "installing Python packages (requirements.txt) and orbitlab"
-.venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
-.venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
+say "installing orbitlab-networks[dev] and orbitlab-lab (pinned by requirements.txt)"
+.venv/bin/pip install -q --disable-pip-version-check -c requirements.txt -e ".[dev]" -e lab
 
 if [ "$REHEARSAL" -eq 1 ]; then
-  bash scripts/build-pulumi.sh
+  .venv/bin/orbitlab emulate build
 fi
 say "setup done"

@@ -23,17 +23,17 @@ from pulumi.provider.experimental import provider as p
 
 from orbitlab.cli import main as cli_main
 from orbitlab.components.sdn import bridge_wait_script, node_check_script
-from orbitlab.emulate import ProxmoxError, control
-from orbitlab.emulate import cluster as c
-from orbitlab.emulate.backend import FilesBackend
-from orbitlab.emulate.command import stand_in as command_stand_in
-from orbitlab.emulate.node import run_on_node
-from orbitlab.emulate.proxmoxve import stand_in as proxmoxve_stand_in
-from orbitlab.emulate.schema import SCHEMA_DIR, SCHEMA_FILES, compact_text, resource
-from orbitlab.emulate.store import Store
-from orbitlab.emulate.wire import Secret, from_plain_map
 from orbitlab.rendering import provisioning_script, sector_bundles
 from orbitlab.stack import load_plan
+from orbitlab_lab.emulate import ProxmoxError, control
+from orbitlab_lab.emulate import cluster as c
+from orbitlab_lab.emulate.backend import FilesBackend
+from orbitlab_lab.emulate.command import stand_in as command_stand_in
+from orbitlab_lab.emulate.node import run_on_node
+from orbitlab_lab.emulate.proxmoxve import stand_in as proxmoxve_stand_in
+from orbitlab_lab.emulate.schema import SCHEMA_DIR, SCHEMA_FILES, compact_text, resource
+from orbitlab_lab.emulate.store import Store
+from orbitlab_lab.emulate.wire import Secret, from_plain_map
 from tests.pulumi_mocks import EXAMPLE_STACK, ROOT
 
 TOKEN = "orbitlab@pve!pulumi=5a1f0c8e-7d3b-4e29-9c61-0f2b8d4e6a17"
@@ -662,7 +662,7 @@ def test_the_emulators_schema_is_the_provider_schema_subset_without_descriptions
     full = json.loads((ROOT / "tests" / "data" / "proxmoxve-schema-subset.json").read_text())
     packaged = (SCHEMA_DIR / SCHEMA_FILES["proxmoxve"]).read_text()
     assert packaged == compact_text(full), (
-        "refresh it: python -m orbitlab.emulate.schema tests/data/proxmoxve-schema-subset.json"
+        "refresh it: python -m orbitlab_lab.emulate.schema tests/data/proxmoxve-schema-subset.json"
     )
 
 
@@ -689,7 +689,7 @@ def test_the_command_schema_has_every_input_of_the_pinned_sdk() -> None:
 def test_the_build_script_puts_the_cli_where_the_emulator_looks(monkeypatch) -> None:
     monkeypatch.delenv("ORBITLAB_PULUMI_DIR", raising=False)
     printed = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "build-pulumi.sh"), "--print"],
+        ["bash", str(control.BUILD_SCRIPT), "--print"],
         capture_output=True,
         text=True,
         check=True,

@@ -22,15 +22,15 @@ import yaml
 
 from orbitlab import discover
 from orbitlab.cli import main as cli_main
-from orbitlab.emulate import ProxmoxError, control
-from orbitlab.emulate import cluster as c
-from orbitlab.emulate.proxmoxve import container_of, get_containers, get_vms
-from orbitlab.emulate.seed import seed_state
-from orbitlab.emulate.store import Store
 from orbitlab.facts import ClusterFacts, GuestFact
 from orbitlab.program import main
 from orbitlab.settings import DEFAULT_TEMPLATE_URL
 from orbitlab.snapshot import SnapshotError, load_snapshot, parse_snapshot
+from orbitlab_lab.emulate import ProxmoxError, control
+from orbitlab_lab.emulate import cluster as c
+from orbitlab_lab.emulate.proxmoxve import container_of, get_containers, get_vms
+from orbitlab_lab.emulate.seed import seed_state
+from orbitlab_lab.emulate.store import Store
 from tests import proxmox_api
 from tests.pulumi_mocks import (
     EXAMPLE_STACK,

@@ -28,13 +28,14 @@ from pulumi.provider.experimental import provider as p
 
 from orbitlab import privileges
 from orbitlab.cli import main as cli
-from orbitlab.emulate import EmulateError, ProxmoxError
-from orbitlab.emulate import cluster as c
-from orbitlab.emulate.access import Access, PveumError, parse_pveum
-from orbitlab.emulate.control import token_access
-from orbitlab.emulate.plugin import Call
-from orbitlab.emulate.proxmoxve import get_containers, get_zones, stand_in
-from orbitlab.emulate.rules.provider import (
+from orbitlab.stack import load_plan, load_stack_file
+from orbitlab_lab.emulate import EmulateError, ProxmoxError
+from orbitlab_lab.emulate import cluster as c
+from orbitlab_lab.emulate.access import Access, PveumError, parse_pveum
+from orbitlab_lab.emulate.control import token_access
+from orbitlab_lab.emulate.plugin import Call
+from orbitlab_lab.emulate.proxmoxve import get_containers, get_zones, stand_in
+from orbitlab_lab.emulate.rules.provider import (
     CONTAINER,
     CONTROLLER,
     DOWNLOAD,
@@ -43,10 +44,9 @@ from orbitlab.emulate.rules.provider import (
     VNET,
     VXLAN_ZONE,
 )
-from orbitlab.emulate.rules.updates import APPLIER
-from orbitlab.emulate.store import Store
-from orbitlab.emulate.wire import Secret, from_plain_map
-from orbitlab.stack import load_plan, load_stack_file
+from orbitlab_lab.emulate.rules.updates import APPLIER
+from orbitlab_lab.emulate.store import Store
+from orbitlab_lab.emulate.wire import Secret, from_plain_map
 from tests import proxmox_api
 from tests.pulumi_mocks import EXAMPLE_STACK, ROOT
 from tests.test_provider_rules import _sent

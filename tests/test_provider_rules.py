@@ -1,4 +1,4 @@
-"""The real provider's and Proxmox's rules (``orbitlab/emulate/rules``) on what OrbitLab sends.
+"""The real provider's and Proxmox's rules (``orbitlab_lab/emulate/rules``) on what OrbitLab sends.
 
 - every rule of both tables holds for what the program sends for the example stack, a
   30-Sector stack using every feature, and ``examples/homelab``; and every rule applies to
@@ -26,12 +26,13 @@ import yaml
 from pulumi.provider.experimental import provider as p
 
 from orbitlab.components.reboots import changed_paths
-from orbitlab.emulate import ProxmoxError
-from orbitlab.emulate import cluster as c
-from orbitlab.emulate.proxmoxve import stand_in
-from orbitlab.emulate.rules import APPLY_RULES, PLAN_RULES, violations
-from orbitlab.emulate.rules.core import values_at
-from orbitlab.emulate.rules.provider import (
+from orbitlab.program import main
+from orbitlab_lab.emulate import ProxmoxError
+from orbitlab_lab.emulate import cluster as c
+from orbitlab_lab.emulate.proxmoxve import stand_in
+from orbitlab_lab.emulate.rules import APPLY_RULES, PLAN_RULES, violations
+from orbitlab_lab.emulate.rules.core import values_at
+from orbitlab_lab.emulate.rules.provider import (
     CONTAINER,
     CONTROLLER,
     DOWNLOAD,
@@ -41,10 +42,9 @@ from orbitlab.emulate.rules.provider import (
     VNET,
     VXLAN_ZONE,
 )
-from orbitlab.emulate.rules.updates import reboots_for, replaced_by
-from orbitlab.emulate.store import Store
-from orbitlab.emulate.wire import Secret, from_plain_map
-from orbitlab.program import main
+from orbitlab_lab.emulate.rules.updates import reboots_for, replaced_by
+from orbitlab_lab.emulate.store import Store
+from orbitlab_lab.emulate.wire import Secret, from_plain_map
 from tests.pulumi_mocks import ROOT, FakeCluster, run_program, stack_file_config
 from tests.stacks import featured_stack
 

@@ -1,4 +1,4 @@
-"""The rehearsal: the real Pulumi CLI (built by scripts/build-pulumi.sh) runs the stack
+"""The rehearsal: the real Pulumi CLI (built by `orbitlab emulate build`) runs the stack
 program against the emulated cluster (``orbitlab emulate``).
 
 Each module-scoped cluster tells one story in order (the tests of a story run in file
@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from orbitlab.emulate import control
-from orbitlab.emulate.rehearsal import DUMMY_KEY_BODY, DUMMY_TOKEN_SECRET, Rehearsal
+from orbitlab_lab.emulate import control
+from orbitlab_lab.emulate.rehearsal import DUMMY_KEY_BODY, DUMMY_TOKEN_SECRET, Rehearsal
 from tests.pulumi_mocks import EXAMPLE_STACK, ROOT
 
 THREE_STACK = ROOT / "tests" / "data" / "twin" / "Pulumi.three.yaml"
@@ -28,7 +28,7 @@ pytestmark = [
     pytest.mark.rehearsal,
     pytest.mark.skipif(
         not control.pulumi_built(),
-        reason=f"the Pulumi CLI is not built in {control.pulumi_bin()} (scripts/build-pulumi.sh)",
+        reason=f"the Pulumi CLI is not built in {control.pulumi_bin()} (orbitlab emulate build)",
     ),
 ]
 

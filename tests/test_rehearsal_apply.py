@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from orbitlab.emulate import cluster as c
-from orbitlab.emulate import control
-from orbitlab.emulate.rehearsal import Rehearsal
+from orbitlab_lab.emulate import cluster as c
+from orbitlab_lab.emulate import control
+from orbitlab_lab.emulate.rehearsal import Rehearsal
 from tests.pulumi_mocks import EXAMPLE_STACK
 
 APPLY_S = 1.0
@@ -33,7 +33,7 @@ pytestmark = [
     pytest.mark.rehearsal,
     pytest.mark.skipif(
         not control.pulumi_built(),
-        reason=f"the Pulumi CLI is not built in {control.pulumi_bin()} (scripts/build-pulumi.sh)",
+        reason=f"the Pulumi CLI is not built in {control.pulumi_bin()} (orbitlab emulate build)",
     ),
 ]
 

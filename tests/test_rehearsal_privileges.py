@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from orbitlab.emulate import control
-from orbitlab.emulate.rehearsal import Rehearsal
+from orbitlab_lab.emulate import control
+from orbitlab_lab.emulate.rehearsal import Rehearsal
 from tests.pulumi_mocks import EXAMPLE_STACK
 from tests.test_privileges import LEAST, without
 
@@ -26,7 +26,7 @@ pytestmark = [
     pytest.mark.rehearsal,
     pytest.mark.skipif(
         not control.pulumi_built(),
-        reason=f"the Pulumi CLI is not built in {control.pulumi_bin()} (scripts/build-pulumi.sh)",
+        reason=f"the Pulumi CLI is not built in {control.pulumi_bin()} (orbitlab emulate build)",
     ),
 ]
 

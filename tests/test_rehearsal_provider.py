@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 import orbitlab.plan as plan_module
-from orbitlab.emulate import control
-from orbitlab.emulate.rehearsal import Rehearsal
 from orbitlab.program import main
+from orbitlab_lab.emulate import control
+from orbitlab_lab.emulate.rehearsal import Rehearsal
 from tests.pulumi_mocks import EXAMPLE_STACK, ROOT, FakeCluster, run_program, stack_file_config
 
 FAST_APPLY_S = 0.3
@@ -32,7 +32,7 @@ pytestmark = [
     pytest.mark.rehearsal,
     pytest.mark.skipif(
         not control.pulumi_built(),
-        reason=f"the Pulumi CLI is not built in {control.pulumi_bin()} (scripts/build-pulumi.sh)",
+        reason=f"the Pulumi CLI is not built in {control.pulumi_bin()} (orbitlab emulate build)",
     ),
 ]
 

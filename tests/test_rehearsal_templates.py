@@ -22,16 +22,16 @@ from typing import Any
 import pytest
 import yaml
 
-from orbitlab.emulate import cluster as c
-from orbitlab.emulate import control
-from orbitlab.emulate.rehearsal import Rehearsal
+from orbitlab_lab.emulate import cluster as c
+from orbitlab_lab.emulate import control
+from orbitlab_lab.emulate.rehearsal import Rehearsal
 from tests.pulumi_mocks import EXAMPLE_STACK
 
 pytestmark = [
     pytest.mark.rehearsal,
     pytest.mark.skipif(
         not control.pulumi_built(),
-        reason=f"the Pulumi CLI is not built in {control.pulumi_bin()} (scripts/build-pulumi.sh)",
+        reason=f"the Pulumi CLI is not built in {control.pulumi_bin()} (orbitlab emulate build)",
     ),
 ]
 

@@ -24,12 +24,12 @@ import pytest
 
 from orbitlab.rendering import guard_ruleset, sector_bundles
 from orbitlab.stack import load_plan
-from orbitlab.twin import guards
-from orbitlab.twin.checks import SEQUENTIAL, run_checks
-from orbitlab.twin.context import TwinContext
-from orbitlab.twin.results import render_table
-from orbitlab.twin.runner import context_of
-from orbitlab.twin.state import load_state
+from orbitlab_lab.twin import guards
+from orbitlab_lab.twin.checks import SEQUENTIAL, run_checks
+from orbitlab_lab.twin.context import TwinContext
+from orbitlab_lab.twin.results import render_table
+from orbitlab_lab.twin.runner import context_of
+from orbitlab_lab.twin.state import load_state
 from tests.test_twin import REPO, THREE, e2e, orbitlab, our_namespaces
 
 RULESET = "/etc/nftables.nft"

@@ -34,16 +34,16 @@ from netaddr import IPAddress
 from orbitlab.plan import plan_stack
 from orbitlab.rendering import DHCP_SCRIPT, DNSMASQ_CONF
 from orbitlab.stack import load_plan, parse_settings
-from orbitlab.twin import TwinError, appliances, dhcp, dhcp_checks, network, system
-from orbitlab.twin import checks as twin_checks
-from orbitlab.twin.appliances import holder_script
-from orbitlab.twin.context import TwinContext
-from orbitlab.twin.network import node_commands
-from orbitlab.twin.probing import gateway_of, outcome_of, probe
-from orbitlab.twin.results import CheckResult, render_table
-from orbitlab.twin.runner import context_of
-from orbitlab.twin.state import require_state
-from orbitlab.twin.topology import GUI_PORT, HostTwin, Namespace, SectorTwin, build_topology
+from orbitlab_lab.twin import TwinError, appliances, dhcp, dhcp_checks, network, system
+from orbitlab_lab.twin import checks as twin_checks
+from orbitlab_lab.twin.appliances import holder_script
+from orbitlab_lab.twin.context import TwinContext
+from orbitlab_lab.twin.network import node_commands
+from orbitlab_lab.twin.probing import gateway_of, outcome_of, probe
+from orbitlab_lab.twin.results import CheckResult, render_table
+from orbitlab_lab.twin.runner import context_of
+from orbitlab_lab.twin.state import require_state
+from orbitlab_lab.twin.topology import GUI_PORT, HostTwin, Namespace, SectorTwin, build_topology
 
 REPO = Path(__file__).parent.parent
 EXAMPLE = REPO / "stacks" / "Pulumi.example.yaml"
@@ -325,7 +325,7 @@ def twin_processes() -> list[str]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if str(TWIN_DIR) in cmdline or "orbitlab.twin.echo" in cmdline:
+        if str(TWIN_DIR) in cmdline or "orbitlab_lab.twin.echo" in cmdline:
             found.append(cmdline)
     return found
 
@@ -666,7 +666,7 @@ class TestThreeSectors:
     def test_a_reload_that_removes_a_forward_cuts_its_flows(self):
         """Provisioning flushes connection tracking after a reload of the gateway's rules:
         without it, a UDP flow through a removed forward would go on."""
-        flow = ["--", sys.executable, "-m", "orbitlab.twin.probe", "udp"]
+        flow = ["--", sys.executable, "-m", "orbitlab_lab.twin.probe", "udp"]
         flow += ["10.210.0.10", "5353", "--sport", "40555", "--timeout", "1"]
 
         def send() -> str:
@@ -734,7 +734,7 @@ class TestCleanupOnFailure:
         assert_nothing_left(before)
 
     def test_failed_up_removes_everything(self, monkeypatch, capsys):
-        from orbitlab.twin import appliances, runner
+        from orbitlab_lab.twin import appliances, runner
 
         def broken(twin, sector):
             raise TwinError(f"{sector.name}: load balancer failed to start (test)")

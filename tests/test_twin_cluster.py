@@ -14,14 +14,14 @@ import pytest
 from netaddr import IPAddress, IPNetwork
 
 from orbitlab.cli import main as cli_main
-from orbitlab.emulate import ProxmoxError, control
-from orbitlab.emulate import cluster as c
-from orbitlab.emulate.proxmoxve import container_of
-from orbitlab.emulate.store import Store
-from orbitlab.emulate.twin_backend import TwinBackend, spec_of, vnet_of
 from orbitlab.stack import load_plan
-from orbitlab.twin import TwinError, fabric
-from orbitlab.twin.containers import (
+from orbitlab_lab.emulate import ProxmoxError, control
+from orbitlab_lab.emulate import cluster as c
+from orbitlab_lab.emulate.proxmoxve import container_of
+from orbitlab_lab.emulate.store import Store
+from orbitlab_lab.emulate.twin_backend import TwinBackend, spec_of, vnet_of
+from orbitlab_lab.twin import TwinError, fabric
+from orbitlab_lab.twin.containers import (
     ContainerSpec,
     Nic,
     find_target,
@@ -29,10 +29,10 @@ from orbitlab.twin.containers import (
     place,
     resolv_conf,
 )
-from orbitlab.twin.context import TwinContext
-from orbitlab.twin.standins import standin_scripts
-from orbitlab.twin.state import TwinState
-from orbitlab.twin.topology import build_topology
+from orbitlab_lab.twin.context import TwinContext
+from orbitlab_lab.twin.standins import standin_scripts
+from orbitlab_lab.twin.state import TwinState
+from orbitlab_lab.twin.topology import build_topology
 from tests.pulumi_mocks import EXAMPLE_STACK, ROOT
 
 THREE_STACK = ROOT / "tests" / "data" / "twin" / "Pulumi.three.yaml"

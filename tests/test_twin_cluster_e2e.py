@@ -36,16 +36,16 @@ from typing import Any
 import pytest
 from netaddr import IPAddress
 
-from orbitlab.emulate import cluster as c
-from orbitlab.emulate import control
-from orbitlab.emulate.node import run_on_node
-from orbitlab.emulate.rehearsal import Rehearsal
 from orbitlab.rendering import provisioning_script, sector_bundles
 from orbitlab.stack import load_plan
-from orbitlab.twin import outage, runner, system
-from orbitlab.twin.context import TwinContext
-from orbitlab.twin.state import load_state
-from orbitlab.twin.topology import INTERNET_HOST
+from orbitlab_lab.emulate import cluster as c
+from orbitlab_lab.emulate import control
+from orbitlab_lab.emulate.node import run_on_node
+from orbitlab_lab.emulate.rehearsal import Rehearsal
+from orbitlab_lab.twin import outage, runner, system
+from orbitlab_lab.twin.context import TwinContext
+from orbitlab_lab.twin.state import load_state
+from orbitlab_lab.twin.topology import INTERNET_HOST
 from tests.pulumi_mocks import EXAMPLE_STACK, ROOT
 from tests.test_twin import (
     CHECK_GROUPS,
@@ -76,7 +76,7 @@ pytestmark = [
     ),
     pytest.mark.skipif(
         not control.pulumi_built(),
-        reason=f"the Pulumi CLI is not built in {control.pulumi_bin()} (scripts/build-pulumi.sh)",
+        reason=f"the Pulumi CLI is not built in {control.pulumi_bin()} (orbitlab emulate build)",
     ),
 ]
 
@@ -119,7 +119,7 @@ def rows_of(output: str, check: str, source: str) -> list[str]:
 
 
 def probe(rehearsal: Rehearsal, target: str, *args: str) -> dict[str, str]:
-    argv = ["twin", "exec", target, "--", sys.executable, "-m", "orbitlab.twin.probe", *args]
+    argv = ["twin", "exec", target, "--", sys.executable, "-m", "orbitlab_lab.twin.probe", *args]
     return json.loads(rehearsal.orbitlab(*argv, check=True).stdout)
 
 
