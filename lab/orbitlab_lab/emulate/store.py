@@ -4,7 +4,7 @@ Both stand-in plugins (separate processes, each serving requests on several thre
 ``orbitlab emulate status`` read and change one state file; every change happens under an
 exclusive ``flock`` on ``cluster/state.lock``, read-modify-write, then an atomic rename.
 
-Layout of the directory (``ORBITLAB_EMULATE_DIR``, default ``.orbitlab_lab/emulate``)::
+Layout of the directory (``ORBITLAB_EMULATE_DIR``, default ``.orbitlab/emulate``)::
 
     cluster/state.json        the cluster (see orbitlab_lab.emulate.cluster)
     cluster/state.lock        the state's file lock
@@ -42,7 +42,7 @@ DEFAULT_DIR = Path(".orbitlab") / "emulate"
 
 
 def emulate_dir() -> Path:
-    """The emulator's directory: ``$ORBITLAB_EMULATE_DIR``, else ``.orbitlab_lab/emulate`` here."""
+    """The emulator's directory: ``$ORBITLAB_EMULATE_DIR``, else ``.orbitlab/emulate`` here."""
     return Path(os.environ.get(DIR_ENV) or DEFAULT_DIR).absolute()
 
 
