@@ -122,7 +122,8 @@ def _read_cidr(value: Any) -> IPNetwork:
 
 
 def _parse_cidr(value: Any) -> IPNetwork:
-    """A network of the lab's own (Backplane, Sector subnet): unicast, no special range in it."""
+    """An IPv4 network written as its network address (``10.200.0.0/16``; host bits are
+    refused), overlapping no RFC 6890 special-purpose range."""
     network = _read_cidr(value)
     special = special_purpose(network)
     if special is not None:
@@ -134,7 +135,8 @@ def _parse_cidr(value: Any) -> IPNetwork:
 
 
 def _parse_destination(value: Any) -> IPNetwork:
-    """An egress target: never inside a special range (a wider net that holds one is fine)."""
+    """An egress target: an IPv4 network as its network address, never inside an RFC 6890
+    special-purpose range (a wider network that holds one is fine)."""
     network = _read_cidr(value)
     special = special_purpose(network)
     if special is not None and network in special[0]:
@@ -159,7 +161,8 @@ def _read_address(value: Any) -> IPAddress:
 
 
 def _parse_address(value: Any) -> IPAddress:
-    """A node, host or resolver address: unicast, outside every special-purpose range."""
+    """A node, host or resolver address: IPv4 unicast, outside every RFC 6890 special-purpose
+    range."""
     address = _read_address(value)
     special = special_purpose(address)
     if special is not None:
@@ -171,6 +174,8 @@ def _parse_address(value: Any) -> IPAddress:
 
 
 def _parse_label(value: Any) -> str:
+    """A name: a DNS label (lowercase letters, digits and ``-``, starting with a letter, not
+    ending with ``-``, at most 63 characters)."""
     if not isinstance(value, str) or not DNS_LABEL.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid name; use a DNS label: lowercase letters, digits and "
@@ -180,6 +185,8 @@ def _parse_label(value: Any) -> str:
 
 
 def _parse_domain(value: Any) -> str:
+    """A DNS domain: two or more labels, at most 253 characters, not ending in a special-use
+    domain (``arpa``, ``local``, ``localhost``, ``invalid``, ``test``) but for ``home.arpa``."""
     if not isinstance(value, str) or len(value) > 253 or not DOMAIN.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid DNS domain; use two or more dot-separated lowercase "
@@ -288,7 +295,11 @@ LeaseTime = Annotated[int, BeforeValidator(_parse_lease_time)]
 class Model(BaseModel):
     """Base of every settings model: frozen, and unknown keys are errors with a hint."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+    # use_attribute_docstrings: a field's docstring is its description, which the settings
+    # reference of the docs shows (docs/hooks/settings_reference.py).
+    model_config = ConfigDict(
+        frozen=True, arbitrary_types_allowed=True, extra="forbid", use_attribute_docstrings=True
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -311,11 +322,23 @@ class NodeSettings(Model):
     broadcast addresses no Sector may send to (``orbitlab discover`` fills both in)."""
 
     name: Label
+    """The node's name, as Proxmox knows it (`pvesh get /nodes`)."""
     address: Address
+    """The node's `vmbr0` IPv4 address: an EVPN peer, and where provisioning connects over SSH."""
     mtu: int = Field(default=1500, ge=MIN_MTU + VXLAN_OVERHEAD, le=65535, strict=True)
+    """`vmbr0`'s MTU; the Backplane's MTU defaults to the smallest node MTU minus the VXLAN overhead
+    (50)."""
     host_key: str | None = None
+    """The node's SSH public host key (e.g. `ssh-ed25519 AAAA...`, from `ssh-keyscan -t ed25519
+    <node>`): pins provisioning's SSH to it. Without it no host key is checked (`pulumi preview`
+    warns)."""
     other_addresses: list[Address] = Field(default_factory=list)
+    """The node's other IPv4 addresses (storage, corosync, management NICs): no Sector ever reaches
+    them. `orbitlab discover` fills them in."""
     networks: list[Cidr] = Field(default_factory=list)
+    """The IPv4 networks of the node's interfaces, `vmbr0`'s first, each as its network address
+    (`192.0.2.0/24`): every Sector Gateway drops a Sector's packets to their broadcast addresses.
+    `orbitlab validate` warns of a node without them; `orbitlab discover` fills them in."""
 
     @field_validator("host_key")
     @classmethod
@@ -335,14 +358,24 @@ class BackplaneSettings(Model):
     """
 
     cidr: Cidr = Field(default_factory=lambda: IPNetwork("10.200.0.0/16"))
+    """The Backplane's IPv4 network (a /27 or larger; a /17 holds the addresses of every tag).
+    Immutable once the Backplane exists."""
     asn: int = Field(default=65001, ge=1, le=4294967294, strict=True)
+    """The BGP AS number of the EVPN controller."""
     nodes: list[NodeSettings] = Field(min_length=1)
+    """The Proxmox nodes (`orbitlab discover` fills them in); the first is the default primary exit
+    node."""
     primary_exit_node: Label | None = None
+    """The node whose address Sector traffic leaves by (SNAT), and the home router's route to the
+    Backplane goes to; default: the first node."""
     mtu: int | None = Field(default=None, ge=MIN_MTU, le=65535, strict=True)
+    """The Backplane's and every Sector's MTU; default: the smallest node MTU minus 50 (VXLAN)."""
     stack: str | None = None
-    #: Networks no Sector may ever reach, whatever its egress settings (storage, corosync,
-    #: management LANs), on top of the Backplane and every node address.
+    """The stack that owns the Backplane (`org/project/stack`), when this stack only attaches
+    Sectors to it: it then declares no Backplane, and `cidr` and `nodes` must match the owner's."""
     protected_networks: list[Cidr] = Field(default_factory=list)
+    """Networks no Sector may ever reach, whatever its egress settings (storage, corosync,
+    management LANs), on top of the Backplane and every node address."""
 
     @property
     def node_names(self) -> list[str]:
@@ -378,8 +411,15 @@ class HostSettings(Model):
     """
 
     name: Label
+    """The host's DNS name in the Sector (`<name>.<domain>`); also how backends and port forwards
+    name it."""
     address: Address | None = None
+    """Its fixed address in one of the Sector's subnets (static, or reserved with `mac`); without it
+    the host is dynamic and leases one from the pool."""
     mac: Mac | None = None
+    """Its NIC's MAC: with an `address`, a DHCP reservation; without, the lease's name is bound to
+    that NIC. Unicast, not all zero, not in OrbitLab's appliance prefix `02:4f:4c`, unique in the
+    stack."""
 
 
 class DhcpSettings(Model):
@@ -392,9 +432,15 @@ class DhcpSettings(Model):
     """
 
     enabled: bool = Field(default=True, strict=True)
+    """Whether the Sector has a DHCP server (dnsmasq in the Sector DNS appliance)."""
     range: list[Address] | None = None
+    """The pool, `[start, end]` in any one subnet; default: the longest run of addresses in the
+    upper half of the first subnet that holds no declared host (`.128`-`.254` of a /24)."""
     lease_time: LeaseTime | None = None
+    """How long a lease lasts: seconds, or a number with `s`, `m`, `h` or `d`, within 2m-7d; default
+    1h."""
     known_only: bool = Field(default=False, strict=True)
+    """Serve only the hosts declared with a `mac`; any other client gets no answer."""
 
     @field_validator("range", mode="before")
     @classmethod
@@ -423,14 +469,21 @@ class DnsSettings(Model):
     """The Sector DNS: its domain and the upstream resolvers it forwards the rest to."""
 
     domain: Domain | None = None
+    """The Sector's domain; default `<sector>.internal`. At least two labels, not ending in a
+    special-use domain (but `home.arpa` is fine)."""
     forwarders: list[Address] = Field(default_factory=list)
+    """The upstream resolvers the Sector DNS forwards other names to; default:
+    `appliances.nameservers`, else the container's resolv.conf. Each must be reachable through the
+    Sector Gateway."""
 
 
 class HealthCheckSettings(Model):
     """How the load balancer checks a backend: TCP connect, or an HTTP request."""
 
     path: str | None = None
+    """An HTTP path to check (`/healthz`); without it the check is a TCP connect."""
     interval_s: int = Field(default=5, ge=1, le=3600, strict=True)
+    """Seconds between checks."""
 
     @field_validator("path")
     @classmethod
@@ -448,24 +501,35 @@ class ListenerSettings(Model):
     """A load-balancer listener: a Backplane port mapped to Sector backends."""
 
     port: Port
+    """The port on the load balancer's Backplane address."""
     backends: list[str] = Field(min_length=1)
+    """`host:port` of each backend: a declared host with a fixed address, or an address in the
+    Sector."""
     mode: Literal["tcp", "http"] = "tcp"
+    """`tcp`, or `http` (adds X-Forwarded-For with the client's address)."""
     proxy_protocol: bool = False
+    """Send the PROXY v2 header to the backends, carrying the client's address."""
     health_check: HealthCheckSettings = Field(default_factory=HealthCheckSettings)
+    """How each backend is checked."""
 
 
 class LoadBalancerSettings(Model):
     """The optional Sector Load Balancer (HAProxy) and its listeners."""
 
     listeners: list[ListenerSettings] = Field(min_length=1)
+    """The listeners, each a Backplane port mapped to Sector backends."""
 
 
 class PortForwardSettings(Model):
     """A Backplane port on the Sector Gateway forwarded (DNAT) to ``host:port`` in the Sector."""
 
     port: Port
+    """The port on the Sector Gateway's Backplane address."""
     to: str
+    """`host:port` in the Sector it goes to: a declared host with a fixed address, or an address in
+    the Sector."""
     protocol: Literal["tcp", "udp"] = "tcp"
+    """`tcp` or `udp`."""
 
 
 class EgressSettings(Model):
@@ -476,23 +540,40 @@ class EgressSettings(Model):
     """
 
     default: Literal["allow", "deny"] = "allow"
+    """`allow`: everything goes out but `deny`; `deny`: only `allow` (and the Sector DNS to its
+    forwarders and the package mirror)."""
     allow: list[Destination] = Field(default_factory=list)
+    """With `default: deny`, the only destinations allowed."""
     deny: list[Destination] = Field(default_factory=list)
+    """Destinations always refused, for the appliances too."""
 
 
 class SectorSettings(Model):
     """An isolated Sector: its subnets, hosts and appliances."""
 
     name: Label
+    """The Sector's name, a DNS label, unique in the stack."""
     subnets: list[Cidr] = Field(min_length=1)
+    """Its IPv4 subnets: the first a /29 or larger (the gateway, DNS and LB take `.1`-`.3`), the
+    others /30 or larger."""
     tag: int | None = Field(default=None, ge=1001, le=9999, strict=True)
+    """Its VXLAN tag (also its VNI and the base of its IDs and VMIDs); default: the lowest free in
+    1001-9999, kept for life."""
     node: Label | None = None
+    """The node hosting its appliances; default: rendezvous hashing of the name over the nodes."""
     hosts: list[HostSettings] = Field(default_factory=list)
+    """Your VMs and LXCs in the Sector: DNS names, DHCP reservations, backend and forward
+    targets."""
     dns: DnsSettings = Field(default_factory=DnsSettings)
+    """The Sector DNS (CoreDNS)."""
     dhcp: DhcpSettings = Field(default_factory=DhcpSettings)
+    """The Sector DHCP (dnsmasq in the Sector DNS appliance)."""
     load_balancer: LoadBalancerSettings | None = None
+    """The optional Load Balancer (HAProxy); none without it."""
     port_forwards: list[PortForwardSettings] = Field(default_factory=list)
+    """Backplane ports on the gateway forwarded to Sector hosts."""
     egress: EgressSettings = Field(default_factory=EgressSettings)
+    """What the Sector may reach beyond the Backplane."""
 
     @property
     def domain(self) -> str:
@@ -503,28 +584,37 @@ class ApplianceSettings(Model):
     """How appliance containers are built: template, storage, size, resolvers, SSH."""
 
     os: Literal["alpine"] = "alpine"
+    """The appliances' OS."""
     template_url: str = DEFAULT_TEMPLATE_URL
-    #: The template's published checksum, ``sha256:<hex>`` or ``sha512:<hex>`` (Proxmox lists
-    #: them in ``pveam available`` / its aplinfo index): the download is verified against it.
+    """The container template's URL (http(s), `.tar.xz`, `.tar.gz` or `.tar.zst`), downloaded once
+    per node (or per shared storage) as the stack's own file; a change replaces the appliances."""
     template_checksum: str | None = None
+    """The template's published checksum, ``sha256:<hex>`` or ``sha512:<hex>`` (Proxmox lists them
+    in ``pveam available`` / its aplinfo index): the download is verified against it."""
     template_file_id: str | None = None
-    #: Where the template is downloaded (content ``vztmpl``); unset: chosen per node from
-    #: the cluster's storages (``local``, else a shared one, else any that holds vztmpl).
+    """A template volume already on the cluster (`local:vztmpl/...`), used instead of downloading
+    one."""
     template_storage: str | None = None
-    #: Where the appliances' root disks live (content ``rootdir``); unset: chosen per node
-    #: (``local-lvm``, else ``local-zfs``, else any that holds rootdir).
+    """Where the template is downloaded (content ``vztmpl``); unset: chosen per node from the
+    cluster's storages (``local``, else a shared one, else any that holds vztmpl)."""
     storage: str | None = None
+    """Where the appliances' root disks live (content ``rootdir``); unset: chosen per node
+    (``local-lvm``, else ``local-zfs``, else any that holds rootdir)."""
     disk_gib: int = Field(default=1, ge=1, le=64, strict=True)
+    """Each appliance's root disk, in GiB (growing it is an update in place, without a reboot)."""
     memory_mib: int = Field(default=128, ge=64, le=4096, strict=True)
+    """Each appliance's memory, in MiB (a change reboots it)."""
     cores: int = Field(default=1, ge=1, le=8, strict=True)
+    """Each appliance's CPU cores."""
     nameservers: list[Address] = Field(default_factory=list)
-    #: Who provisioning logs in as on the nodes: root, or a user allowed to run ``sudo -n
-    #: pct exec`` (pct runs only as root).
+    """The appliances' resolvers, and the Sector DNS's default forwarders; default: the node's."""
     ssh_user: str = "root"
-    #: Where the appliances install packages from instead of the distribution's CDN, e.g.
-    #: http://192.0.2.80/alpine (it replaces https://dl-cdn.alpinelinux.org/alpine). An
-    #: IPv4 address, so a deny-by-default Sector's DNS can be let through to it alone.
+    """Who provisioning logs in as on the nodes: root, or a user allowed to run ``sudo -n pct exec``
+    (pct runs only as root)."""
     package_mirror: str | None = None
+    """Where the appliances install packages from instead of the distribution's CDN, e.g.
+    http://192.0.2.80/alpine (it replaces https://dl-cdn.alpinelinux.org/alpine). An IPv4 address,
+    so a deny-by-default Sector's DNS can be let through to it alone."""
 
     @field_validator("template_url")
     @classmethod
@@ -577,8 +667,11 @@ class StackSettings(Model):
     """Everything under ``orbitlab:*`` in one stack."""
 
     backplane: BackplaneSettings
+    """The cluster-wide Backplane (`orbitlab:backplane`)."""
     sectors: list[SectorSettings] = Field(default_factory=list)
+    """The Sectors (`orbitlab:sectors`)."""
     appliances: ApplianceSettings = Field(default_factory=ApplianceSettings)
+    """How the appliance containers are built (`orbitlab:appliances`)."""
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

@@ -306,15 +306,18 @@ def test_cli_writes_each_format(capsys, tmp_path):
 
 
 @needs_dot
-def test_the_readme_picture_is_up_to_date(tmp_path):
-    """The picture in the README is what `orbitlab diagram` draws of the example now."""
+def test_the_docs_picture_is_up_to_date(tmp_path):
+    """The picture the docs (and the README) show is what `orbitlab diagram` draws now."""
     fresh = tmp_path / "example-stack.svg"
     assert main(["diagram", str(EXAMPLE), "--out", str(fresh)]) == 0
     assert EXAMPLE_SVG.read_text() == fresh.read_text(), (
         "docs/example-stack.svg is out of date: run `.venv/bin/orbitlab diagram "
         "stacks/Pulumi.example.yaml --out docs/example-stack.svg`"
     )
-    assert "docs/example-stack.svg" in (REPO / "README.md").read_text()
+    page = (REPO / "docs" / "see-the-network.md").read_text()
+    assert "](example-stack.svg)" in page
+    assert "--out docs/example-stack.svg" in page  # how to draw it again
+    assert "](docs/example-stack.svg)" in (REPO / "README.md").read_text()
 
 
 @pytest.mark.parametrize(

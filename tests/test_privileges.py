@@ -3,7 +3,7 @@
 - the emulator computes a token's privileges as Proxmox does (ACL paths, propagation, the
   deepest ACL winning, privilege separation, built-in roles) from ``pveum`` commands, and
   refuses a bad command with pveum's message;
-- with exactly the least-privilege role (``orbitlab check --pveum``, the README's), every
+- with exactly the least-privilege role (``orbitlab check --pveum``, docs/prerequisites.md's), every
   call of the example stack's create, update and destroy passes; with any one of its
   privileges removed, the first refused call is Proxmox's 403, naming the privilege where
   Proxmox names it — and ``orbitlab check`` names it in every case;
@@ -164,9 +164,9 @@ def test_emulate_start_defaults_to_the_stacks_least_privilege_role() -> None:
     assert token_access(stack, settings, None, None) == parse_pveum(LEAST)
 
 
-def test_the_readme_gives_exactly_the_least_privilege_commands() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert f"```sh\n{LEAST}```" in readme
+def test_the_prerequisites_page_gives_exactly_the_least_privilege_commands() -> None:
+    page = (ROOT / "docs" / "prerequisites.md").read_text()
+    assert f"```sh\n{LEAST}```" in page
 
 
 def test_a_template_volume_given_needs_no_download_privileges() -> None:

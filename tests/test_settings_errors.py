@@ -1096,16 +1096,16 @@ def test_every_validation_message_has_a_row() -> None:
     assert missing == [], "messages no row reaches:\n" + "\n".join(missing)
 
 
-def test_the_readme_configuration_reference_is_a_valid_stack():
-    """The README's annotated stack configuration is itself valid (DHCP settings included)."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    section = readme.split("## Stack configuration", 1)[1]
+def test_the_docs_annotated_configuration_is_a_valid_stack():
+    """The annotated stack configuration (docs/configuration.md) is itself valid (DHCP too)."""
+    page = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    section = page.split("# Stack configuration", 1)[1]
     block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
     assert block is not None
     # the host key there is a placeholder ("AAAA..."); any well-formed key stands in for it
     text = block.group(1).replace("AAAA...", "AAAAC3NzaC1lZDI1NTE5")
     settings = settings_from_config(yaml.safe_load(text)["config"])
-    web = plan_stack("readme", settings).sector("web")
+    web = plan_stack("docs", settings).sector("web")
     assert web.dhcp is not None and web.dhcp.pool_text == "172.16.1.100-172.16.1.199"
     assert web.dhcp.lease_time_s == 3600
     assert [(h.name, h.dynamic, h.leases) for h in web.hosts] == [

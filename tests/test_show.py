@@ -191,9 +191,9 @@ def test_the_pool_column_shows_an_explicit_range_and_dhcp_off(capsys, tmp_path):
     assert show_json(capsys, str(stack))["sectors"][2]["dhcp_pool"] is None
 
 
-def test_the_readme_shows_the_current_table(capsys):
+def test_the_docs_show_the_current_table(capsys):
     _, out, _ = show(capsys, str(EXAMPLE))
-    assert out in (REPO / "README.md").read_text()
+    assert out in (REPO / "docs" / "see-the-network.md").read_text()
 
 
 def test_a_stack_without_sectors(capsys, tmp_path):
