@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 
 from orbitlab import allocation
-from orbitlab.checks import Endpoint, dhcp_pool, parse_endpoint
 from orbitlab.errors import AllocationError, SettingsError
+from orbitlab.model import Endpoint, dhcp_pool, parse_endpoint
 from orbitlab.settings import (
     DEFAULT_LEASE_S,
     ApplianceSettings,

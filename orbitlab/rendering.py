@@ -27,7 +27,7 @@ from typing import Literal
 import jinja2
 from netaddr import IPAddress, IPNetwork
 
-from orbitlab.checks import Endpoint
+from orbitlab.model import Endpoint
 from orbitlab.plan import BackplanePlan, DhcpPlan, HostPlan, MirrorPlan, SectorPlan, StackPlan
 from orbitlab.settings import RESERVED_HOST_NAMES
 

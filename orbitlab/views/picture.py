@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from orbitlab.checks import Endpoint
+from orbitlab.model import Endpoint
 from orbitlab.plan import BackplanePlan, HostPlan, NodePlan, SectorPlan, StackPlan
 
 #: A box's line: a key (may be empty, continuing the row above) and its value.
