@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
 
 from netaddr import IPAddress, IPNetwork
 
 from orbitlab.errors import AllocationError
+from orbitlab.roles import GATEWAY, LOAD_BALANCER, RoleName, backplane_stride, role
 
 SECTOR_TAG_MIN = 1001
 SECTOR_TAG_MAX = 9999
@@ -31,11 +31,8 @@ BACKPLANE_TAGS = frozenset({BACKPLANE_VRF_TAG, BACKPLANE_VNET_TAG})
 APPLIANCE_OFFSET = 10
 VXLAN_OVERHEAD = 50
 
-Role = Literal["gateway", "dns", "lb"]
-ROLE_VMID_SUFFIX: dict[str, int] = {"gateway": 1, "dns": 2, "lb": 3}
-SECTOR_INFRA_OFFSET: dict[str, int] = {"gateway": 1, "dns": 2, "lb": 3}
 #: The default DHCP pool starts at the upper half of the first subnet, and never below this
-#: offset (.1-.3 are the appliances').
+#: offset (the lower addresses are the appliances', see :mod:`orbitlab.roles`).
 POOL_MIN_OFFSET = 4
 #: Locally administered, unicast (first octet 0x02), "OL" in the second and third octets.
 MAC_PREFIX = "02:4f:4c"
@@ -52,26 +49,42 @@ def backplane_mtu(node_mtus: Iterable[int], override: int | None = None) -> int:
 
 
 def max_sector_tag(cidr: IPNetwork) -> int:
-    """The highest Sector tag whose two Backplane addresses fit below the broadcast address."""
+    """The highest Sector tag whose Backplane addresses fit below the broadcast address."""
     last_offset = cidr.size - 2
-    return min(SECTOR_TAG_MAX, SECTOR_TAG_MIN + (last_offset - APPLIANCE_OFFSET - 1) // 2)
+    stride = backplane_stride()
+    return min(
+        SECTOR_TAG_MIN + (last_offset - APPLIANCE_OFFSET - (stride - 1)) // stride, SECTOR_TAG_MAX
+    )
 
 
 def appliance_backplane_addresses(cidr: IPNetwork, tag: int) -> tuple[IPAddress, IPAddress]:
-    """(Sector Gateway, Load Balancer) Backplane addresses of a tag: network + 10 + 2*(tag - 1001).
+    """(Sector Gateway, Load Balancer) Backplane addresses of a tag: network + 10 + 2*(tag - 1001)
+    plus each role's Backplane offset (one address per role with a leg there).
 
     Raises :class:`AllocationError` when they do not fit the Backplane.
     """
     if not SECTOR_TAG_MIN <= tag <= SECTOR_TAG_MAX:
         raise AllocationError(f"tag {tag} is outside {SECTOR_TAG_MIN}-{SECTOR_TAG_MAX}")
-    offset = APPLIANCE_OFFSET + 2 * (tag - SECTOR_TAG_MIN)
-    if offset + 1 > cidr.size - 2:
+    stride = backplane_stride()
+    offset = APPLIANCE_OFFSET + stride * (tag - SECTOR_TAG_MIN)
+    if offset + stride - 1 > cidr.size - 2:
         raise AllocationError(
-            f"tag {tag} needs Backplane addresses network+{offset} and network+{offset + 1}, "
-            f"outside {cidr} (room for tags {SECTOR_TAG_MIN}-{max_sector_tag(cidr)}); "
+            f"tag {tag} needs Backplane addresses network+{offset} and "
+            f"network+{offset + stride - 1}, outside {cidr} "
+            f"(room for tags {SECTOR_TAG_MIN}-{max_sector_tag(cidr)}); "
             "use a larger Backplane (a /17 holds every tag)"
         )
-    return IPAddress(cidr.first + offset), IPAddress(cidr.first + offset + 1)
+    return _backplane_address(cidr, offset, GATEWAY.name), _backplane_address(
+        cidr, offset, LOAD_BALANCER.name
+    )
+
+
+def _backplane_address(cidr: IPNetwork, pair_offset: int, name: RoleName) -> IPAddress:
+    """A role's Backplane address, given its Sector's first Backplane offset."""
+    backplane_offset = role(name).backplane_offset
+    if backplane_offset is None:
+        raise AllocationError(f"the {role(name).title} has no Backplane address")
+    return IPAddress(cidr.first + pair_offset + backplane_offset)
 
 
 def allocate_tags(
@@ -147,12 +160,12 @@ def vnet_id(tag: int) -> str:
     return f"olvn{tag}"
 
 
-def vmid(tag: int, role: Role) -> int:
+def vmid(tag: int, name: RoleName) -> int:
     """Deterministic container VMID: the tag followed by the role's digit (1001 → 10011)."""
-    return tag * 10 + ROLE_VMID_SUFFIX[role]
+    return role(name).vmid(tag)
 
 
-def appliance_mac(tag: int, role: Role, nic: int = 0) -> str:
+def appliance_mac(tag: int, name: RoleName, nic: int = 0) -> str:
     """The pinned MAC of an appliance NIC: ``02:4f:4c:<role><nic>:<tag, two octets>``.
 
     Deterministic (a replaced container keeps its MAC) and unique on the cluster, since tags
@@ -163,13 +176,14 @@ def appliance_mac(tag: int, role: Role, nic: int = 0) -> str:
         raise AllocationError(f"NIC index {nic} is outside 0-9")
     if not SECTOR_TAG_MIN <= tag <= SECTOR_TAG_MAX:
         raise AllocationError(f"tag {tag} is outside {SECTOR_TAG_MIN}-{SECTOR_TAG_MAX}")
-    role_octet = ROLE_VMID_SUFFIX[role] * 16 + nic
+    role_octet = role(name).vmid_suffix * 16 + nic
     return f"{MAC_PREFIX}:{role_octet:02x}:{tag >> 8:02x}:{tag & 0xFF:02x}"
 
 
-def sector_infra_address(first_subnet: IPNetwork, role: Role) -> IPAddress:
-    """Gateway (+1), DNS (+2) and load balancer (+3) addresses in a Sector's first subnet."""
-    return IPAddress(first_subnet.first + SECTOR_INFRA_OFFSET[role])
+def sector_infra_address(first_subnet: IPNetwork, name: RoleName) -> IPAddress:
+    """Gateway (+1), DNS (+2) and load balancer (+3) addresses in a Sector's first subnet:
+    each role's Sector offset."""
+    return IPAddress(first_subnet.first + role(name).sector_offset)
 
 
 def subnet_gateway(subnet: IPNetwork) -> IPAddress:

@@ -7,11 +7,12 @@ line in the stack file. ``cross_check`` runs them all and returns every problem 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
 
-from netaddr import AddrFormatError, IPAddress, IPNetwork
+from netaddr import IPAddress, IPNetwork
 
-from orbitlab.allocation import SECTOR_INFRA_OFFSET, default_pool
+from orbitlab.allocation import sector_infra_address, subnet_gateway
+from orbitlab.model import dhcp_pool, parse_endpoint, reserved_addresses
+from orbitlab.roles import DNS
 from orbitlab.settings import (
     MIN_MTU,
     RESERVED_HOST_NAMES,
@@ -24,67 +25,6 @@ from orbitlab.settings import (
 
 FIRST_SUBNET_MAX_PREFIX = 29  # network, gateway, DNS, load balancer, broadcast
 OTHER_SUBNET_MAX_PREFIX = 30  # network, gateway, one host, broadcast
-
-
-class Endpoint(NamedTuple):
-    """A resolved ``host:port``: the declared host name (or None for a literal IP) and IP."""
-
-    host: str | None
-    address: IPAddress
-    port: int
-
-
-def parse_endpoint(text: str, sector: SectorSettings) -> Endpoint:
-    """Resolve ``host:port`` where host is a declared host name or an address in the Sector.
-
-    Raises ValueError with a message naming the value and what is allowed.
-    """
-    host, sep, port_text = str(text).rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"{text!r} is not host:port; expected e.g. app:8080 (port 1-65535)")
-    port = int(port_text)
-    for declared in sector.hosts:
-        if declared.name == host and declared.address is None:
-            raise ValueError(
-                f"{text!r}: host {host!r} has no fixed address (it takes one from the DHCP "
-                "pool); give it an address (with its mac, a DHCP reservation) to use it here"
-            )
-        if declared.name == host:
-            return Endpoint(declared.name, declared.address, port)
-    try:
-        address = IPAddress(host, version=4)
-    except (AddrFormatError, ValueError):
-        names = ", ".join(h.name for h in sector.hosts) or "none declared"
-        raise ValueError(
-            f"{text!r}: {host!r} is neither a host of Sector {sector.name!r} ({names}) "
-            "nor an IPv4 address"
-        ) from None
-    subnet = next((s for s in sector.subnets if address in s), None)
-    if subnet is None:
-        raise ValueError(
-            f"{text!r}: {address} is outside Sector {sector.name!r} "
-            f"({', '.join(str(s) for s in sector.subnets)}); backends must be in the Sector"
-        )
-    if address in (subnet.network, subnet.broadcast):
-        raise ValueError(
-            f"{text!r}: {address} is the network or broadcast address of {subnet}; "
-            "expected a host's address"
-        )
-    reserved = reserved_addresses(sector)
-    if address in reserved:
-        raise ValueError(
-            f"{text!r}: {address} is {reserved[address]}'s address, not a host's; "
-            "expected a host of the Sector"
-        )
-    pool = dhcp_pool(sector)
-    declared = {host.address for host in sector.hosts if host.mac is not None}
-    if pool is not None and pool[0] <= address <= pool[1] and address not in declared:
-        raise ValueError(
-            f"{text!r}: {address} is in the Sector's DHCP pool ({pool[0]}-{pool[1]}), so "
-            "whoever leases it gets the traffic; declare the host with that address and its "
-            "mac (a DHCP reservation), or use a static address outside the pool"
-        )
-    return Endpoint(None, address, port)
 
 
 def _duplicates(values: list) -> list:
@@ -156,16 +96,6 @@ def _check_subnets(prefix: str, sector: SectorSettings, backplane_cidr: IPNetwor
                 )
 
 
-def reserved_addresses(sector: SectorSettings) -> dict[IPAddress, str]:
-    """The appliances' addresses in the Sector: the gateway's ``.1`` of every subnet, then
-    the DNS and the load balancer in the first."""
-    reserved = {IPAddress(subnet.first + 1): "the gateway" for subnet in sector.subnets}
-    first = sector.subnets[0]
-    for role in ("dns", "lb"):
-        reserved[IPAddress(first.first + SECTOR_INFRA_OFFSET[role])] = f"the Sector {role.upper()}"
-    return reserved
-
-
 def _check_hosts(prefix: str, sector: SectorSettings) -> Iterator[str]:
     reserved = reserved_addresses(sector)
     for name in _duplicates([host.name for host in sector.hosts]):
@@ -192,18 +122,6 @@ def _check_hosts(prefix: str, sector: SectorSettings) -> Iterator[str]:
             yield f"{field}.address: {host.address} is the network or broadcast address of {subnet}"
         elif host.address in reserved:
             yield f"{field}.address: {host.address} is reserved for {reserved[host.address]}"
-
-
-def dhcp_pool(sector: SectorSettings) -> tuple[IPAddress, IPAddress] | None:
-    """The Sector's DHCP pool: its ``dhcp.range``, else the default in its first subnet
-    (clear of every declared host), or None when DHCP is off or no default fits."""
-    if not sector.dhcp.enabled:
-        return None
-    if sector.dhcp.range is not None:
-        start, end = sector.dhcp.range
-        return start, end
-    declared = [host.address for host in sector.hosts if host.address is not None]
-    return default_pool(sector.subnets[0], declared)
 
 
 def _check_dhcp_off(prefix: str, sector: SectorSettings) -> Iterator[str]:
@@ -419,8 +337,8 @@ def _check_forwarders(index: int, sector: SectorSettings, settings: StackSetting
 def _own_appliances(sector: SectorSettings) -> dict[IPAddress, str]:
     """The Sector DNS's and gateway's addresses in the Sector, named."""
     first = sector.subnets[0]
-    found = {IPAddress(subnet.first + 1): "the gateway" for subnet in sector.subnets}
-    found[IPAddress(first.first + SECTOR_INFRA_OFFSET["dns"])] = "the Sector DNS"
+    found = {subnet_gateway(subnet): "the gateway" for subnet in sector.subnets}
+    found[sector_infra_address(first, DNS.name)] = f"the {DNS.title}"
     return found
 
 

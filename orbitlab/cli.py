@@ -77,7 +77,7 @@ def exit_node_warnings(plan: StackPlan) -> list[str]:
     the primary exit node's address, so whatever trusts that node trusts the Sector."""
     if plan.backplane.protected_networks:
         return []
-    allowed = [sector.name for sector in plan.sectors if sector.egress.default == "allow"]
+    allowed = [sector.name for sector in plan.sectors if sector.gateway.egress.default == "allow"]
     if not allowed:
         return []
     primary = plan.backplane.primary_exit_node

@@ -24,7 +24,6 @@ from netaddr import IPNetwork
 
 from orbitlab.allocation import (
     BACKPLANE_TAGS,
-    ROLE_VMID_SUFFIX,
     SECTOR_TAG_MAX,
     SECTOR_TAG_MIN,
 )
@@ -42,6 +41,7 @@ from orbitlab.plan import (
     plan_stack,
     sector_alias,
 )
+from orbitlab.roles import ROLES
 from orbitlab.settings import ApplianceSettings, StackSettings
 
 #: Zone types whose VNet tags are VXLAN VNIs (VLAN and QinQ tags live in another space).
@@ -142,7 +142,7 @@ class ClusterFacts:
         >>> ClusterFacts(guests=(GuestFact(10011, "pve1", "legacy"),)).blocked_tags
         {1001: "VMID 10011 (its gateway's) is held by VM 10011 'legacy' on pve1"}
         """
-        roles = {suffix: role for role, suffix in ROLE_VMID_SUFFIX.items()}
+        roles = {role.vmid_suffix: role.name for role in ROLES}
         blocked: dict[int, str] = {}
         for guest in sorted(self.guests, key=lambda guest: guest.vmid):
             tag, suffix = divmod(guest.vmid, 10)

@@ -10,10 +10,12 @@ ID, address and placement is decided here, once, before anything is declared.
 ... })
 >>> plan = plan_stack("dev", settings)
 >>> sector = plan.sectors[0]
->>> sector.tag, sector.vnet_id, str(sector.gateway_backplane), str(sector.dns_address)
-(1001, 'olvn1001', '10.200.0.10', '172.16.0.2')
->>> sector.dhcp.pool_text, sector.dhcp.lease_time_s
+>>> sector.tag, sector.vnet_id, str(sector.gateway.backplane_address), str(sector.dns.mac)
+(1001, 'olvn1001', '10.200.0.10', '02:4f:4c:20:03:e9')
+>>> sector.dns.dhcp.pool_text, sector.dns.dhcp.lease_time_s
 ('172.16.0.128-172.16.0.254', 3600)
+>>> sector.appliance("gateway").hostname, sector.gateway.egress.default
+('olvn1001-router', 'allow')
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork
 
 from orbitlab import allocation
-from orbitlab.checks import Endpoint, dhcp_pool, parse_endpoint
 from orbitlab.errors import AllocationError, SettingsError
+from orbitlab.model import Endpoint, dhcp_pool, parse_endpoint
+from orbitlab.roles import DNS, GATEWAY, LOAD_BALANCER, RoleName, roles_of
 from orbitlab.settings import (
     DEFAULT_LEASE_S,
     ApplianceSettings,
@@ -232,12 +236,57 @@ class PortForwardPlan:
 
 
 @dataclass(frozen=True)
+class EgressPlan:
+    """What the Sector Gateway lets the Sector reach beyond the Backplane: everything but
+    ``deny`` (``default: allow``), or only ``allow`` (``default: deny``); a deny always wins."""
+
+    default: Literal["allow", "deny"]
+    allow: tuple[IPNetwork, ...] = ()
+    deny: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def of(cls, egress: EgressSettings) -> EgressPlan:
+        return cls(egress.default, tuple(egress.allow), tuple(egress.deny))
+
+
+@dataclass(frozen=True)
+class GatewayPlan:
+    """The Sector Gateway: ``.1`` of every subnet (the first's is ``sector_address``), its
+    Backplane leg, and the egress policy it enforces."""
+
+    backplane_address: IPAddress
+    sector_address: IPAddress
+    hostname: str
+    vmid: int
+    egress: EgressPlan
+
+
+@dataclass(frozen=True)
+class DnsPlan:
+    """The Sector DNS: its address and pinned MAC in the first subnet, the resolvers it
+    forwards to (none: the appliances' nameservers) and its DHCP server (None: DHCP off)."""
+
+    sector_address: IPAddress
+    hostname: str
+    vmid: int
+    mac: str
+    forwarders: tuple[IPAddress, ...]
+    dhcp: DhcpPlan | None = None
+
+
+@dataclass(frozen=True)
 class LoadBalancerPlan:
+    """The Sector Load Balancer: a leg on the Backplane, one in the Sector, its listeners."""
+
     backplane_address: IPAddress
     sector_address: IPAddress
     hostname: str
     vmid: int
     listeners: tuple[ListenerPlan, ...]
+
+
+#: The plan of one appliance, whatever its role: each has a hostname, VMID and Sector address.
+AppliancePlan = GatewayPlan | DnsPlan | LoadBalancerPlan
 
 
 @dataclass(frozen=True)
@@ -251,15 +300,11 @@ class SectorPlan:
     subnets: tuple[SubnetPlan, ...]
     hosts: tuple[HostPlan, ...]
     domain: str
-    forwarders: tuple[IPAddress, ...]
-    gateway_backplane: IPAddress
-    dns_address: IPAddress
+    gateway: GatewayPlan
+    dns: DnsPlan
     load_balancer: LoadBalancerPlan | None
     port_forwards: tuple[PortForwardPlan, ...]
-    egress: EgressSettings
     mtu: int
-    #: The DHCP server in the Sector DNS appliance, or None when DHCP is off.
-    dhcp: DhcpPlan | None = None
 
     @property
     def zone_id(self) -> str:
@@ -274,13 +319,50 @@ class SectorPlan:
         """Stack-scoped VNet alias: how an existing Sector is found again on the cluster."""
         return sector_alias(self.stack, self.name)
 
+    def appliance(self, role: RoleName) -> AppliancePlan:
+        """The plan of the Sector's appliance of ``role``; KeyError when it has none."""
+        found: dict[RoleName, AppliancePlan | None] = {
+            GATEWAY.name: self.gateway,
+            DNS.name: self.dns,
+            LOAD_BALANCER.name: self.load_balancer,
+        }
+        appliance = found[role]
+        if appliance is None:
+            raise KeyError(f"Sector {self.name!r} has no {role} appliance")
+        return appliance
+
+    # Shorthands for the nested plans' values most readers want (the twin reads these).
+
     @property
     def gateway_hostname(self) -> str:
-        return f"olvn{self.tag}-router"
+        return self.gateway.hostname
+
+    @property
+    def gateway_backplane(self) -> IPAddress:
+        """The Sector Gateway's Backplane address (``gateway.backplane_address``)."""
+        return self.gateway.backplane_address
+
+    @property
+    def egress(self) -> EgressPlan:
+        return self.gateway.egress
 
     @property
     def dns_hostname(self) -> str:
-        return f"olvn{self.tag}-dns"
+        return self.dns.hostname
+
+    @property
+    def dns_address(self) -> IPAddress:
+        """The Sector DNS's address (``dns.sector_address``): hosts' resolver."""
+        return self.dns.sector_address
+
+    @property
+    def forwarders(self) -> tuple[IPAddress, ...]:
+        return self.dns.forwarders
+
+    @property
+    def dhcp(self) -> DhcpPlan | None:
+        """The DHCP server in the Sector DNS appliance, or None when DHCP is off."""
+        return self.dns.dhcp
 
     @property
     def first_subnet(self) -> SubnetPlan:
@@ -291,13 +373,14 @@ class SectorPlan:
         """The gateway's address in the first subnet (.1): hosts' default gateway."""
         return self.first_subnet.gateway
 
-    def vmid(self, role: allocation.Role) -> int:
+    def vmid(self, role: RoleName) -> int:
         return allocation.vmid(self.tag, role)
 
     @property
-    def roles(self) -> tuple[allocation.Role, ...]:
-        """The appliances the Sector has: gateway and DNS, and its LB if it declares one."""
-        return ("gateway", "dns", "lb") if self.load_balancer is not None else ("gateway", "dns")
+    def roles(self) -> tuple[RoleName, ...]:
+        """The appliances the Sector has (:func:`orbitlab.roles.roles_of`): gateway and DNS,
+        and its LB if it declares one."""
+        return tuple(role.name for role in roles_of(self))
 
     @property
     def fixed_hosts(self) -> tuple[HostPlan, ...]:
@@ -310,7 +393,7 @@ class SectorPlan:
     @property
     def dns_mac(self) -> str:
         """The Sector DNS's pinned MAC: the gateway matches it together with its address."""
-        return allocation.appliance_mac(self.tag, "dns")
+        return self.dns.mac
 
 
 @dataclass(frozen=True)
@@ -480,9 +563,9 @@ def plan_stack(
         if sector.load_balancer is not None:
             load_balancer = LoadBalancerPlan(
                 backplane_address=lb_bp,
-                sector_address=allocation.sector_infra_address(first, "lb"),
-                hostname=f"olvn{tag}-lb",
-                vmid=allocation.vmid(tag, "lb"),
+                sector_address=allocation.sector_infra_address(first, LOAD_BALANCER.name),
+                hostname=LOAD_BALANCER.hostname(tag),
+                vmid=LOAD_BALANCER.vmid(tag),
                 listeners=tuple(
                     ListenerPlan(
                         port=listener.port,
@@ -497,6 +580,21 @@ def plan_stack(
         subnets = tuple(
             SubnetPlan(cidr, allocation.subnet_gateway(cidr)) for cidr in sector.subnets
         )
+        gateway = GatewayPlan(
+            backplane_address=gateway_bp,
+            sector_address=allocation.sector_infra_address(first, GATEWAY.name),
+            hostname=GATEWAY.hostname(tag),
+            vmid=GATEWAY.vmid(tag),
+            egress=EgressPlan.of(sector.egress),
+        )
+        dns = DnsPlan(
+            sector_address=allocation.sector_infra_address(first, DNS.name),
+            hostname=DNS.hostname(tag),
+            vmid=DNS.vmid(tag),
+            mac=allocation.appliance_mac(tag, DNS.name),
+            forwarders=tuple(sector.dns.forwarders or settings.appliances.nameservers),
+            dhcp=plan_dhcp(sector, subnets),
+        )
         sectors.append(
             SectorPlan(
                 stack=stack,
@@ -506,17 +604,14 @@ def plan_stack(
                 subnets=subnets,
                 hosts=tuple(HostPlan(h.name, h.address, h.mac) for h in sector.hosts),
                 domain=sector.domain,
-                forwarders=tuple(sector.dns.forwarders or settings.appliances.nameservers),
-                gateway_backplane=gateway_bp,
-                dns_address=allocation.sector_infra_address(first, "dns"),
+                gateway=gateway,
+                dns=dns,
                 load_balancer=load_balancer,
                 port_forwards=tuple(
                     PortForwardPlan(f.protocol, f.port, parse_endpoint(f.to, sector))
                     for f in sector.port_forwards
                 ),
-                egress=sector.egress,
                 mtu=backplane.mtu,
-                dhcp=plan_dhcp(sector, subnets),
             )
         )
     if problems:

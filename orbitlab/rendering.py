@@ -18,23 +18,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Literal
 
 import jinja2
 from netaddr import IPAddress, IPNetwork
 
-from orbitlab.checks import Endpoint
+from orbitlab.model import Endpoint
 from orbitlab.plan import BackplanePlan, DhcpPlan, HostPlan, MirrorPlan, SectorPlan, StackPlan
-from orbitlab.settings import RESERVED_HOST_NAMES
+from orbitlab.roles import DNS, GATEWAY, LOAD_BALANCER, ROLE_NAMES, ROLES, RoleName, roles_of
 
-ApplianceRole = Literal["gateway", "dns", "lb"]
 SYSCTL_FILE = "/etc/sysctl.d/90-orbitlab.conf"
 FORWARDING_OFF_FILE = "/etc/sysctl.d/89-orbitlab-forwarding.conf"
-ROLES: tuple[ApplianceRole, ...] = ("gateway", "dns", "lb")
 
 #: The Sector DHCP server's files and state (leases and the names from them) in the DNS
 #: appliance. The state directory survives a restart; provisioning never writes into it.
@@ -110,7 +107,7 @@ class Service:
 class Bundle:
     """What provisions one appliance: files, packages, services and extra commands."""
 
-    role: ApplianceRole
+    role: RoleName
     hostname: str
     sector: str
     tag: int
@@ -151,12 +148,8 @@ class OsProfile:
 ALPINE = OsProfile(
     nftables_path="/etc/nftables.nft",
     frr_dir="/etc/frr",
-    packages={
-        "gateway": ("frr", "nftables", "iproute2", "conntrack-tools"),
-        "dns": ("coredns",),
-        "dhcp": ("dnsmasq",),
-        "lb": ("haproxy", "nftables", "iproute2"),
-    },
+    # each role's packages (the registry's), and dnsmasq for a Sector DNS that serves DHCP
+    packages={**{role.name: role.packages for role in ROLES}, "dhcp": ("dnsmasq",)},
     mirror_host="dl-cdn.alpinelinux.org",
     prepare=(
         # frr and coredns live in Alpine's community repository; enable it if the template
@@ -229,9 +222,7 @@ def _reverse_zones(subnets: Iterable[IPNetwork]) -> list[str]:
 def sector_names(sector: SectorPlan) -> list[tuple[str, IPAddress]]:
     """Every name the Sector DNS answers from its zones: appliances first, then the declared
     hosts with a fixed address (a dynamic host's name comes with its lease)."""
-    names = [("gateway", sector.gateway_address), ("dns", sector.dns_address)]
-    if sector.load_balancer is not None:
-        names.append(("lb", sector.load_balancer.sector_address))
+    names = [(each.name, sector.appliance(each.name).sector_address) for each in roles_of(sector)]
     names.extend((host.name, host.address) for host in sector.fixed_hosts if host.address)
     return names
 
@@ -287,8 +278,8 @@ def gateway_bundle(
         "nftables.nft.j2", sector=sector, backplane=backplane, mirror=mirror, limits=GATEWAY_LIMITS
     )
     return Bundle(
-        role="gateway",
-        hostname=sector.gateway_hostname,
+        role=GATEWAY.name,
+        hostname=sector.gateway.hostname,
         sector=sector.name,
         tag=sector.tag,
         files=(
@@ -299,7 +290,7 @@ def gateway_bundle(
             FileSpec(FORWARDING_OFF_FILE, render_template("forwarding-off.conf.j2")),
             FileSpec(forwarding, render_template("forwarding.initd.j2"), 0o755),
         ),
-        packages=os.packages["gateway"],
+        packages=os.packages[GATEWAY.name],
         services=(
             nftables_service(nft, flush_conntrack=True),
             # on once the ruleset is loaded (its start checks), restarted with it
@@ -340,8 +331,7 @@ def protected_names(sector: SectorPlan) -> list[str]:
     >>> protected_names(load_plan("stacks/Pulumi.example.yaml").sector("web"))
     ['gateway', 'dns', 'lb', 'localhost', 'wpad', 'isatap', 'app1', 'app2']
     """
-    appliances = sorted(RESERVED_HOST_NAMES, key=["gateway", "dns", "lb"].index)
-    return [*appliances, *NEVER_PUBLISHED, *(host.name for host in sector.fixed_hosts)]
+    return [*ROLE_NAMES, *NEVER_PUBLISHED, *(host.name for host in sector.fixed_hosts)]
 
 
 def dhcp_files(sector: SectorPlan, dhcp: DhcpPlan) -> tuple[FileSpec, ...]:
@@ -389,8 +379,8 @@ def coredns_files(sector: SectorPlan) -> tuple[tuple[FileSpec, ...], Service]:
         "Corefile.j2",
         sector=sector,
         zones=zones,
-        forwarders=" ".join(str(a) for a in sector.forwarders) or "/etc/resolv.conf",
-        hosts_file=DHCP_HOSTS if sector.dhcp else None,
+        forwarders=" ".join(str(a) for a in sector.dns.forwarders) or "/etc/resolv.conf",
+        hosts_file=DHCP_HOSTS if sector.dns.dhcp else None,
         hosts_ttl=DHCP_NAME_TTL_S,
         hosts_reload=DHCP_HOSTS_RELOAD,
         limits=DNS_LIMITS,
@@ -420,14 +410,14 @@ def dns_bundle(sector: SectorPlan, os: OsProfile) -> Bundle:
     """CoreDNS (the Sector's names, forwarding) and, unless DHCP is off, dnsmasq (DHCP);
     with DHCP off, a dnsmasq left from before is stopped."""
     files, coredns = coredns_files(sector)
-    dhcp = dhcp_files(sector, sector.dhcp) if sector.dhcp else ()
+    dhcp = dhcp_files(sector, sector.dns.dhcp) if sector.dns.dhcp else ()
     return Bundle(
-        role="dns",
-        hostname=sector.dns_hostname,
+        role=DNS.name,
+        hostname=sector.dns.hostname,
         sector=sector.name,
         tag=sector.tag,
         files=(*files, *dhcp, FileSpec(SYSCTL_FILE, render_template("dns-sysctl.conf.j2"))),
-        packages=(*os.packages["dns"], *(os.packages["dhcp"] if dhcp else ())),
+        packages=(*os.packages[DNS.name], *(os.packages["dhcp"] if dhcp else ())),
         services=(coredns, dnsmasq_service(dhcp)) if dhcp else (coredns,),
         commands=(
             os.enable_at_boot.format(service="sysctl"),
@@ -445,7 +435,7 @@ def lb_bundle(sector: SectorPlan, os: OsProfile, mirror: MirrorPlan | None = Non
     config = "/etc/haproxy/haproxy.cfg"
     nft = os.nftables_path
     return Bundle(
-        role="lb",
+        role=LOAD_BALANCER.name,
         hostname=lb.hostname,
         sector=sector.name,
         tag=sector.tag,
@@ -462,7 +452,7 @@ def lb_bundle(sector: SectorPlan, os: OsProfile, mirror: MirrorPlan | None = Non
                 0o755,
             ),
         ),
-        packages=os.packages["lb"],
+        packages=os.packages[LOAD_BALANCER.name],
         services=(
             # the ruleset is in place before HAProxy starts (services run in this order)
             nftables_service(nft, flush_conntrack=False),
@@ -484,18 +474,18 @@ def lb_bundle(sector: SectorPlan, os: OsProfile, mirror: MirrorPlan | None = Non
 
 
 def sector_bundles(plan: StackPlan, sector: SectorPlan) -> dict[str, Bundle]:
-    """The bundles of a Sector's appliances: ``gateway``, ``dns`` and, if declared, ``lb``."""
+    """The bundles of a Sector's appliances (:func:`orbitlab.roles.roles_of`), in the
+    registry's order: ``gateway``, ``dns`` and, if declared, ``lb``."""
     os = OS_PROFILES[plan.appliances.os]
     mirror = plan.package_mirror
-    bundles = {
-        "gateway": gateway_bundle(plan.backplane, sector, os, mirror),
-        "dns": dataclasses.replace(
+    builders: dict[RoleName, Callable[[], Bundle]] = {
+        GATEWAY.name: lambda: gateway_bundle(plan.backplane, sector, os, mirror),
+        DNS.name: lambda: dataclasses.replace(
             dns_bundle(sector, os), package_mirror=mirror.url if mirror else None
         ),
+        LOAD_BALANCER.name: lambda: lb_bundle(sector, os, mirror),
     }
-    if sector.load_balancer is not None:
-        bundles["lb"] = lb_bundle(sector, os, mirror)
-    return bundles
+    return {role.name: builders[role.name]() for role in roles_of(sector)}
 
 
 # --- the Sector guard, on the nodes (see orbitlab.components.guard) ----------------------
@@ -543,8 +533,8 @@ def guard_ruleset(sector: SectorPlan) -> str:
         sector=sector,
         vnet=sector.vnet_id,
         table=guard_table(sector),
-        dhcp=sector.dhcp is not None,
-        dns_mac=sector.dns_mac,
+        dhcp=sector.dns.dhcp is not None,
+        dns_mac=sector.dns.mac,
         reserved=guarded_macs(sector),
         chaddr_offset=CHADDR_OFFSET_BITS,
     )

@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from orbitlab.allocation import MAC_PREFIX
+from orbitlab.roles import ROLE_NAMES
 
 CONFIG_NAMESPACE = "orbitlab"
 MIN_MTU = 1280
@@ -41,7 +42,8 @@ VXLAN_OVERHEAD = 50
 DEFAULT_TEMPLATE_URL = (
     "https://download.proxmox.com/images/system/alpine-3.22-default_20250617_amd64.tar.xz"
 )
-RESERVED_HOST_NAMES = frozenset({"gateway", "dns", "lb"})
+#: A declared host may not take an appliance's name: the Sector DNS answers for each role.
+RESERVED_HOST_NAMES = frozenset(ROLE_NAMES)
 #: Bounds of a DHCP lease (dnsmasq's own minimum is 2 minutes) and its default.
 MIN_LEASE_S = 120
 MAX_LEASE_S = 7 * 24 * 3600

@@ -219,7 +219,8 @@ def test_every_node_gets_each_sectors_guard_before_its_appliances_start(run: Run
 def test_the_guard_lets_only_the_sector_dns_send_dhcp_replies() -> None:
     plan = load_plan(str(ROOT / "tests" / "data" / "twin" / "Pulumi.three.yaml"))
     shop = plan.sector("shop")
-    lab = dataclasses.replace(EXAMPLE.sector("lab"), dhcp=None)  # enabled: false
+    lab = EXAMPLE.sector("lab")
+    lab = dataclasses.replace(lab, dns=dataclasses.replace(lab.dns, dhcp=None))  # enabled: false
     text = guard_ruleset(shop)
     assert 'meta ibrname != "olvn1001" accept' in text
     assert f"udp sport 67 udp dport 68 ether saddr != {shop.dns_mac} counter drop" in text

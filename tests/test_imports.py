@@ -107,11 +107,19 @@ def test_the_cycle_finder_sees_a_function_level_import(tmp_path):
     assert imports_of(tmp_path / "a.py", modules) == {"orbitlab.b"}
 
 
-#: Lower layers never import higher ones: settings -> allocation -> plan -> rendering ->
-#: components -> program; the twin reuses rendering; the emulator uses the twin.
+#: Lower layers never import higher ones: roles -> settings -> allocation -> model -> plan ->
+#: rendering -> components -> program (the validator, checks, reads model too); the twin
+#: reuses rendering; the emulator uses the twin.
 ABOVE = ("orbitlab.components", "orbitlab.program", "orbitlab_lab.emulate")
 NEVER_IMPORTS = {
     "orbitlab.settings": (*ABOVE, "orbitlab_lab.twin", "orbitlab.rendering", "orbitlab.plan"),
+    "orbitlab.model": (
+        *ABOVE,
+        "orbitlab_lab.twin",
+        "orbitlab.rendering",
+        "orbitlab.plan",
+        "orbitlab.checks",
+    ),
     "orbitlab.allocation": (*ABOVE, "orbitlab_lab.twin", "orbitlab.rendering", "orbitlab.plan"),
     "orbitlab.plan": (*ABOVE, "orbitlab_lab.twin", "orbitlab.rendering"),
     "orbitlab.rendering": (*ABOVE, "orbitlab_lab.twin"),
@@ -120,6 +128,11 @@ NEVER_IMPORTS = {
     # the library is installed and deployed without the lab: no module of it imports one
     "orbitlab": ("orbitlab_lab",),
 }
+
+
+def test_the_role_registry_imports_no_orbitlab_module():
+    """Every layer reads :mod:`orbitlab.roles`, so it stands below them all."""
+    assert import_graph()["orbitlab.roles"] == set()
 
 
 def within(module: str, package: str) -> bool:

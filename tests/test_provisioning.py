@@ -374,7 +374,7 @@ def dns_bundle_variants() -> dict[str, Bundle]:
     plan = load_plan(str(EXAMPLE))
     web = plan.sector("web")
     more = dataclasses.replace(web, hosts=(*web.hosts, HostPlan("app9", IPAddress("172.16.0.29"))))
-    off = dataclasses.replace(web, dhcp=None)
+    off = dataclasses.replace(web, dns=dataclasses.replace(web.dns, dhcp=None))
     return {
         name: sector_bundles(plan, sector)["dns"]
         for name, sector in (("v1", web), ("v2", more), ("off", off))

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from orbitlab import checks as checks_module
+from orbitlab import model as model_module
 from orbitlab import settings as settings_module
 from orbitlab.errors import SettingsError
 from orbitlab.plan import plan_stack
@@ -1038,7 +1039,7 @@ def test_forwarders_in_the_sector_itself_are_reachable(raw_stack: dict):
 
 # --- every message has a row --------------------------------------------------------------
 
-SOURCES = [Path(settings_module.__file__), Path(checks_module.__file__)]
+SOURCES = [Path(m.__file__) for m in (settings_module, checks_module, model_module)]
 
 
 def message_sites(path: Path) -> dict[int, str]:
@@ -1075,7 +1076,7 @@ def executed_lines(work: Callable[[], None], paths: list[Path]) -> set[tuple[str
 
 
 def test_every_validation_message_has_a_row() -> None:
-    """Each ``raise ValueError`` and each yielded message in settings.py and checks.py is
+    """Each ``raise ValueError`` and each yielded message in settings.py, checks.py and model.py is
     reached by at least one bad-input row above."""
 
     def run_every_row() -> None:
@@ -1092,7 +1093,7 @@ def test_every_validation_message_has_a_row() -> None:
         for line, text in sorted(message_sites(path).items())
         if (str(path), line) not in executed
     ]
-    assert len(message_sites(SOURCES[0])) + len(message_sites(SOURCES[1])) > 40
+    assert sum(len(message_sites(path)) for path in SOURCES) > 40
     assert missing == [], "messages no row reaches:\n" + "\n".join(missing)
 
 

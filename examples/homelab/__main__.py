@@ -134,7 +134,7 @@ def app_container(sector: SectorPlan, index: int) -> proxmoxve.ContainerLegacy:
         initialization={
             "hostname": host.name,
             "ip_configs": [{"ipv4": ipv4_config(sector, host)}],
-            "dns": {"domain": sector.domain, "servers": [str(sector.dns_address)]},
+            "dns": {"domain": sector.domain, "servers": [str(sector.dns.sector_address)]},
         },
         opts=pulumi.ResourceOptions(
             depends_on=[joined, *lane],

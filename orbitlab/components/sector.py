@@ -38,7 +38,8 @@ from orbitlab.components.guard import sector_guard
 from orbitlab.components.rollout import Rollout
 from orbitlab.components.ssh import SshCredentials, node_connection
 from orbitlab.plan import BackplanePlan, SectorPlan, StackPlan, SubnetPlan
-from orbitlab.rendering import OS_PROFILES, ROLES, Bundle, provisioning_script, sector_bundles
+from orbitlab.rendering import OS_PROFILES, Bundle, provisioning_script, sector_bundles
+from orbitlab.roles import DNS, GATEWAY, LOAD_BALANCER, ROLES, Role
 
 BackplaneSource = Backplane | pulumi.Input[Mapping[str, Any]]
 
@@ -110,54 +111,65 @@ def appliance_nics(sector: SectorPlan, backplane: BackplanePlan) -> dict[str, tu
     mtu = backplane.mtu
     tag = sector.tag
     nics = {
-        "gateway": (
+        GATEWAY.name: (
             Nic(
                 "eth0",
                 sector.vnet_id,
                 first.gateway_interface,
                 mtu,
-                mac=appliance_mac(tag, "gateway", 0),
+                mac=appliance_mac(tag, GATEWAY.name, 0),
             ),
             Nic(
                 "eth1",
                 backplane.vnet_id,
-                f"{sector.gateway_backplane}/{backplane_prefix}",
+                f"{sector.gateway.backplane_address}/{backplane_prefix}",
                 mtu,
                 gateway=str(backplane.gateway),
-                mac=appliance_mac(tag, "gateway", 1),
+                mac=appliance_mac(tag, GATEWAY.name, 1),
             ),
         ),
-        "dns": (
+        DNS.name: (
             Nic(
                 "eth0",
                 sector.vnet_id,
-                f"{sector.dns_address}/{sector_prefix}",
+                f"{sector.dns.sector_address}/{sector_prefix}",
                 mtu,
                 gateway=str(first.gateway),
-                mac=sector.dns_mac,
+                mac=sector.dns.mac,
             ),
         ),
     }
     lb = sector.load_balancer
     if lb is not None:
-        nics["lb"] = (
+        nics[LOAD_BALANCER.name] = (
             Nic(
                 "eth0",
                 backplane.vnet_id,
                 f"{lb.backplane_address}/{backplane_prefix}",
                 mtu,
                 gateway=str(backplane.gateway),
-                mac=appliance_mac(tag, "lb", 0),
+                mac=appliance_mac(tag, LOAD_BALANCER.name, 0),
             ),
             Nic(
                 "eth1",
                 sector.vnet_id,
                 f"{lb.sector_address}/{sector_prefix}",
                 mtu,
-                mac=appliance_mac(tag, "lb", 1),
+                mac=appliance_mac(tag, LOAD_BALANCER.name, 1),
             ),
         )
     return nics
+
+
+def appliance_description(role: Role, sector: SectorPlan) -> str:
+    """What an appliance is and runs, for its container's description.
+
+    >>> from orbitlab.stack import load_plan
+    >>> appliance_description(DNS, load_plan("stacks/Pulumi.example.yaml").sector("web"))
+    'Sector DNS (CoreDNS, dnsmasq DHCP)'
+    """
+    dhcp = ", dnsmasq DHCP" if role is DNS and sector.dns.dhcp else ""
+    return f"{role.title} ({role.software}{dhcp})"
 
 
 def appliance_resolvers(sector: SectorPlan, stack: StackPlan) -> dict[str, tuple[str, ...]]:
@@ -173,8 +185,8 @@ def appliance_resolvers(sector: SectorPlan, stack: StackPlan) -> dict[str, tuple
     ('198.51.100.53',)
     """
     nameservers = tuple(str(address) for address in stack.appliances.nameservers)
-    upstream = tuple(str(address) for address in sector.forwarders) or nameservers
-    return {"gateway": nameservers, "dns": upstream, "lb": nameservers}
+    upstream = tuple(str(address) for address in sector.dns.forwarders) or nameservers
+    return {each.name: upstream if each is DNS else nameservers for each in ROLES}
 
 
 @dataclass(frozen=True)
@@ -210,10 +222,10 @@ class SectorArgs:
             problems.append(
                 f"sector.mtu: {sector.mtu} differs from the Backplane's {backplane.mtu}"
             )
-        if sector.gateway_backplane not in backplane.cidr:
+        if sector.gateway.backplane_address not in backplane.cidr:
             problems.append(
-                f"sector.gateway_backplane: {sector.gateway_backplane} is outside the "
-                f"Backplane {backplane.cidr}"
+                f"sector.gateway.backplane_address: {sector.gateway.backplane_address} is "
+                f"outside the Backplane {backplane.cidr}"
             )
         if isinstance(self.backplane, Backplane):
             for mismatch in backplane_mismatches(backplane, self.backplane.plan):
@@ -287,8 +299,8 @@ class Sector(pulumi.ComponentResource):
         self.mtu = sector.mtu
         self.subnets = tuple(str(s.cidr) for s in sector.subnets)
         self.gateway_address = str(sector.gateway_address)
-        self.gateway_backplane_address = str(sector.gateway_backplane)
-        self.dns_address = str(sector.dns_address)
+        self.gateway_backplane_address = str(sector.gateway.backplane_address)
+        self.dns_address = str(sector.dns.sector_address)
         lb = sector.load_balancer
         self.lb_address = str(lb.backplane_address) if lb is not None else None
         self.peers = tuple(str(a) for a in backplane_plan.peers)
@@ -373,26 +385,19 @@ class Sector(pulumi.ComponentResource):
 
         nics = appliance_nics(sector, backplane_plan)
         resolvers = appliance_resolvers(sector, stack)
-        hostnames = {"gateway": sector.gateway_hostname, "dns": sector.dns_hostname}
-        if lb is not None:
-            hostnames["lb"] = lb.hostname
-        descriptions = {
-            "gateway": "Sector Gateway (FRR, nftables)",
-            "dns": "Sector DNS (CoreDNS" + (", dnsmasq DHCP)" if sector.dhcp else ")"),
-            "lb": "Sector Load Balancer (HAProxy)",
-        }
         self.appliances = {}
-        for role in ROLES:
+        for each in ROLES:
+            role = each.name
             if role not in scripts:
                 continue
             # The DNS and LB install packages through the gateway: provision it first.
-            after = (self.appliances["gateway"].provisioning,) if role != "gateway" else ()
+            after = (self.appliances[GATEWAY.name].provisioning,) if each is not GATEWAY else ()
             self.appliances[role] = Appliance(
                 f"{name}-{role}",
                 ApplianceArgs(
                     node=node,
                     vmid=sector.vmid(role),
-                    hostname=hostnames[role],
+                    hostname=each.hostname(sector.tag),
                     nics=nics[role],
                     script=scripts[role],
                     template_file_id=args.template_file_id,
@@ -402,7 +407,7 @@ class Sector(pulumi.ComponentResource):
                     nameservers=resolvers[role],
                     domain=sector.domain,
                     description=(
-                        f"OrbitLab {descriptions[role]} of Sector {sector.name} "
+                        f"OrbitLab {appliance_description(each, sector)} of Sector {sector.name} "
                         f"(stack {sector.stack}, tag {sector.tag}); managed by Pulumi"
                     ),
                     tags=("orbitlab", f"sector-{sector.name}"),
@@ -456,7 +461,7 @@ class Sector(pulumi.ComponentResource):
             "gatewayBackplane": self.gateway_backplane_address,
             "dns": self.dns_address,
             "domain": self.plan.domain,
-            "dhcpPool": self.plan.dhcp.pool_text if self.plan.dhcp else None,
+            "dhcpPool": self.plan.dns.dhcp.pool_text if self.plan.dns.dhcp else None,
             "loadBalancer": self.lb_address,
         }
 

@@ -20,7 +20,7 @@ import html
 import math
 from collections.abc import Iterator
 
-from orbitlab.views.picture import Box, Edge, Group, Picture
+from orbitlab.views.picture import BACKPLANE_LEG_KINDS, Box, Edge, Group, Picture
 
 #: DejaVu Sans sizes the text (setup.sh installs it); viewers without it fall back in order.
 FONT = "DejaVu Sans,Helvetica,Arial,sans-serif"
@@ -35,7 +35,7 @@ COLOURS: dict[str, tuple[str, str]] = {
     "hosts": ("#d9d9d9", "#ffffff"),
 }
 #: Boxes with a leg on the Backplane, left to right.
-LEG_KINDS = ("gateway", "lb")
+LEG_KINDS = BACKPLANE_LEG_KINDS
 #: Border of a group, by kind.
 GROUP_COLOURS = {"node": "#737373", "sector": "#d94801"}
 #: Sector columns side by side across all nodes: at least MIN (no wrapping for a few

@@ -24,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from orbitlab.checks import Endpoint
+from orbitlab.model import Endpoint
 from orbitlab.plan import BackplanePlan, HostPlan, NodePlan, SectorPlan, StackPlan
+from orbitlab.roles import BACKPLANE_ROLES
 
 #: A box's line: a key (may be empty, continuing the row above) and its value.
 Row = tuple[str, str]
@@ -149,13 +150,13 @@ def node_box(node_id: str, node: NodePlan, backplane: BackplanePlan) -> Box:
 
 def gateway_box(box_id: str, sector: SectorPlan) -> Box:
     """The Sector Gateway: both legs, the port forwards and the egress policy."""
-    egress = sector.egress
+    egress = sector.gateway.egress
     return Box(
         box_id,
         "gateway",
         "Sector Gateway",
         (
-            ("Backplane", str(sector.gateway_backplane)),
+            ("Backplane", str(sector.gateway.backplane_address)),
             *listed("Sector", [str(subnet.gateway) for subnet in sector.subnets]),
             *(
                 (f"forward {f.port}/{f.protocol}", f"to {endpoint_text(f.to)}")
@@ -170,14 +171,14 @@ def gateway_box(box_id: str, sector: SectorPlan) -> Box:
 
 def dns_box(box_id: str, sector: SectorPlan) -> Box:
     """The Sector DNS: its address, domain, upstream resolvers and DHCP pool."""
-    upstream = [str(address) for address in sector.forwarders] or ["the node's resolvers"]
-    dhcp = ("DHCP pool", sector.dhcp.pool_text) if sector.dhcp else ("DHCP", "off")
+    upstream = [str(address) for address in sector.dns.forwarders] or ["the node's resolvers"]
+    dhcp = ("DHCP pool", sector.dns.dhcp.pool_text) if sector.dns.dhcp else ("DHCP", "off")
     return Box(
         box_id,
         "dns",
         "Sector DNS",
         (
-            ("Sector", str(sector.dns_address)),
+            ("Sector", str(sector.dns.sector_address)),
             ("domain", sector.domain),
             *listed("forwards to", upstream),
             dhcp,
@@ -250,9 +251,13 @@ def sector_group(index: int, sector: SectorPlan) -> tuple[Group, tuple[Edge, ...
     return Group(sid, "sector", f"Sector {sector.name}", boxes), edges
 
 
+#: The kinds of box with a leg on the Backplane, in reading order (the registry's).
+BACKPLANE_LEG_KINDS: tuple[str, ...] = tuple(role.name for role in BACKPLANE_ROLES)
+
+
 def backplane_legs(group: Group) -> tuple[str, ...]:
     """The boxes of a Sector group with a leg on the Backplane (gateway, load balancer)."""
-    return tuple(box.id for box in group.boxes if box.kind in ("gateway", "lb"))
+    return tuple(box.id for box in group.boxes if box.kind in BACKPLANE_LEG_KINDS)
 
 
 def picture_of(plan: StackPlan) -> Picture:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orbitlab.plan import BackplanePlan, SectorPlan, StackPlan
+from orbitlab.roles import ROLES
 
 #: A cell with nothing in it (no load balancer).
 NONE = "-"
@@ -53,18 +54,16 @@ def sector_fields(sector: SectorPlan) -> dict[str, Any]:
         "vnet_id": sector.vnet_id,
         "zone_id": sector.zone_id,
         "vmids": {
-            "gateway": sector.vmid("gateway"),
-            "dns": sector.vmid("dns"),
-            "lb": lb.vmid if lb else None,
+            each.name: sector.vmid(each.name) if each.present_in(sector) else None for each in ROLES
         },
         "node": sector.node,
         "subnets": [str(subnet.cidr) for subnet in sector.subnets],
         "gateway": {
             "sector": [str(subnet.gateway) for subnet in sector.subnets],
-            "backplane": str(sector.gateway_backplane),
+            "backplane": str(sector.gateway.backplane_address),
         },
-        "dns": {"address": str(sector.dns_address)},
-        "dhcp_pool": sector.dhcp.pool_text if sector.dhcp else None,
+        "dns": {"address": str(sector.dns.sector_address)},
+        "dhcp_pool": sector.dns.dhcp.pool_text if sector.dns.dhcp else None,
         "load_balancer": (
             {"sector": str(lb.sector_address), "backplane": str(lb.backplane_address)}
             if lb

@@ -27,13 +27,14 @@ import subprocess
 from pathlib import Path
 
 from orbitlab.rendering import DNSMASQ_CONF, provisioning_script, sector_bundles
+from orbitlab.roles import GATEWAY, ROLES
 from orbitlab_lab.twin import TwinError, system
 from orbitlab_lab.twin.context import TwinContext
 from orbitlab_lab.twin.system import FRR_DIR
 from orbitlab_lab.twin.topology import HostTwin, Namespace, SectorTwin
 
-FRR_DAEMONS = ("zebra", "staticd")
-APPLIANCE_DAEMONS = {"gateway": FRR_DAEMONS, "dns": ("coredns",), "lb": ("haproxy",)}
+FRR_DAEMONS = GATEWAY.daemons
+APPLIANCE_DAEMONS = {each.name: each.daemons for each in ROLES}
 GATEWAY_SYSCTL = "/etc/sysctl.d/90-orbitlab.conf"
 LB_ROUTES = "/etc/local.d/orbitlab-routes.start"
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from netaddr import IPAddress, IPNetwork
 
 from orbitlab.plan import HostPlan, SectorPlan, StackPlan, SubnetPlan
+from orbitlab.roles import ROLE_NAMES, role, roles_of
 from orbitlab_lab.twin import TwinError
 
 PREFIX = "olt-"
@@ -63,7 +64,7 @@ HOST_PORT = 8080
 GUI_PORT = 8006
 ANYCAST_MAC = "02:4f:4c:00:00:01"
 VXLAN_PORT = 4789
-ROLES = ("gateway", "dns", "lb")
+ROLES = ROLE_NAMES
 
 
 @dataclass(frozen=True)
@@ -155,10 +156,9 @@ class SectorTwin:
     def vxlan(self) -> str:
         return f"vxlan_{self.plan.vnet_id}"
 
-    def port(self, role: str, leg: str = "") -> str:
+    def port(self, name: str, leg: str = "") -> str:
         """Node-side veth of an appliance leg: ``gw1001s`` (Sector), ``gw1001b`` (Backplane)."""
-        short = {"gateway": "gw", "dns": "dn", "lb": "lb"}[role]
-        return f"{short}{self.plan.tag}{leg}"
+        return f"{role(name).short}{self.plan.tag}{leg}"
 
     @property
     def fixed_hosts(self) -> tuple[HostTwin, ...]:
@@ -171,10 +171,10 @@ class SectorTwin:
         return tuple(host for host in self.hosts if host.dhcp)
 
     def appliances(self) -> dict[str, Namespace]:
-        found = {"gateway": self.gateway, "dns": self.dns}
-        if self.lb is not None:
-            found["lb"] = self.lb
-        return found
+        """The appliances' namespaces by role, in the registry's order (its attributes are
+        named after the roles)."""
+        found = {each.name: getattr(self, each.name) for each in roles_of(self.plan)}
+        return {name: ns for name, ns in found.items() if ns is not None}
 
     def host(self, name: str) -> HostTwin:
         for host in self.hosts:
