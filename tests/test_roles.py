@@ -98,10 +98,10 @@ def test_which_sectors_have_which_roles(plan: StackPlan):
 def test_every_module_that_lists_roles_lists_the_registrys(plan: StackPlan):
     """Each place that names the roles names exactly the registry's, in its order."""
     from orbitlab.components.sector import appliance_resolvers
+    from orbitlab.views.dot import COLOURS, LEG_KINDS
     from orbitlab_lab.twin.appliances import APPLIANCE_DAEMONS
     from orbitlab_lab.twin.topology import ROLES as TWIN_ROLES
     from orbitlab_lab.twin.topology import build_topology
-    from orbitlab.views.dot import COLOURS, LEG_KINDS
 
     web = plan.sector("web")
     assert set(ROLE_NAMES) == RESERVED_HOST_NAMES
