@@ -224,8 +224,11 @@ class Provider:
 
 
 def _resources() -> list[tuple[str, str, dict[str, Any]]]:
+    """The example's resources in the engine's order: by type, and containers by VMID (the
+    order Sectors and roles are declared in: the mocks register containers in an order that
+    varies from run to run); the rest as registered."""
     sent = [entry for entry in _sent("example") if entry[0] in ORDER]
-    return sorted(sent, key=lambda entry: ORDER.index(entry[0]))
+    return sorted(sent, key=lambda entry: (ORDER.index(entry[0]), entry[2].get("vmId", 0)))
 
 
 def lifecycle() -> Iterator[str]:
