@@ -1,6 +1,7 @@
-"""The stand-ins' scripts, read from their files and filled, are what the Python strings
-made before they moved to ``lab/orbitlab_lab/twin/standins/*.sh``: ``tests/data/standins``
-holds those strings' output for two containers (one with quotes and spaces in its paths)."""
+"""The stand-ins' scripts, read from their files and filled, byte for byte:
+``tests/data/standins`` holds them for two containers (one with quotes and spaces in its
+paths). It was first the output of the Python strings the scripts moved out of; the
+shellcheck fixes since changed it (its history shows each change)."""
 
 from __future__ import annotations
 

@@ -125,6 +125,7 @@ local_reload() { local_start; }
 
 # initd ACTION: an OpenRC init script's function, as openrc-run calls it
 initd() {
+	# shellcheck disable=SC2317  # the e* helpers are called by the sourced init script
 	(
 		set +u
 		ebegin() { say "$*"; }
@@ -132,6 +133,7 @@ initd() {
 		einfo() { say "$*"; }
 		ewarn() { say "$*"; }
 		eerror() { say "$*"; }
+		# shellcheck source=/dev/null  # the container's own init script, not known here
 		. "/etc/init.d/$svc"
 		"$1"
 	)
@@ -174,7 +176,9 @@ start() {
 	fi
 }
 stop() {
-	[ "$kind" = initd ] && ! marked || run stop
+	if [ "$kind" != initd ] || marked; then
+		run stop
+	fi
 	rm -f "$STARTED/$svc"
 }
 

@@ -23,18 +23,18 @@ check_file() {
 }
 expect=""
 for arg in "$@"; do
-	if [ "$expect" = file ]; then
+	if [ "$expect" = path ]; then
 		check_file "$arg"
-		expect=done
+		expect=loaded
 		continue
 	fi
 	case $arg in
-	-p | --load) expect=file ;;
-	--load=*) check_file "${arg#--load=}"; expect=done ;;
+	-p | --load) expect=path ;;
+	--load=*) check_file "${arg#--load=}"; expect=loaded ;;
 	--system) refuse "--system (this machine's files)" ;;
 	-*) ;;
 	*=*) check_key "${arg%%=*}" ;;
 	esac
 done
-[ "$expect" != file ] || refuse "-p without a file (this machine's /etc/sysctl.conf)"
+[ "$expect" != path ] || refuse "-p without a file (this machine's /etc/sysctl.conf)"
 exec "$REAL" "$@"
