@@ -164,7 +164,7 @@ ALPINE = OsProfile(
         # (read first, then appended: never read and write the file in one command)
         "grep -q '/community$' /etc/apk/repositories || "
         "{ community=$(sed -n 's#/main$#/community#p' /etc/apk/repositories); "
-        "[ -z \"$community\" ] || printf '%s\\n' \"$community\" >> /etc/apk/repositories; }",
+        '[ -z "$community" ] || printf \'%s\\n\' "$community" >> /etc/apk/repositories; }',
         "apk update --quiet",
     ),
     installed="apk info -e",
