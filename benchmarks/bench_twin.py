@@ -35,7 +35,8 @@ from typing import Any
 import yaml
 
 from orbitlab.stack import load_plan
-from orbitlab_lab.twin import appliances, dhcp, dhcp_checks, runner, system
+from orbitlab_lab.twin import appliances, dhcp, runner, system
+from orbitlab_lab.twin.checks import leases as dhcp_checks
 from orbitlab_lab.twin.context import TwinContext
 from orbitlab_lab.twin.topology import INTERNET_HOST, build_topology
 

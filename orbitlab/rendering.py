@@ -154,8 +154,10 @@ ALPINE = OsProfile(
     prepare=(
         # frr and coredns live in Alpine's community repository; enable it if the template
         # lists only main.
+        # (read first, then appended: never read and write the file in one command)
         "grep -q '/community$' /etc/apk/repositories || "
-        "sed -n 's#/main$#/community#p' /etc/apk/repositories >> /etc/apk/repositories",
+        "{ community=$(sed -n 's#/main$#/community#p' /etc/apk/repositories); "
+        '[ -z "$community" ] || printf \'%s\\n\' "$community" >> /etc/apk/repositories; }',
         "apk update --quiet",
     ),
     installed="apk info -e",

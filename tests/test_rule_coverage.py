@@ -25,7 +25,8 @@ import pytest
 from orbitlab.rendering import guard_ruleset, sector_bundles
 from orbitlab.stack import load_plan
 from orbitlab_lab.twin import guards
-from orbitlab_lab.twin.checks import SEQUENTIAL, run_checks
+from orbitlab_lab.twin.checks.registry import Phase, Scope, groups
+from orbitlab_lab.twin.checks.scheduler import run_checks
 from orbitlab_lab.twin.context import TwinContext
 from orbitlab_lab.twin.results import render_table
 from orbitlab_lab.twin.runner import context_of
@@ -33,7 +34,8 @@ from orbitlab_lab.twin.state import load_state
 from tests.test_twin import REPO, THREE, e2e, orbitlab, our_namespaces
 
 RULESET = "/etc/nftables.nft"
-SEQUENTIAL_GROUPS = {group for _, groups in SEQUENTIAL for group in groups}
+#: Per-Sector checks that change routes or sysctls (run alone).
+SEQUENTIAL_GROUPS = groups(Phase.SEQUENTIAL, Scope.SECTOR)
 STRUCTURE = re.compile(r"^(flush ruleset|define |(add |delete )?table |chain |\}|#|$)")
 NAT_CHAIN = re.compile(r"type nat hook")
 

@@ -34,9 +34,10 @@ from netaddr import IPAddress
 from orbitlab.plan import plan_stack
 from orbitlab.rendering import DHCP_SCRIPT, DNSMASQ_CONF
 from orbitlab.stack import load_plan, parse_settings
-from orbitlab_lab.twin import TwinError, appliances, dhcp, dhcp_checks, network, system
-from orbitlab_lab.twin import checks as twin_checks
+from orbitlab_lab.twin import TwinError, appliances, dhcp, network, system
 from orbitlab_lab.twin.appliances import holder_script
+from orbitlab_lab.twin.checks import lb as lb_checks
+from orbitlab_lab.twin.checks import leases as dhcp_checks
 from orbitlab_lab.twin.context import TwinContext
 from orbitlab_lab.twin.network import node_commands
 from orbitlab_lab.twin.probing import gateway_of, outcome_of, probe
@@ -168,11 +169,11 @@ def lb_rounds(monkeypatch, answers: Iterator[str], settle_s: float) -> set[str]:
     def answer(*args: object, **kwargs: object) -> dict[str, str]:
         return {"result": "ok", "body": f"{next(answers)} 192.0.2.100"}
 
-    monkeypatch.setattr(twin_checks, "probe", answer)
-    monkeypatch.setattr(twin_checks, "LB_SETTLE_S", settle_s)
-    monkeypatch.setattr(twin_checks.time, "sleep", lambda _: None)
+    monkeypatch.setattr(lb_checks, "probe", answer)
+    monkeypatch.setattr(lb_checks, "LB_SETTLE_S", settle_s)
+    monkeypatch.setattr(lb_checks.time, "sleep", lambda _: None)
     client = Namespace("olt-x.client", "external:client", "client")
-    return twin_checks._lb_answers(None, client, "10.200.0.11", 80, "http", {"app1", "app2"})
+    return lb_checks._lb_answers(None, client, "10.200.0.11", 80, "http", {"app1", "app2"})
 
 
 def test_lb_ingress_waits_out_the_503s_of_backends_coming_up(monkeypatch):

@@ -15,8 +15,8 @@ Modules, one concern each:
 - :mod:`~orbitlab_lab.twin.network` — nodes, Backplane, Sector L2 and the external side;
 - :mod:`~orbitlab_lab.twin.runner` — bring-up and complete cleanup;
 - :mod:`~orbitlab_lab.twin.dhcp` — the hosts' DHCP clients and the leases a Sector DNS keeps;
-- :mod:`~orbitlab_lab.twin.checks` — what ``twin test`` proves, printed as a table
-  (:mod:`~orbitlab_lab.twin.results`), with :mod:`~orbitlab_lab.twin.dhcp_checks` for DHCP;
+- :mod:`~orbitlab_lab.twin.checks` — what ``twin test`` proves (a module per concern, one
+  registry, its scheduler), printed as a table (:mod:`~orbitlab_lab.twin.results`);
 - :mod:`~orbitlab_lab.twin.echo` / :mod:`~orbitlab_lab.twin.probe` — tiny service and client
   programs run inside namespaces;
 - :mod:`~orbitlab_lab.twin.cli` — the ``orbitlab twin`` commands.

@@ -88,7 +88,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     from orbitlab_lab.twin import runner
-    from orbitlab_lab.twin.checks import run_checks
+    from orbitlab_lab.twin.checks.scheduler import run_checks
     from orbitlab_lab.twin.results import render_table
 
     system.preflight(system.CORE_TOOLS, system.TEST_TOOLS)

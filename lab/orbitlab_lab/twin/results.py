@@ -1,6 +1,6 @@
 """What ``twin test`` reports (a table of results) and how it asks names (``dig``).
 
-Shared by :mod:`orbitlab_lab.twin.checks` and :mod:`orbitlab_lab.twin.dhcp_checks`::
+Shared by the checks of :mod:`orbitlab_lab.twin.checks`::
 
     >>> print(render_table([CheckResult("dns", "web/app1", "app1.web.internal", "A", "A", True)]))
     CHECK  FROM      TO                 EXPECTED  GOT  RESULT

@@ -237,7 +237,7 @@ dhcp-host=bc:24:11:30:02:05,10.30.2.5,silo
 dhcp-host=bc:24:11:30:01:50,10.30.1.50,mill
 dhcp-host=bc:24:11:30:01:99,tractor
 ORBITLAB_EOF_4eb271aad85784d6
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_57e8d4f1f15103db'
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_502ca8d679bb85b5'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1001-dns: names from leases, Sector farm (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -252,6 +252,7 @@ DOMAIN=farm.home.arpa
 action=${1:-}
 mac=${2:-}
 ip=${3:-}
+# shellcheck disable=SC2018,SC2019  # a DNS label is ASCII: only A-Z is lowered
 name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
 
 # usable NAME MAC: may the lease of MAC publish NAME?
@@ -286,7 +287,7 @@ else
 	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_57e8d4f1f15103db
+ORBITLAB_EOF_502ca8d679bb85b5
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_4eba77928488852c'
 # OrbitLab Sector DNS: no IPv6 (it answers and forwards over IPv4 only; a host could
 # otherwise reach it by a link-local or autoconfigured address), no forwarding, no ICMP
@@ -309,7 +310,7 @@ prepare() {
 	fi
 	wait_for "a default route" 120 has_default_route
 	wait_for "DNS (dl-cdn.alpinelinux.org)" 120 nslookup dl-cdn.alpinelinux.org
-	grep -q '/community$' /etc/apk/repositories || sed -n 's#/main$#/community#p' /etc/apk/repositories >> /etc/apk/repositories
+	grep -q '/community$' /etc/apk/repositories || { community=$(sed -n 's#/main$#/community#p' /etc/apk/repositories); [ -z "$community" ] || printf '%s\n' "$community" >> /etc/apk/repositories; }
 	apk update --quiet
 	say "installing coredns dnsmasq"
 	apk add --quiet --no-progress coredns dnsmasq

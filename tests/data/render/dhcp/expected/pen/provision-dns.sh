@@ -176,7 +176,7 @@ dhcp-ignore=tag:!known
 dhcp-host=bc:24:11:60:00:01,sheep
 dhcp-host=bc:24:11:60:00:02,10.60.0.20,goat
 ORBITLAB_EOF_76bd3d58c3c29d2a
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_01b1dfbd12451634'
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_c7629c8303af2ff9'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1004-dns: names from leases, Sector pen (tag 1004).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -191,6 +191,7 @@ DOMAIN=pen.internal
 action=${1:-}
 mac=${2:-}
 ip=${3:-}
+# shellcheck disable=SC2018,SC2019  # a DNS label is ASCII: only A-Z is lowered
 name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
 
 # usable NAME MAC: may the lease of MAC publish NAME?
@@ -225,7 +226,7 @@ else
 	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_01b1dfbd12451634
+ORBITLAB_EOF_c7629c8303af2ff9
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_4eba77928488852c'
 # OrbitLab Sector DNS: no IPv6 (it answers and forwards over IPv4 only; a host could
 # otherwise reach it by a link-local or autoconfigured address), no forwarding, no ICMP
@@ -248,7 +249,7 @@ prepare() {
 	fi
 	wait_for "a default route" 120 has_default_route
 	wait_for "DNS (dl-cdn.alpinelinux.org)" 120 nslookup dl-cdn.alpinelinux.org
-	grep -q '/community$' /etc/apk/repositories || sed -n 's#/main$#/community#p' /etc/apk/repositories >> /etc/apk/repositories
+	grep -q '/community$' /etc/apk/repositories || { community=$(sed -n 's#/main$#/community#p' /etc/apk/repositories); [ -z "$community" ] || printf '%s\n' "$community" >> /etc/apk/repositories; }
 	apk update --quiet
 	say "installing coredns dnsmasq"
 	apk add --quiet --no-progress coredns dnsmasq

@@ -208,7 +208,7 @@ shared-network=eth0,10.20.0.0
 dhcp-range=set:subnet2,10.20.0.0,static,255.255.255.252,3600
 dhcp-option=tag:subnet2,option:router,10.20.0.1
 ORBITLAB_EOF_d232ee7dde31583f
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_160ffea55574adc7'
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_109bbc6fab46ea1f'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1234-dns: names from leases, Sector iot (tag 1234).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -223,6 +223,7 @@ DOMAIN=cams.home.arpa
 action=${1:-}
 mac=${2:-}
 ip=${3:-}
+# shellcheck disable=SC2018,SC2019  # a DNS label is ASCII: only A-Z is lowered
 name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
 
 # usable NAME MAC: may the lease of MAC publish NAME?
@@ -256,7 +257,7 @@ else
 	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_160ffea55574adc7
+ORBITLAB_EOF_109bbc6fab46ea1f
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_4eba77928488852c'
 # OrbitLab Sector DNS: no IPv6 (it answers and forwards over IPv4 only; a host could
 # otherwise reach it by a link-local or autoconfigured address), no forwarding, no ICMP
@@ -279,7 +280,7 @@ prepare() {
 	fi
 	wait_for "a default route" 120 has_default_route
 	wait_for "DNS (dl-cdn.alpinelinux.org)" 120 nslookup dl-cdn.alpinelinux.org
-	grep -q '/community$' /etc/apk/repositories || sed -n 's#/main$#/community#p' /etc/apk/repositories >> /etc/apk/repositories
+	grep -q '/community$' /etc/apk/repositories || { community=$(sed -n 's#/main$#/community#p' /etc/apk/repositories); [ -z "$community" ] || printf '%s\n' "$community" >> /etc/apk/repositories; }
 	apk update --quiet
 	say "installing coredns dnsmasq"
 	apk add --quiet --no-progress coredns dnsmasq

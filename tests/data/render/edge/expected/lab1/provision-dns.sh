@@ -167,7 +167,7 @@ dhcp-option=option:mtu,1400
 dhcp-range=set:subnet0,10.10.0.128,10.10.0.254,255.255.255.0,3600
 dhcp-option=tag:subnet0,option:router,10.10.0.1
 ORBITLAB_EOF_9967f63daea3a1e5
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_c30904bd6db807e0'
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_0e7011a67776beb5'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1001-dns: names from leases, Sector lab1 (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -182,6 +182,7 @@ DOMAIN=lab1.internal
 action=${1:-}
 mac=${2:-}
 ip=${3:-}
+# shellcheck disable=SC2018,SC2019  # a DNS label is ASCII: only A-Z is lowered
 name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
 
 # usable NAME MAC: may the lease of MAC publish NAME?
@@ -215,7 +216,7 @@ else
 	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_c30904bd6db807e0
+ORBITLAB_EOF_0e7011a67776beb5
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_4eba77928488852c'
 # OrbitLab Sector DNS: no IPv6 (it answers and forwards over IPv4 only; a host could
 # otherwise reach it by a link-local or autoconfigured address), no forwarding, no ICMP
@@ -238,7 +239,7 @@ prepare() {
 	fi
 	wait_for "a default route" 120 has_default_route
 	wait_for "DNS (dl-cdn.alpinelinux.org)" 120 nslookup dl-cdn.alpinelinux.org
-	grep -q '/community$' /etc/apk/repositories || sed -n 's#/main$#/community#p' /etc/apk/repositories >> /etc/apk/repositories
+	grep -q '/community$' /etc/apk/repositories || { community=$(sed -n 's#/main$#/community#p' /etc/apk/repositories); [ -z "$community" ] || printf '%s\n' "$community" >> /etc/apk/repositories; }
 	apk update --quiet
 	say "installing coredns dnsmasq"
 	apk add --quiet --no-progress coredns dnsmasq

@@ -171,7 +171,7 @@ dhcp-option=option:mtu,1450
 dhcp-range=set:subnet0,172.16.0.128,172.16.0.254,255.255.255.0,3600
 dhcp-option=tag:subnet0,option:router,172.16.0.1
 ORBITLAB_EOF_a6dd954a546b1753
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_079b33337af2ad0a'
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_ba963396c7bda8a1'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1002-dns: names from leases, Sector lab (tag 1002).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -186,6 +186,7 @@ DOMAIN=lab.internal
 action=${1:-}
 mac=${2:-}
 ip=${3:-}
+# shellcheck disable=SC2018,SC2019  # a DNS label is ASCII: only A-Z is lowered
 name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
 
 # usable NAME MAC: may the lease of MAC publish NAME?
@@ -219,7 +220,7 @@ else
 	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_079b33337af2ad0a
+ORBITLAB_EOF_ba963396c7bda8a1
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_4eba77928488852c'
 # OrbitLab Sector DNS: no IPv6 (it answers and forwards over IPv4 only; a host could
 # otherwise reach it by a link-local or autoconfigured address), no forwarding, no ICMP
@@ -242,7 +243,7 @@ prepare() {
 	fi
 	wait_for "a default route" 120 has_default_route
 	wait_for "DNS (dl-cdn.alpinelinux.org)" 120 nslookup dl-cdn.alpinelinux.org
-	grep -q '/community$' /etc/apk/repositories || sed -n 's#/main$#/community#p' /etc/apk/repositories >> /etc/apk/repositories
+	grep -q '/community$' /etc/apk/repositories || { community=$(sed -n 's#/main$#/community#p' /etc/apk/repositories); [ -z "$community" ] || printf '%s\n' "$community" >> /etc/apk/repositories; }
 	apk update --quiet
 	say "installing coredns dnsmasq"
 	apk add --quiet --no-progress coredns dnsmasq

@@ -201,7 +201,7 @@ shared-network=eth0,172.16.1.0
 dhcp-range=set:subnet1,172.16.1.0,static,255.255.255.0,3600
 dhcp-option=tag:subnet1,option:router,172.16.1.1
 ORBITLAB_EOF_77c70b36ab3fe8bd
-	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_43c0eb820a9b93bc'
+	put_file /etc/orbitlab/dhcp-names.sh 755 <<'ORBITLAB_EOF_58fbf8b8dd50be05'
 #!/bin/sh
 # OrbitLab Sector DHCP olvn1001-dns: names from leases, Sector web (tag 1001).
 # Rendered by OrbitLab; local changes are overwritten; holds no secret.
@@ -216,6 +216,7 @@ DOMAIN=web.internal
 action=${1:-}
 mac=${2:-}
 ip=${3:-}
+# shellcheck disable=SC2018,SC2019  # a DNS label is ASCII: only A-Z is lowered
 name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
 
 # usable NAME MAC: may the lease of MAC publish NAME?
@@ -249,7 +250,7 @@ else
 	chmod 644 "$HOSTS.new" # CoreDNS reads it, as whichever user it runs
 	mv -f "$HOSTS.new" "$HOSTS"
 fi
-ORBITLAB_EOF_43c0eb820a9b93bc
+ORBITLAB_EOF_58fbf8b8dd50be05
 	put_file /etc/sysctl.d/90-orbitlab.conf 644 <<'ORBITLAB_EOF_4eba77928488852c'
 # OrbitLab Sector DNS: no IPv6 (it answers and forwards over IPv4 only; a host could
 # otherwise reach it by a link-local or autoconfigured address), no forwarding, no ICMP
@@ -272,7 +273,7 @@ prepare() {
 	fi
 	wait_for "a default route" 120 has_default_route
 	wait_for "DNS (dl-cdn.alpinelinux.org)" 120 nslookup dl-cdn.alpinelinux.org
-	grep -q '/community$' /etc/apk/repositories || sed -n 's#/main$#/community#p' /etc/apk/repositories >> /etc/apk/repositories
+	grep -q '/community$' /etc/apk/repositories || { community=$(sed -n 's#/main$#/community#p' /etc/apk/repositories); [ -z "$community" ] || printf '%s\n' "$community" >> /etc/apk/repositories; }
 	apk update --quiet
 	say "installing coredns dnsmasq"
 	apk add --quiet --no-progress coredns dnsmasq

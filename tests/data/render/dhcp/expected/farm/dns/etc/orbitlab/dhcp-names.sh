@@ -12,6 +12,7 @@ DOMAIN=farm.home.arpa
 action=${1:-}
 mac=${2:-}
 ip=${3:-}
+# shellcheck disable=SC2018,SC2019  # a DNS label is ASCII: only A-Z is lowered
 name=$(printf '%s' "${4:-}" | tr 'A-Z' 'a-z')
 
 # usable NAME MAC: may the lease of MAC publish NAME?
