@@ -85,7 +85,7 @@ def dns_round(twin: TwinContext, queries: int, round_: int) -> dict[str, Any]:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        argv = [sys.executable, "-c", FLOOD, str(sector.plan.dns_address), str(queries)]
+        argv = [sys.executable, "-c", FLOOD, str(sector.plan.dns.sector_address), str(queries)]
         result = twin.run(host.ns.name, [*argv, str(round_)], timeout=60)
     finally:
         done.set()

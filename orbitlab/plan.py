@@ -331,39 +331,6 @@ class SectorPlan:
             raise KeyError(f"Sector {self.name!r} has no {role} appliance")
         return appliance
 
-    # Shorthands for the nested plans' values most readers want (the twin reads these).
-
-    @property
-    def gateway_hostname(self) -> str:
-        return self.gateway.hostname
-
-    @property
-    def gateway_backplane(self) -> IPAddress:
-        """The Sector Gateway's Backplane address (``gateway.backplane_address``)."""
-        return self.gateway.backplane_address
-
-    @property
-    def egress(self) -> EgressPlan:
-        return self.gateway.egress
-
-    @property
-    def dns_hostname(self) -> str:
-        return self.dns.hostname
-
-    @property
-    def dns_address(self) -> IPAddress:
-        """The Sector DNS's address (``dns.sector_address``): hosts' resolver."""
-        return self.dns.sector_address
-
-    @property
-    def forwarders(self) -> tuple[IPAddress, ...]:
-        return self.dns.forwarders
-
-    @property
-    def dhcp(self) -> DhcpPlan | None:
-        """The DHCP server in the Sector DNS appliance, or None when DHCP is off."""
-        return self.dns.dhcp
-
     @property
     def first_subnet(self) -> SubnetPlan:
         return self.subnets[0]
@@ -389,11 +356,6 @@ class SectorPlan:
 
     def subnet_of(self, address: IPAddress) -> SubnetPlan | None:
         return next((subnet for subnet in self.subnets if address in subnet.cidr), None)
-
-    @property
-    def dns_mac(self) -> str:
-        """The Sector DNS's pinned MAC: the gateway matches it together with its address."""
-        return self.dns.mac
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def all_bundles() -> list[tuple[str, SectorPlan, dict[str, Bundle]]]:
 
 BUNDLES = all_bundles()
 IDS = [name for name, _, _ in BUNDLES]
-DHCP_BUNDLES = [b for b in BUNDLES if b[1].dhcp is not None]
+DHCP_BUNDLES = [b for b in BUNDLES if b[1].dns.dhcp is not None]
 
 
 def run(args: list[str]) -> subprocess.CompletedProcess:
@@ -124,7 +124,7 @@ def test_dnsmasq_config_is_accepted(name, sector, bundles, tmp_path):
 
 def test_every_case_renders_dhcp_and_some_render_it_off():
     assert len(DHCP_BUNDLES) >= 6
-    off = [name for name, sector, _ in BUNDLES if sector.dhcp is None]
+    off = [name for name, sector, _ in BUNDLES if sector.dns.dhcp is None]
     assert off == ["dhcp-vault"]
 
 
@@ -133,8 +133,8 @@ def test_broken_dnsmasq_configs_are_rejected(tmp_path):
     config = bundles["dns"].file(DNSMASQ_CONF).content
     typo = config.replace("dhcp-range=", "dhcp-rnage=", 1)
     # a pool that leaves its netmask, as a mis-rendered range would
-    assert sector.dhcp is not None and str(sector.dhcp.pool_end) in config
-    outside = config.replace(str(sector.dhcp.pool_end), "10.30.9.99", 1)
+    assert sector.dns.dhcp is not None and str(sector.dns.dhcp.pool_end) in config
+    outside = config.replace(str(sector.dns.dhcp.pool_end), "10.30.9.99", 1)
     for broken, message in ((typo, "bad option"), (outside, "inconsistent DHCP range")):
         result = dnsmasq_check(write(tmp_path, bundles["dns"], DNSMASQ_CONF, broken))
         assert result.returncode != 0
@@ -201,7 +201,7 @@ def test_coredns_serves_the_rendered_corefile(name, sector, bundles, tmp_path):
     (tmp_path / "etc" / "resolv.conf").write_text("nameserver 192.0.2.53\n")
     # A name from a DHCP lease, as the lease script writes it (ignored with DHCP off).
     first = sector.subnets[0].cidr
-    lease_address = sector.dhcp.pool_end if sector.dhcp else IPAddress(first.last - 1)
+    lease_address = sector.dns.dhcp.pool_end if sector.dns.dhcp else IPAddress(first.last - 1)
     hosts = tmp_path / DHCP_HOSTS.lstrip("/")
     hosts.parent.mkdir(parents=True)
     hosts.write_text(f"{lease_address} lease1.{sector.domain}\n")
@@ -210,7 +210,7 @@ def test_coredns_serves_the_rendered_corefile(name, sector, bundles, tmp_path):
     if fixed:
         host_name, host_address = fixed[0].name, fixed[0].address
     script = DNS_PROBE.format(
-        dns=sector.dns_address,
+        dns=sector.dns.sector_address,
         client=fixed[-1].address if fixed else IPAddress(first.first + 9),
         prefix=first.prefixlen,
         root=tmp_path,
@@ -234,7 +234,7 @@ def test_coredns_serves_the_rendered_corefile(name, sector, bundles, tmp_path):
     assert reverse == ["NOERROR", f"{host_name}.{sector.domain}."]
     assert missing == ["NXDOMAIN"]
     assert outsider == ["REFUSED"]
-    if sector.dhcp is None:  # no hosts plugin: the file is never read
+    if sector.dns.dhcp is None:  # no hosts plugin: the file is never read
         assert (lease, lease_reverse) == (["NXDOMAIN"], ["NXDOMAIN"])
     else:
         assert lease == ["NOERROR", str(lease_address)], result.stdout

@@ -223,7 +223,7 @@ def test_the_guard_lets_only_the_sector_dns_send_dhcp_replies() -> None:
     lab = dataclasses.replace(lab, dns=dataclasses.replace(lab.dns, dhcp=None))  # enabled: false
     text = guard_ruleset(shop)
     assert 'meta ibrname != "olvn1001" accept' in text
-    assert f"udp sport 67 udp dport 68 ether saddr != {shop.dns_mac} counter drop" in text
+    assert f"udp sport 67 udp dport 68 ether saddr != {shop.dns.mac} counter drop" in text
     for host in shop.hosts:
         if host.mac is not None:
             assert f"ether saddr != {host.mac} counter drop" in text

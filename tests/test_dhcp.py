@@ -191,7 +191,7 @@ def test_dnsmasq_rechecks_every_lease_on_disk_when_it_starts(tmp_path):
         tmp_path,
         DNSMASQ_START.format(
             root=tmp_path,
-            dns=FARM.dns_address,
+            dns=FARM.dns.sector_address,
             prefix=FARM.first_subnet.cidr.prefixlen,
             hosts=DHCP_HOSTS,
             wanted=wanted,
@@ -232,7 +232,7 @@ def leases_given(tmp_path: Path, sector: str, clients: list[tuple[str, str | Non
         )
     script = CLIENTS.format(
         root=tmp_path,
-        dns=plan.dns_address,
+        dns=plan.dns.sector_address,
         prefix=plan.first_subnet.cidr.prefixlen,
         clients="\n".join(runs),
     )

@@ -47,13 +47,13 @@ def expected_texts(plan: StackPlan) -> set[str]:
         texts |= {sector.name, str(sector.tag), sector.vnet_id, sector.node}
         texts |= {str(subnet.cidr) for subnet in sector.subnets}
         texts |= {str(subnet.gateway) for subnet in sector.subnets}
-        texts |= {str(sector.gateway_backplane), str(sector.dns_address)}
+        texts |= {str(sector.gateway.backplane_address), str(sector.dns.sector_address)}
         texts |= {str(h.address) for h in sector.fixed_hosts} | {h.name for h in sector.hosts}
-        texts |= {sector.dhcp.pool_text} if sector.dhcp else set()
+        texts |= {sector.dns.dhcp.pool_text} if sector.dns.dhcp else set()
         texts |= {f"forward {f.port}/{f.protocol}" for f in sector.port_forwards}
         texts |= {f"{f.to.address}:{f.to.port}" for f in sector.port_forwards}
-        texts |= {f"default {sector.egress.default}"}
-        texts |= {str(cidr) for cidr in [*sector.egress.allow, *sector.egress.deny]}
+        texts |= {f"default {sector.gateway.egress.default}"}
+        texts |= {str(cidr) for cidr in [*sector.gateway.egress.allow, *sector.gateway.egress.deny]}
         if sector.load_balancer:
             lb = sector.load_balancer
             texts |= {str(lb.backplane_address), str(lb.sector_address)}

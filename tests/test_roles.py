@@ -151,7 +151,7 @@ def test_each_role_renders_exactly_its_registered_templates(
     plan: StackPlan, monkeypatch: pytest.MonkeyPatch
 ):
     web = plan.sector("web")
-    assert web.dhcp is not None, "the example's web Sector serves DHCP (every DNS template)"
+    assert web.dns.dhcp is not None, "the example's web Sector serves DHCP (every DNS template)"
     builders: dict[Role, Callable[[], Bundle]] = {
         GATEWAY: lambda: rendering.gateway_bundle(plan.backplane, web, ALPINE),
         DNS: lambda: rendering.dns_bundle(web, ALPINE),

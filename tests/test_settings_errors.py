@@ -1009,27 +1009,27 @@ def test_dhcp_defaults_and_reservations(raw_stack: dict):
     raw_stack["sectors"][0]["dhcp"] = {"range": ["172.16.1.100", "172.16.1.199"]}
     plan = plan_stack("dev", parse_settings(raw_stack))
     web, lab = plan.sectors
-    assert web.dhcp is not None and lab.dhcp is not None
+    assert web.dns.dhcp is not None and lab.dns.dhcp is not None
     # a reservation may sit inside the pool; the pool is in the second subnet
-    assert (web.dhcp.pool_text, str(web.dhcp.pool_subnet.cidr)) == (
+    assert (web.dns.dhcp.pool_text, str(web.dns.dhcp.pool_subnet.cidr)) == (
         "172.16.1.100-172.16.1.199",
         "172.16.1.0/24",
     )
-    assert web.dhcp.lease_time_s == 3600
+    assert web.dns.dhcp.lease_time_s == 3600
     assert [(h.name, h.dynamic, h.leases, h.mac) for h in web.hosts[2:]] == [
         ("app3", True, True, None),
         ("app4", False, True, "bc:24:11:5a:00:04"),
     ]
     assert [h.name for h in web.fixed_hosts] == ["app1", "app2", "app4"]
-    assert lab.dhcp.pool_text == "172.16.0.128-172.16.0.254"
+    assert lab.dns.dhcp.pool_text == "172.16.0.128-172.16.0.254"
 
 
 def test_dhcp_off_and_lease_time_units(raw_stack: dict):
     raw_stack["sectors"][0]["dhcp"] = {"lease_time": "7d"}
     raw_stack["sectors"][1]["dhcp"] = {"enabled": False}
     web, lab = plan_stack("dev", parse_settings(raw_stack)).sectors
-    assert web.dhcp is not None and web.dhcp.lease_time_s == 604800
-    assert lab.dhcp is None
+    assert web.dns.dhcp is not None and web.dns.dhcp.lease_time_s == 604800
+    assert lab.dns.dhcp is None
 
 
 def test_forwarders_in_the_sector_itself_are_reachable(raw_stack: dict):
@@ -1107,8 +1107,8 @@ def test_the_docs_annotated_configuration_is_a_valid_stack():
     text = block.group(1).replace("AAAA...", "AAAAC3NzaC1lZDI1NTE5")
     settings = settings_from_config(yaml.safe_load(text)["config"])
     web = plan_stack("docs", settings).sector("web")
-    assert web.dhcp is not None and web.dhcp.pool_text == "172.16.1.100-172.16.1.199"
-    assert web.dhcp.lease_time_s == 3600
+    assert web.dns.dhcp is not None and web.dns.dhcp.pool_text == "172.16.1.100-172.16.1.199"
+    assert web.dns.dhcp.lease_time_s == 3600
     assert [(h.name, h.dynamic, h.leases) for h in web.hosts] == [
         ("app1", False, False),
         ("app2", False, True),
@@ -1124,6 +1124,6 @@ def test_a_reserved_address_in_the_pool_may_be_a_backend_or_target(raw_stack: di
     web["load_balancer"]["listeners"][0]["backends"] = ["172.16.0.150:80", "app3:81"]
     web["port_forwards"] = [{"port": 2222, "to": "172.16.0.150:22"}]
     plan = plan_stack("dev", parse_settings(raw_stack))
-    assert plan.sectors[0].dhcp.pool_text == "172.16.0.128-172.16.0.254"
+    assert plan.sectors[0].dns.dhcp.pool_text == "172.16.0.128-172.16.0.254"
     backends = plan.sectors[0].load_balancer.listeners[0].backends
     assert [str(backend.address) for backend in backends] == ["172.16.0.150", "172.16.0.150"]

@@ -77,15 +77,15 @@ def assert_sector_round_trips(item: dict[str, Any], sector: Any) -> None:
     assert (item["vnet_id"], item["zone_id"]) == (sector.vnet_id, sector.zone_id)
     assert [IPNetwork(c) for c in item["subnets"]] == [s.cidr for s in sector.subnets]
     assert [IPAddress(a) for a in item["gateway"]["sector"]] == [s.gateway for s in sector.subnets]
-    assert IPAddress(item["gateway"]["backplane"]) == sector.gateway_backplane
-    assert IPAddress(item["dns"]["address"]) == sector.dns_address
+    assert IPAddress(item["gateway"]["backplane"]) == sector.gateway.backplane_address
+    assert IPAddress(item["dns"]["address"]) == sector.dns.sector_address
     assert item["vmids"]["gateway"] == sector.vmid("gateway")
     assert item["vmids"]["dns"] == sector.vmid("dns")
-    if sector.dhcp is None:
+    if sector.dns.dhcp is None:
         assert item["dhcp_pool"] is None
     else:
         first, last = (IPAddress(a) for a in item["dhcp_pool"].split("-"))
-        assert (first, last) == (sector.dhcp.pool_start, sector.dhcp.pool_end)
+        assert (first, last) == (sector.dns.dhcp.pool_start, sector.dns.dhcp.pool_end)
     lb = sector.load_balancer
     if lb is None:
         assert item["load_balancer"] is None and item["vmids"]["lb"] is None
@@ -165,9 +165,9 @@ def test_text_has_a_header_and_one_aligned_row_per_sector(capsys, path):
             "NODE": sector.node,
             "SUBNETS": ",".join(str(s.cidr) for s in sector.subnets),
             "GW SECTOR": ",".join(str(s.gateway) for s in sector.subnets),
-            "GW BACKPLANE": str(sector.gateway_backplane),
-            "DNS": str(sector.dns_address),
-            "DHCP POOL": sector.dhcp.pool_text if sector.dhcp else "-",
+            "GW BACKPLANE": str(sector.gateway.backplane_address),
+            "DNS": str(sector.dns.sector_address),
+            "DHCP POOL": sector.dns.dhcp.pool_text if sector.dns.dhcp else "-",
             "LB SECTOR": str(lb.sector_address) if lb else "-",
             "LB BACKPLANE": str(lb.backplane_address) if lb else "-",
         }

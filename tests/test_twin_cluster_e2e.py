@@ -152,7 +152,7 @@ def routed_through_gateway(twin: TwinContext, sector_name: str) -> Iterator[Call
         f"\t\tarp operation request arp daddr ip {target} counter\n\t}}\n}}\n"
     )
     system.nft(node, counter)
-    via = ["via", str(sector.plan.gateway_backplane), "dev", twin.topology.backplane_bridge]
+    via = ["via", str(sector.plan.gateway.backplane_address), "dev", twin.topology.backplane_bridge]
     system.run(["ip", "-n", node, "route", "replace", f"{target}/32", *via])
     flood = ["hping3", "-q", "-2", "-p", "9", "-i", "u20000", str(target)]
     sender = subprocess.Popen(

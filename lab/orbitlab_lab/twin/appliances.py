@@ -218,7 +218,7 @@ def start_dns(twin: TwinContext, sector: SectorTwin) -> None:
     pidfile = twin.run_dir(ns) / "coredns.pid"
     argv = ["coredns", "-conf", "/etc/coredns/Corefile", "-pidfile", str(pidfile)]
     twin.start(ns, argv, "coredns")
-    if sector.plan.dhcp is not None:
+    if sector.plan.dns.dhcp is not None:
         twin.start(ns, dnsmasq_argv(twin.run_dir(ns) / "dnsmasq.pid"), "dnsmasq")
 
 
@@ -235,7 +235,7 @@ def restart_dns(twin: TwinContext, sector: SectorTwin) -> None:
 
 def dhcp_serves(twin: TwinContext, sector: SectorTwin) -> bool:
     """True once dnsmasq listens on the DHCP port (or the Sector has no DHCP)."""
-    if sector.plan.dhcp is None:
+    if sector.plan.dns.dhcp is None:
         return True
     argv = ["ss", "-H", "-u", "-l", "-n", "sport = :67"]
     return bool(twin.run(sector.dns.name, argv, check=False).stdout.strip())
@@ -244,9 +244,16 @@ def dhcp_serves(twin: TwinContext, sector: SectorTwin) -> bool:
 def dns_answers(twin: TwinContext, sector: SectorTwin) -> bool:
     """True once the Sector DNS answers its own name."""
     plan = sector.plan
-    argv = ["dig", "+short", "+time=1", "+tries=1", f"@{plan.dns_address}", f"dns.{plan.domain}"]
+    argv = [
+        "dig",
+        "+short",
+        "+time=1",
+        "+tries=1",
+        f"@{plan.dns.sector_address}",
+        f"dns.{plan.domain}",
+    ]
     result = twin.run(sector.dns.name, argv, check=False)
-    return result.stdout.strip() == str(plan.dns_address)
+    return result.stdout.strip() == str(plan.dns.sector_address)
 
 
 def start_lb(twin: TwinContext, sector: SectorTwin) -> None:

@@ -293,8 +293,8 @@ def sector_commands(sector: SectorTwin, topology: Topology) -> dict[str, list[st
         ],
         sector.dns.name: [
             "link set lo up",
-            f"link set eth0 address {plan.dns_mac} up",
-            f"addr add {plan.dns_address}/{first.cidr.prefixlen} dev eth0",
+            f"link set eth0 address {plan.dns.mac} up",
+            f"addr add {plan.dns.sector_address}/{first.cidr.prefixlen} dev eth0",
             f"route add default via {first.gateway}",
         ],
     }

@@ -74,7 +74,7 @@ def source_of(sector: SectorTwin) -> tuple[Namespace, IPAddress]:
     for host in sector.fixed_hosts:
         if host.address is not None:
             return host.ns, host.address
-    return sector.dns, sector.plan.dns_address
+    return sector.dns, sector.plan.dns.sector_address
 
 
 def gateway_of(sector: SectorTwin, address: IPAddress) -> IPAddress:
@@ -104,7 +104,7 @@ def retry_rejected(attempt: Callable[[], str]) -> str:
 
 
 def egress_allowed(sector: SectorTwin, address: IPAddress) -> bool:
-    egress = sector.plan.egress
+    egress = sector.plan.gateway.egress
     if any(address in cidr for cidr in egress.deny):
         return False
     return egress.default == "allow" or any(address in cidr for cidr in egress.allow)
@@ -116,8 +116,8 @@ def dns_allowed(twin: TwinContext, sector: SectorTwin, address: IPAddress, port:
     if egress_allowed(sector, address):
         return True
     mirror = twin.topology.external.mirror
-    denied = any(address in cidr for cidr in sector.plan.egress.deny)
-    return mirror == (address, port) and sector.plan.egress.default == "deny" and not denied
+    denied = any(address in cidr for cidr in sector.plan.gateway.egress.deny)
+    return mirror == (address, port) and sector.plan.gateway.egress.default == "deny" and not denied
 
 
 def count_output(twin: TwinContext, ns: Namespace, match: str) -> Callable[[], int]:

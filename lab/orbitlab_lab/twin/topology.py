@@ -267,7 +267,7 @@ class Topology:
     def backplane_homes(self) -> Iterator[tuple[IPAddress, str]]:
         """Every Backplane address of an appliance and the node it lives on."""
         for sector in self.sectors:
-            yield sector.plan.gateway_backplane, sector.node
+            yield sector.plan.gateway.backplane_address, sector.node
             if sector.plan.load_balancer is not None:
                 yield sector.plan.load_balancer.backplane_address, sector.node
 
@@ -349,7 +349,7 @@ def resolver_addresses(plan: StackPlan) -> tuple[IPAddress, ...]:
     """Every upstream resolver the stack names (nameservers, forwarders), or a stand-in."""
     found = {*plan.appliances.nameservers}
     for sector in plan.sectors:
-        found.update(sector.forwarders)
+        found.update(sector.dns.forwarders)
     for address in found:
         if address in plan.backplane.cidr:
             raise TwinError(f"resolver {address} lies inside the Backplane {plan.backplane.cidr}")
@@ -431,14 +431,14 @@ def _sector(sector: SectorPlan, node_names: tuple[str, ...], upstream: IPAddress
             f"{SECTOR_PREFIX}{sector.name}.{role}", f"{sector.name}/{role}", hostname, resolver
         )
 
-    dns_upstream = sector.forwarders[0] if sector.forwarders else upstream
+    dns_upstream = sector.dns.forwarders[0] if sector.dns.forwarders else upstream
     lb = sector.load_balancer
     return SectorTwin(
         plan=sector,
-        gateway=appliance("gateway", sector.gateway_hostname, upstream),
-        dns=appliance("dns", sector.dns_hostname, dns_upstream),
+        gateway=appliance("gateway", sector.gateway.hostname, upstream),
+        dns=appliance("dns", sector.dns.hostname, dns_upstream),
         lb=appliance("lb", lb.hostname, upstream) if lb is not None else None,
-        hosts=tuple(_hosts(sector, node_names, sector.dns_address)),
+        hosts=tuple(_hosts(sector, node_names, sector.dns.sector_address)),
     )
 
 

@@ -96,7 +96,7 @@ def check_gateway_services(twin: TwinContext, sector: SectorTwin) -> list[CheckR
                 got,
             )
         )
-    backplane = plan.gateway_backplane
+    backplane = plan.gateway.backplane_address
     results.append(
         _row(
             "gateway services",
@@ -299,7 +299,7 @@ def check_ingress(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
         return []
     host = sector.fixed_hosts[0]
     node = twin.topology.node(sector.node).ns
-    route = f"{host.address}/32 via {sector.plan.gateway_backplane}"
+    route = f"{host.address}/32 via {sector.plan.gateway.backplane_address}"
     system.ip_batch(node.name, [f"route replace {route}"])
     try:
         found = probe(twin, node, "tcp", host.address, host.tcp_ports[0], 1.0)

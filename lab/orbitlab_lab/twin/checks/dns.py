@@ -36,7 +36,7 @@ def check_dns(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     domain = sector.plan.domain
     results = []
     names = [(host.name, host.address) for host in sector.fixed_hosts] or [
-        ("dns", sector.plan.dns_address)
+        ("dns", sector.plan.dns.sector_address)
     ]
     for name, address in names:
         forward = dig(twin, ns, f"{name}.{domain}")
@@ -85,7 +85,7 @@ def _spoof_targets(
     """(what, receiving namespace, address, protocol, port) the Sector DNS is exempted for:
     its resolvers (53), and, under deny by default, the package mirror."""
     ext = twin.topology.external
-    forwarders = sector.plan.forwarders or ext.resolver_addresses
+    forwarders = sector.plan.dns.forwarders or ext.resolver_addresses
     for resolver in forwarders:
         for protocol in ("udp", "tcp"):
             yield "upstream resolver", ext.resolver, IPAddress(resolver), protocol, 53
@@ -105,7 +105,7 @@ def check_dns_spoofing(twin: TwinContext, sector: SectorTwin) -> list[CheckResul
     if not sector.fixed_hosts:
         return []
     host = sector.fixed_hosts[0]
-    dns_address = sector.plan.dns_address
+    dns_address = sector.plan.dns.sector_address
     results = []
     for what, receiver, address, protocol, port in _spoof_targets(twin, sector):
         spoofed = MarkedProbe.new(protocol, address, port)

@@ -43,7 +43,7 @@ def check_egress(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     """From a host of every subnet that has one: the internet answers, seen from the
     primary exit node's address; the gateway's conntrack shows its masquerade."""
     primary = twin.topology.primary.address
-    gateway_bp = sector.plan.gateway_backplane
+    gateway_bp = sector.plan.gateway.backplane_address
     sources: list[tuple[Namespace, IPAddress]] = []
     for subnet in sector.plan.subnets:
         host = next((h for h in sector.fixed_hosts if h.subnet == subnet), None)
@@ -99,15 +99,15 @@ def check_overlap(twin: TwinContext, a: SectorTwin, b: SectorTwin) -> list[Check
         egress = [future.result() for future in futures]
     own = []
     for sector, ns in ((a, ns_a), (b, ns_b)):
-        answer = dig(twin, ns, f"@{sector.plan.dns_address}", f"dns.{sector.plan.domain}")
-        own.append(answer.answers == (str(sector.plan.dns_address),))
+        answer = dig(twin, ns, f"@{sector.plan.dns.sector_address}", f"dns.{sector.plan.domain}")
+        own.append(answer.answers == (str(sector.plan.dns.sector_address),))
     overlap = sorted(str(x) for x, _ in _shared_subnets(a, b))
     got = f"egress {shown(egress[0])} | {shown(egress[1])}; own DNS {own[0]} | {own[1]}"
     return [
         CheckResult(
             "overlap",
             f"{ns_a.label} ({addr_a}) + {ns_b.label} ({addr_b})",
-            f"internet at once; DNS {a.plan.dns_address} ({', '.join(overlap)})",
+            f"internet at once; DNS {a.plan.dns.sector_address} ({', '.join(overlap)})",
             "both answered; each its own DNS",
             got,
             all(e["result"] == "ok" for e in egress) and all(own),
@@ -134,7 +134,7 @@ def check_egress_policy(twin: TwinContext, sector: SectorTwin) -> list[CheckResu
     sources: list[tuple[Namespace, IPAddress, bool]] = []
     if sector.fixed_hosts:
         sources.append((sector.fixed_hosts[0].ns, sector.fixed_hosts[0].address, False))
-    sources.append((sector.dns, sector.plan.dns_address, True))
+    sources.append((sector.dns, sector.plan.dns.sector_address, True))
     results = []
     for ns, address, is_dns in sources:
         rejected = f"rejected by {gateway_of(sector, address)}"

@@ -88,9 +88,9 @@ def _rogue_listening(twin: TwinContext, rogue: HostTwin) -> bool:
 def check_rogue_dhcp(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     """Offers come from the Sector DNS only, while a host runs its own DHCP server."""
     rogue = _rogue(sector)
-    if sector.plan.dhcp is None or rogue is None:
+    if sector.plan.dns.dhcp is None or rogue is None:
         return []
-    dns_mac = sector.plan.dns_mac
+    dns_mac = sector.plan.dns.mac
     twin.start(rogue.ns.name, rogue_server_argv(twin, sector, rogue), ROGUE)
     try:
         system.wait_until(
@@ -106,7 +106,7 @@ def check_rogue_dhcp(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]
                     "rogue dhcp",
                     f"{witness.ns.label} ({witness.node})",
                     f"DHCPDISCOVER, {rogue.ns.label} ({rogue.node}) serving DHCP",
-                    f"offers from {sector.plan.dns_address} ({dns_mac}) only",
+                    f"offers from {sector.plan.dns.sector_address} ({dns_mac}) only",
                     f"offers from {', '.join(servers)}" if servers else "no offer",
                     bool(from_dns) and len(from_dns) == len(offers),
                 )
@@ -121,7 +121,7 @@ def check_dhcp_identity(twin: TwinContext, sector: SectorTwin) -> list[CheckResu
     """A request naming a declared host's NIC from another NIC gets no offer, while the
     Sector DNS answers requests of its own NIC."""
     impostor = next((h for h in sector.hosts if h.mac is None), None)
-    if sector.plan.dhcp is None or impostor is None:
+    if sector.plan.dns.dhcp is None or impostor is None:
         return []
     results = []
     for target in (h for h in sector.hosts if h.mac is not None):

@@ -60,7 +60,7 @@ def _isolation_targets(
     for other in topology.sectors:
         if other is sector:
             continue
-        yield f"{other.name} gateway", other.plan.gateway_backplane, 22, None
+        yield f"{other.name} gateway", other.plan.gateway.backplane_address, 22, None
         if other.plan.load_balancer is not None:
             lb = other.plan.load_balancer
             yield f"{other.name} LB", lb.backplane_address, lb.listeners[0].port, None
@@ -131,7 +131,9 @@ def _invalid_targets(twin: TwinContext, sector: SectorTwin) -> list[object]:
     targets += [
         address for node in topology.nodes for address in (node.address, *node.other_addresses)
     ]
-    targets += [other.plan.gateway_backplane for other in topology.sectors if other is not sector]
+    targets += [
+        other.plan.gateway.backplane_address for other in topology.sectors if other is not sector
+    ]
     return targets
 
 

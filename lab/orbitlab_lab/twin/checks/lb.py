@@ -103,7 +103,7 @@ def _lb_answers(
 def check_port_forwards(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     """Declared forwards answer from their host with the client's address; others don't."""
     client = twin.topology.external.client
-    address = sector.plan.gateway_backplane
+    address = sector.plan.gateway.backplane_address
     results = []
     for forward in sector.plan.port_forwards:
         found = probe(twin, client, forward.protocol, address, forward.port)

@@ -52,12 +52,12 @@ def observer(sector: SectorTwin) -> Namespace:
 def forward(twin: TwinContext, sector: SectorTwin, name: str) -> DigAnswer:
     """``<name>.<domain>`` asked of the Sector DNS by the :func:`observer`."""
     plan = sector.plan
-    return dig(twin, observer(sector), f"@{plan.dns_address}", f"{name}.{plan.domain}")
+    return dig(twin, observer(sector), f"@{plan.dns.sector_address}", f"{name}.{plan.domain}")
 
 
 def reverse(twin: TwinContext, sector: SectorTwin, address: object) -> DigAnswer:
     """The PTR of ``address`` asked of the Sector DNS by the :func:`observer`."""
-    return dig(twin, observer(sector), f"@{sector.plan.dns_address}", "-x", str(address))
+    return dig(twin, observer(sector), f"@{sector.plan.dns.sector_address}", "-x", str(address))
 
 
 def poll(probe: Callable[[], bool], timeout: float) -> float | None:
@@ -100,7 +100,7 @@ def check_reserved(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
 
 def check_pool(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     """Each host without an address leases one from the Sector's pool."""
-    pool = sector.plan.dhcp
+    pool = sector.plan.dns.dhcp
     results = []
     for host in sector.dhcp_clients:
         if host.address is not None or pool is None:
@@ -132,8 +132,8 @@ def expected_options(sector: SectorTwin, ip: IPAddress | None) -> str:
     plan = sector.plan
     subnet = plan.subnet_of(ip) if ip is not None else None
     router = subnet.gateway if subnet is not None else "(no subnet)"
-    mtu = plan.mtu
-    return f"router {router}, DNS {plan.dns_address}, domain {plan.domain}, MTU {mtu} (eth0 {mtu})"
+    mtu, dns = plan.mtu, plan.dns.sector_address
+    return f"router {router}, DNS {dns}, domain {plan.domain}, MTU {mtu} (eth0 {mtu})"
 
 
 def check_options(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
@@ -214,7 +214,7 @@ def _sharing(twin: TwinContext, sector: SectorTwin) -> str:
 
 def check_sectors(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
     """The Sector's lease file holds exactly its own clients."""
-    if sector.plan.dhcp is None:
+    if sector.plan.dns.dhcp is None:
         return []
     clients = _clients_by_mac(twin)
     on_disk = {lease.mac for lease in dhcp.leases_on_disk(twin, sector)}
@@ -379,7 +379,7 @@ def check_restart(
     """After a restart of the DNS appliance its leases are still on disk, and every client
     renews its address."""
     clients = sector.dhcp_clients
-    if not clients or sector.plan.dhcp is None:
+    if not clients or sector.plan.dns.dhcp is None:
         return []
     before = {host: dhcp.read_lease(twin, host) for host in clients}
     restart(twin, sector)

@@ -39,10 +39,10 @@ def check_routing(twin: TwinContext, sector: SectorTwin) -> list[CheckResult]:
                 CheckResult(
                     "subnet routing",
                     a.ns.label,
-                    f"Sector DNS {sector.plan.dns_address} (other subnet)",
-                    str(sector.plan.dns_address),
+                    f"Sector DNS {sector.plan.dns.sector_address} (other subnet)",
+                    str(sector.plan.dns.sector_address),
                     answer.show(),
-                    answer.answers == (str(sector.plan.dns_address),),
+                    answer.answers == (str(sector.plan.dns.sector_address),),
                 )
             )
     return results
