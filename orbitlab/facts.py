@@ -274,9 +274,9 @@ def check_backplane(backplane: BackplanePlan, facts: ClusterFacts) -> None:
             raise BackplaneImmutableError(
                 f"orbitlab:backplane.cidr: the cluster's Backplane is {current} and cannot "
                 f"change to {backplane.cidr}; set cidr: {current} back, or, to re-address it, "
-                "wipe and re-initialize: destroy every Sector and the Backplane (see the "
-                "README, 'Destroying the Backplane on purpose'), then `pulumi up` with the "
-                "new CIDR"
+                "wipe and re-initialize: destroy every Sector and the Backplane (see "
+                "docs/workflow.md, 'Destroying the Backplane on purpose'), then `pulumi up` "
+                "with the new CIDR"
             )
         return
     taken = sorted(BACKPLANE_TAGS & facts.in_use_tags)

@@ -44,7 +44,7 @@ class Role:
 
     #: Its key, and the name the Sector DNS answers for its appliance (``gateway.<domain>``).
     name: RoleName
-    #: What the README and the container descriptions call it.
+    #: What the docs and the container descriptions call it.
     title: str
     #: What it runs, as the container description names it.
     software: str

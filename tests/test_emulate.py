@@ -388,7 +388,7 @@ def test_the_node_check_waits_for_every_zone_and_names_a_node_that_failed(tmp_pa
 @pytest.mark.parametrize(
     ("settings", "passes"),
     [
-        ({}, True),  # the README's: new containers start with forwarding off
+        ({}, True),  # docs/prerequisites.md's: new containers start with forwarding off
         ({"net.core.devconf_inherit_init_net": "0"}, False),
         ({"net.core.devconf_inherit_init_net": "1"}, False),
         ({"net.core.devconf_inherit_init_net": "0", "net.ipv4.ip_forward": "0"}, True),

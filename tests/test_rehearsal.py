@@ -3,7 +3,7 @@ program against the emulated cluster (``orbitlab emulate``).
 
 Each module-scoped cluster tells one story in order (the tests of a story run in file
 order and build on each other). The SDN applies the emulator saw are counted and compared
-with the README's table "How many applies an `up` performs", which was written from a
+with docs/program.md's table "How many applies an `up` performs", which was written from a
 model of the engine under mocks (tests/test_rollout.py).
 """
 

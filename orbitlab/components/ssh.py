@@ -3,8 +3,8 @@
 Provisioning and the checks after an SDN apply run on the nodes themselves over SSH
 (``pct`` works only on the node that hosts the container). pct and pvesh run only as root
 (pve-common ``src/PVE/RESTEnvironment.pm``: "please run as root"): another user runs them
-through ``sudo -n``, which fails at once where it is not allowed (the README gives the
-sudo rule).
+through ``sudo -n``, which fails at once where it is not allowed (docs/prerequisites.md
+gives the sudo rule).
 
 >>> as_root("pvesh get /nodes/pve1/sdn/zones", "orbitlab")
 'sudo -n pvesh get /nodes/pve1/sdn/zones'

@@ -2,7 +2,7 @@
 
 - ``pct exec <vmid> -- /bin/sh -s`` with a script on stdin (the provisioning command), as
   root or through ``sudo -n`` (pct refuses anyone else: "please run as root"; the node
-  grants the README's sudo rule), runs the script's *files part* against the container's
+  grants the sudo rule of docs/prerequisites.md), runs the script's *files part* against the container's
   root directory
   (``sh -s -- --root <rootfs>``): the bundle's files land where the container would have
   them, and no command of the bundle runs on this machine. The container must exist on that
@@ -13,7 +13,7 @@
   ``pvesh`` (:mod:`orbitlab_lab.emulate.pvesh`: what the node reports of its SDN), ``sysctl``
   (the node's settings), ``nft`` (:mod:`orbitlab_lab.emulate.nft`: a ruleset of the node's
   own), ``systemctl`` (:mod:`orbitlab_lab.emulate.systemctl`) and ``sudo`` (``sudo -n`` runs as
-  root: the README's sudo rule). The node's own files, under :data:`NODE_FILES` (the Sector
+  root: the sudo rule of docs/prerequisites.md). The node's own files, under :data:`NODE_FILES` (the Sector
   guards and their boot unit), are in the node's directory: those paths in the command and
   its stdin are mapped there. It is not sandboxed otherwise.
 
@@ -104,7 +104,7 @@ def node_tools(store: Store) -> Path:
         "sysctl": f'#!/bin/sh\nexec {sys.executable} -m orbitlab_lab.emulate.sysctl "$@"\n',
         "nft": f'#!/bin/sh\nexec {sys.executable} -m orbitlab_lab.emulate.nft "$@"\n',
         "systemctl": f'#!/bin/sh\nexec {sys.executable} -m orbitlab_lab.emulate.systemctl "$@"\n',
-        # the node has the README's rule: `sudo -n` runs the command as root
+        # the node has docs/prerequisites.md's sudo rule: `sudo -n` runs the command as root
         "sudo": (f'#!/bin/sh\n[ "${{1:-}}" = -n ] && shift\n{USER_ENV}=root exec "$@"\n'),
     }
     tools.mkdir(parents=True, exist_ok=True)

@@ -331,7 +331,7 @@ class TwinBackend:
 
 
 def join_hosts(store: Store, targets: Sequence[str] = ()) -> list[str]:
-    """Join declared hosts to their Sector by hand, as VMs outside Pulumi join (the README's
+    """Join declared hosts to their Sector by hand, as VMs outside Pulumi join (docs/joining.md's
     "Joining a Sector"): ``targets`` (``SECTOR/HOST``), or every declared host that has no
     namespace yet (no container became it). Returns the labels joined."""
     backend = TwinBackend(store)

@@ -596,7 +596,7 @@ def restart(twin: TwinContext, ns: str) -> None:
 
 
 def join_host(twin: TwinContext, host: HostTwin, mtu: int) -> None:
-    """A declared host no container provides, joined to its Sector by hand as the README
+    """A declared host no container provides, joined to its Sector by hand as docs/joining.md
     says (the twin's own host, as ``twin up`` makes it): its VNet's bridge must exist on
     its node."""
     sector = next(s for s in twin.topology.sectors if host in s.hosts)

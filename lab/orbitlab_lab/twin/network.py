@@ -135,7 +135,7 @@ def external_commands(topology: Topology) -> dict[str, list[str]]:
         _veth("wan0", "eth0", ext.inet.name, 1500),
         f"addr add {ROUTER_INTERNET}/{INTERNET.prefixlen} dev wan0",
         "link set wan0 up",
-        # the static route the README asks of the home router
+        # the static route docs/prerequisites.md asks of the home router
         f"route add {plan.backplane.cidr} via {topology.primary.address} dev lan0",
         *(f"route add {extra}/32 via {ext.resolver_lan} dev lan0" for extra in ext.resolver_extra),
     ]

@@ -16,7 +16,7 @@ Layout (every name below lives inside a namespace of ours; the root namespace is
 
 - ``olt-x.router``: the home router. Bridge ``lan0`` is the home LAN, holding the router's
   LAN address; ``wan0`` leads to ``olt-x.inet`` (the "internet", 203.0.113.0/24). It routes
-  the Backplane CIDR to the primary exit node (the static route the README asks for).
+  the Backplane CIDR to the primary exit node (the static route docs/prerequisites.md asks for).
 - ``olt-x.client`` (home LAN client), ``olt-x.resolver`` (the upstream resolver stand-in,
   holding every address the stack names as a nameserver or forwarder), both on ``lan0``.
 - ``olt-n.<node>``: a Proxmox node. ``vmbr0`` on the home LAN with the node's address; the
