@@ -2,9 +2,8 @@
 
 - ``pct exec <vmid> -- /bin/sh -s`` with a script on stdin (the provisioning command), as
   root or through ``sudo -n`` (pct refuses anyone else: "please run as root"; the node
-  grants the sudo rule of docs/prerequisites.md), runs the script's *files part* against the container's
-  root directory
-  (``sh -s -- --root <rootfs>``): the bundle's files land where the container would have
+  grants the sudo rule of docs/prerequisites.md), runs the script's *files part* against
+  the container's root directory (``sh -s -- --root <rootfs>``): the bundle's files land where the container would have
   them, and no command of the bundle runs on this machine. The container must exist on that
   node and be running (Proxmox's messages otherwise).
 - any other command runs in ``sh`` on this machine, in the node's directory, with
@@ -12,9 +11,9 @@
   wait sees the bridges a network reload made. The node's ``PATH`` has stand-ins for
   ``pvesh`` (:mod:`orbitlab_lab.emulate.pvesh`: what the node reports of its SDN), ``sysctl``
   (the node's settings), ``nft`` (:mod:`orbitlab_lab.emulate.nft`: a ruleset of the node's
-  own), ``systemctl`` (:mod:`orbitlab_lab.emulate.systemctl`) and ``sudo`` (``sudo -n`` runs as
-  root: the sudo rule of docs/prerequisites.md). The node's own files, under :data:`NODE_FILES` (the Sector
-  guards and their boot unit), are in the node's directory: those paths in the command and
+  own), ``systemctl`` (:mod:`orbitlab_lab.emulate.systemctl`) and ``sudo`` (``sudo -n``
+  runs as root: the sudo rule of docs/prerequisites.md). The node's own files, under
+  :data:`NODE_FILES` (the Sector guards and their boot unit), are in the node's directory: those paths in the command and
   its stdin are mapped there. It is not sandboxed otherwise.
 
 Both go through the cluster's backend (:mod:`~orbitlab_lab.emulate.backend`); this module adds

@@ -1,7 +1,7 @@
 """The emulated node's ``sysctl``: ``sysctl -n KEY`` answers the node's setting.
 
-A node has the settings of docs/prerequisites.md (``net.core.devconf_inherit_init_net = 2``) and forwards
-(``net.ipv4.ip_forward = 1``, as SDN needs); ``orbitlab emulate sysctl NODE KEY=VALUE``
+A node has the settings of docs/prerequisites.md (``net.core.devconf_inherit_init_net =
+2``) and forwards (``net.ipv4.ip_forward = 1``, as SDN needs); ``orbitlab emulate sysctl NODE KEY=VALUE``
 changes one. A key the node does not have is procps's error (exit 255).
 
 >>> answer({"net.ipv4.ip_forward": "1"}, ["-n", "net.ipv4.ip_forward"])
@@ -17,7 +17,8 @@ from pathlib import Path
 
 from orbitlab_lab.emulate.store import DIR_ENV, NODE_ENV, Store
 
-#: What an emulated node starts with: a Proxmox VE node with SDN, set up as docs/prerequisites.md says.
+#: What an emulated node starts with: a Proxmox VE node with SDN, set up as
+#: docs/prerequisites.md says.
 NODE_SYSCTLS = {"net.ipv4.ip_forward": "1", "net.core.devconf_inherit_init_net": "2"}
 
 
