@@ -356,8 +356,8 @@ class TestExampleStack:
         datagrams routed through its Backplane address to an address of lab's subnet. A
         gateway that routes makes its ARP request for that address, seen on the node's
         bridge. With docs/prerequisites.md's setting (``devconf_inherit_init_net`` 2) it never
-        does, the old gateway's teardown included. On a node that gives new containers its forwarding
-        (0) the new gateway routes before provisioning loads its ruleset: the negative
+        does, the old gateway's teardown included. On a node that gives new containers its
+        forwarding (0) the new gateway routes before provisioning loads its ruleset: the negative
         control."""
         urn = urn_of(example, "lab-gateway-ct")
         seen = {}

@@ -3,8 +3,8 @@
 - ``pct exec <vmid> -- /bin/sh -s`` with a script on stdin (the provisioning command), as
   root or through ``sudo -n`` (pct refuses anyone else: "please run as root"; the node
   grants the sudo rule of docs/prerequisites.md), runs the script's *files part* against
-  the container's root directory (``sh -s -- --root <rootfs>``): the bundle's files land where the container would have
-  them, and no command of the bundle runs on this machine. The container must exist on that
+  the container's root directory (``sh -s -- --root <rootfs>``): the bundle's files land
+  where the container would have them, and no command of the bundle runs on this machine. The container must exist on that
   node and be running (Proxmox's messages otherwise).
 - any other command runs in ``sh`` on this machine, in the node's directory, with
   ``/sys/class/net/`` mapped to the node's own (its bridges as files): that is how the bridge
@@ -13,8 +13,8 @@
   (the node's settings), ``nft`` (:mod:`orbitlab_lab.emulate.nft`: a ruleset of the node's
   own), ``systemctl`` (:mod:`orbitlab_lab.emulate.systemctl`) and ``sudo`` (``sudo -n``
   runs as root: the sudo rule of docs/prerequisites.md). The node's own files, under
-  :data:`NODE_FILES` (the Sector guards and their boot unit), are in the node's directory: those paths in the command and
-  its stdin are mapped there. It is not sandboxed otherwise.
+  :data:`NODE_FILES` (the Sector guards and their boot unit), are in the node's directory:
+  those paths in the command and its stdin are mapped there. It is not sandboxed otherwise.
 
 Both go through the cluster's backend (:mod:`~orbitlab_lab.emulate.backend`); this module adds
 what is the same for every backend: Proxmox's checks and the record of what ran.

@@ -1,8 +1,8 @@
 """The emulated node's ``sysctl``: ``sysctl -n KEY`` answers the node's setting.
 
 A node has the settings of docs/prerequisites.md (``net.core.devconf_inherit_init_net =
-2``) and forwards (``net.ipv4.ip_forward = 1``, as SDN needs); ``orbitlab emulate sysctl NODE KEY=VALUE``
-changes one. A key the node does not have is procps's error (exit 255).
+2``) and forwards (``net.ipv4.ip_forward = 1``, as SDN needs); ``orbitlab emulate sysctl
+NODE KEY=VALUE`` changes one. A key the node does not have is procps's error (exit 255).
 
 >>> answer({"net.ipv4.ip_forward": "1"}, ["-n", "net.ipv4.ip_forward"])
 '1'
