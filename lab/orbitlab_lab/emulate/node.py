@@ -4,8 +4,8 @@
   root or through ``sudo -n`` (pct refuses anyone else: "please run as root"; the node
   grants the sudo rule of docs/prerequisites.md), runs the script's *files part* against
   the container's root directory (``sh -s -- --root <rootfs>``): the bundle's files land
-  where the container would have them, and no command of the bundle runs on this machine. The container must exist on that
-  node and be running (Proxmox's messages otherwise).
+  where the container would have them, and no command of the bundle runs on this machine.
+  The container must exist on that node and be running (Proxmox's messages otherwise).
 - any other command runs in ``sh`` on this machine, in the node's directory, with
   ``/sys/class/net/`` mapped to the node's own (its bridges as files): that is how the bridge
   wait sees the bridges a network reload made. The node's ``PATH`` has stand-ins for
