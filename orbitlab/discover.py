@@ -57,7 +57,7 @@ from orbitlab.errors import OrbitLabError, SettingsError
 from orbitlab.facts import ClusterFacts, DatastoreFact, facts_from_api
 from orbitlab.settings import CONFIG_NAMESPACE, NodeSettings
 from orbitlab.snapshot import read_snapshot, snapshot_text, storage_from_api
-from orbitlab.stack import load_stack_file
+from orbitlab.stack import NOT_A_STACK, load_stack_file, read_stack_yaml
 
 TOKEN_ENV = "PROXMOX_VE_API_TOKEN"
 ENDPOINT_ENV = "PROXMOX_VE_ENDPOINT"
@@ -827,16 +827,13 @@ def api_client(
 def read_stack_document(path: str) -> tuple[dict[str, Any], str]:
     """A stack file parsed, and its text; errors a user can fix as :class:`DiscoverError`."""
     try:
-        text = Path(path).read_text()
-        document = yaml.safe_load(text)
-    except OSError as error:
-        raise DiscoverError(f"{path}: cannot read the stack file: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise DiscoverError(f"{path}: not valid YAML: {error}") from None
+        document, text = read_stack_yaml(path)
+    except SettingsError as error:
+        raise DiscoverError(str(error)) from None
     if document is None:
         document = {}
     if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
-        raise DiscoverError(f"{path}: expected a stack file with a 'config:' mapping")
+        raise DiscoverError(f"{path}: {NOT_A_STACK}")
     return document, text
 
 

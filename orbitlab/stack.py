@@ -28,6 +28,9 @@ from orbitlab.settings import (
     describe_error,
 )
 
+#: What every reader of a stack file says of a file that is YAML but not a stack.
+NOT_A_STACK = "expected a stack file with a 'config:' mapping"
+
 
 def parse_settings(raw: dict[str, Any]) -> StackSettings:
     """Validate the ``orbitlab:*`` values (keys without the namespace) into settings.
@@ -81,17 +84,29 @@ def stack_name_from_path(path: Path) -> str:
     return path.stem
 
 
-def load_stack_file(path: str | Path) -> tuple[str, StackSettings]:
-    """Read ``Pulumi.<stack>.yaml`` and return ``(stack name, settings)``."""
-    path = Path(path)
+def read_stack_yaml(path: str | Path) -> tuple[Any, str]:
+    """A stack file's YAML, parsed but not checked, and its text.
+
+    A file that cannot be read, or is not YAML, is a :class:`SettingsError` that names ``path``
+    as given. :func:`load_stack_file` reads with it, and so does ``orbitlab discover``, which
+    must read a stack that is not valid yet.
+    """
     try:
-        document = yaml.safe_load(path.read_text())
+        text = Path(path).read_text()
+        document = yaml.safe_load(text)
     except OSError as error:
         raise SettingsError([f"{path}: cannot read the stack file: {error.strerror}"]) from None
     except yaml.YAMLError as error:
         raise SettingsError([f"{path}: not valid YAML: {error}"]) from None
+    return document, text
+
+
+def load_stack_file(path: str | Path) -> tuple[str, StackSettings]:
+    """Read ``Pulumi.<stack>.yaml`` and return ``(stack name, settings)``."""
+    path = Path(path)
+    document, _ = read_stack_yaml(path)
     if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
-        raise SettingsError([f"{path}: expected a stack file with a 'config:' mapping"])
+        raise SettingsError([f"{path}: {NOT_A_STACK}"])
     return stack_name_from_path(path), settings_from_config(document["config"])
 
 
