@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import doctest
+import importlib
+import pkgutil
 import shutil
 import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -246,8 +249,16 @@ def test_node_names_that_yaml_would_misread_are_quoted():
     assert yaml.safe_load(text)["config"]["orbitlab:backplane"]["nodes"][0]["name"] == "no"
 
 
-def test_docstring_examples_hold():
-    assert doctest.testmod(orbitlab.discover).failed == 0
+def discover_modules() -> list[ModuleType]:
+    """The package :mod:`orbitlab.discover` and each of its modules."""
+    package = orbitlab.discover
+    names = [f"{package.__name__}.{found.name}" for found in pkgutil.iter_modules(package.__path__)]
+    return [package, *map(importlib.import_module, names)]
+
+
+@pytest.mark.parametrize("module", discover_modules(), ids=lambda module: module.__name__)
+def test_docstring_examples_hold(module: ModuleType):
+    assert doctest.testmod(module).failed == 0
 
 
 # --- errors a user can cause ----------------------------------------------------------------
