@@ -53,7 +53,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from orbitlab.errors import OrbitLabError, SettingsError
+from orbitlab.discover.errors import ApiError, DiscoverError
+from orbitlab.errors import SettingsError
 from orbitlab.facts import ClusterFacts, DatastoreFact, facts_from_api
 from orbitlab.settings import CONFIG_NAMESPACE, NodeSettings
 from orbitlab.snapshot import read_snapshot, snapshot_text, storage_from_api
@@ -77,19 +78,6 @@ SDN_PRIVILEGE_HINT = (
     "reading the SDN configuration needs SDN.Audit on /sdn, e.g. `pveum acl modify /sdn "
     "--tokens 'USER@REALM!TOKENID' --roles PVEAuditor`"
 )
-
-
-class DiscoverError(OrbitLabError):
-    """Discovery failed for a reason the user can fix (token, endpoint, cluster setup)."""
-
-
-class ApiError(DiscoverError):
-    """The Proxmox API answered with an HTTP error; ``errors`` holds its per-field errors."""
-
-    def __init__(self, message: str, status: int, errors: dict[str, str]) -> None:
-        self.status = status
-        self.errors = errors
-        super().__init__(message)
 
 
 # --- pure functions -------------------------------------------------------------------------
@@ -873,3 +861,57 @@ def _note_validity(path: Path) -> None:
             f"run `orbitlab validate {path}`",
             file=sys.stderr,
         )
+
+
+__all__ = [
+    "API_PREFIX",
+    "BACKPLANE_KEY",
+    "BRIDGE",
+    "DEFAULT_MTU",
+    "ENDPOINT_ENV",
+    "INSECURE_ENV",
+    "NETWORK_STORAGE_TYPES",
+    "PRIVILEGE_HINT",
+    "SDN_PRIVILEGE_HINT",
+    "TOKEN_ENV",
+    "TOKEN_SHAPE",
+    "ApiError",
+    "ApiToken",
+    "DiscoverError",
+    "Merge",
+    "ProxmoxClient",
+    "StorageServer",
+    "add_api_arguments",
+    "add_discover_parser",
+    "api_base",
+    "api_client",
+    "cmd_discover",
+    "describe_http_error",
+    "discover",
+    "existing_nodes",
+    "existing_protected",
+    "interface_network",
+    "merge_nodes",
+    "node_from_bridge",
+    "node_networks",
+    "other_addresses",
+    "parse_token",
+    "permissions_reader",
+    "protected_proposal",
+    "read_bridge",
+    "read_cluster_facts",
+    "read_interfaces",
+    "read_sdn_facts",
+    "read_stack_document",
+    "read_storage_servers",
+    "render_backplane",
+    "render_nodes",
+    "rewrite_nodes",
+    "splice_nodes",
+    "split_by_status",
+    "ssl_context",
+    "stack_endpoint",
+    "storage_config",
+    "storage_servers",
+    "write_snapshot",
+]
