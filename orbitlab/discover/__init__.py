@@ -36,19 +36,17 @@ Example::
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from orbitlab.discover.client import (
     API_PREFIX,
@@ -66,193 +64,31 @@ from orbitlab.discover.client import (
     ssl_context,
 )
 from orbitlab.discover.errors import ApiError, DiscoverError
+from orbitlab.discover.transform import (
+    BRIDGE,
+    DEFAULT_MTU,
+    NETWORK_STORAGE_TYPES,
+    Merge,
+    StorageServer,
+    interface_network,
+    merge_nodes,
+    node_from_bridge,
+    node_networks,
+    other_addresses,
+    protected_proposal,
+    split_by_status,
+    storage_servers,
+)
 from orbitlab.errors import SettingsError
 from orbitlab.facts import ClusterFacts, DatastoreFact, facts_from_api
-from orbitlab.settings import CONFIG_NAMESPACE, NodeSettings
+from orbitlab.settings import CONFIG_NAMESPACE
 from orbitlab.snapshot import read_snapshot, snapshot_text, storage_from_api
 from orbitlab.stack import NOT_A_STACK, load_stack_file, read_stack_yaml
 
-BRIDGE = "vmbr0"
-DEFAULT_MTU = 1500
 BACKPLANE_KEY = f"{CONFIG_NAMESPACE}:backplane"
 
 
 # --- pure functions -------------------------------------------------------------------------
-
-
-def split_by_status(listing: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """Split ``GET /nodes`` into ``(online, not online)`` node names, each sorted.
-
-    Proxmox reports ``online``, ``offline`` or ``unknown`` (e.g. without quorum).
-
-    >>> split_by_status([{"node": "b", "status": "online"}, {"node": "a", "status": "offline"}])
-    (['b'], ['a'])
-    """
-    online = sorted(entry["node"] for entry in listing if entry.get("status") == "online")
-    other = sorted(entry["node"] for entry in listing if entry.get("status") != "online")
-    return online, other
-
-
-def other_addresses(interfaces: list[dict[str, Any]], main: str) -> list[str]:
-    """The IPv4 addresses of a node's other interfaces (``GET /nodes/{node}/network``):
-    storage, corosync, management NICs — no Sector may reach them either.
-
-    >>> other_addresses([{"iface": "vmbr0", "cidr": "192.0.2.11/24"},
-    ...                  {"iface": "vmbr1", "cidr": "198.51.100.11/24"},
-    ...                  {"iface": "eno2", "address": "203.0.113.11", "netmask": "24"},
-    ...                  {"iface": "eno3"}], "192.0.2.11")
-    ['198.51.100.11', '203.0.113.11']
-    """
-    found = []
-    for interface in interfaces:
-        raw = interface.get("cidr") or interface.get("address")
-        if not raw:
-            continue
-        try:
-            address = str(ipaddress.IPv4Interface(str(raw)).ip)
-        except ValueError:
-            continue  # an IPv6 address where an IPv4 one was expected: not ours to judge
-        if address != main and not ipaddress.ip_address(address).is_loopback:
-            found.append(address)
-    return sorted(set(found), key=ipaddress.ip_address)
-
-
-def interface_network(interface: dict[str, Any]) -> ipaddress.IPv4Network | None:
-    """The IPv4 network of one interface of ``GET /nodes/{node}/network`` (its ``cidr``, or
-    its ``address`` and ``netmask``), or None: no IPv4 network, or a loopback one.
-
-    >>> str(interface_network({"iface": "eno2", "address": "203.0.113.11", "netmask": "24"}))
-    '203.0.113.0/24'
-    >>> [interface_network(i) for i in ({"cidr": "2001:db8::11/64"}, {"address": "192.0.2.9"})]
-    [None, None]
-    """
-    raw = interface.get("cidr")
-    if not raw and interface.get("address") and interface.get("netmask"):
-        raw = f"{interface['address']}/{interface['netmask']}"
-    if not raw:
-        return None
-    try:
-        network = ipaddress.IPv4Interface(str(raw)).network
-    except ValueError:
-        return None  # an IPv6 address where an IPv4 one was expected: not ours to judge
-    return None if network.is_loopback else network
-
-
-def node_networks(bridge: dict[str, Any], interfaces: list[dict[str, Any]]) -> list[str]:
-    """The IPv4 networks of a node's interfaces: ``vmbr0``'s first, then the others' (each
-    once, sorted), whose broadcast addresses no Sector may send to.
-
-    >>> node_networks({"iface": "vmbr0", "cidr": "192.0.2.11/24"},
-    ...               [{"iface": "vmbr0", "cidr": "192.0.2.11/24"},
-    ...                {"iface": "vmbr1", "cidr": "198.51.100.11/24"},
-    ...                {"iface": "eno2", "address": "10.0.0.11", "netmask": "255.255.255.0"},
-    ...                {"iface": "lo", "cidr": "127.0.0.1/8"}, {"iface": "eno3"}])
-    ['192.0.2.0/24', '10.0.0.0/24', '198.51.100.0/24']
-    """
-    main = interface_network(bridge)
-    found = {interface_network(interface) for interface in interfaces} - {main, None}
-    others = sorted(network for network in found if network is not None)
-    return [str(network) for network in ([main] if main else []) + others]
-
-
-def node_from_bridge(
-    node: str, bridge: dict[str, Any], interfaces: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """Build a node entry from ``GET /nodes/{node}/network/vmbr0`` (and the node's other
-    interfaces), validated as NodeSettings.
-
-    >>> node_from_bridge("pve1", {"type": "bridge", "cidr": "192.0.2.11/24", "mtu": "9000"})
-    {'name': 'pve1', 'address': '192.0.2.11', 'mtu': 9000, 'networks': ['192.0.2.0/24']}
-    """
-    address = _bridge_ipv4(node, bridge)
-    entry: dict[str, Any] = {"name": node, "address": address, "mtu": _bridge_mtu(node, bridge)}
-    others = other_addresses(interfaces or [], address)
-    if others:
-        entry["other_addresses"] = others
-    networks = node_networks(bridge, interfaces or [])
-    if networks:
-        entry["networks"] = networks
-    try:
-        NodeSettings.model_validate(entry)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-            for e in error.errors()
-        )
-        raise DiscoverError(
-            f"node {node}: cannot be used as a Backplane node: {problems}"
-        ) from None
-    return entry
-
-
-def _bridge_ipv4(node: str, bridge: dict[str, Any]) -> str:
-    raw = bridge.get("cidr") or bridge.get("address")
-    if not raw:
-        method = bridge.get("method", "manual")
-        raise DiscoverError(
-            f"node {node}: {BRIDGE} has no static IPv4 address (method {method}); the Backplane "
-            f"peers over each node's {BRIDGE} IPv4 address: give {BRIDGE} one, or write the "
-            "node into the stack file by hand"
-        )
-    try:
-        return str(ipaddress.IPv4Interface(str(raw)).ip)
-    except ValueError:
-        raise DiscoverError(
-            f"node {node}: {BRIDGE} address {raw!r} is not an IPv4 address"
-        ) from None
-
-
-def _bridge_mtu(node: str, bridge: dict[str, Any]) -> int:
-    raw = bridge.get("mtu")
-    if raw is None or raw == "":
-        return DEFAULT_MTU
-    try:
-        return int(str(raw))
-    except ValueError:
-        raise DiscoverError(f"node {node}: {BRIDGE} mtu {raw!r} is not a number") from None
-
-
-@dataclass
-class Merge:
-    """The Backplane's new ``nodes`` list and what the user should be told about it."""
-
-    nodes: list[dict[str, Any]]
-    warnings: list[str]
-
-
-def merge_nodes(existing: list[Any], discovered: list[dict[str, Any]], offline: list[str]) -> Merge:
-    """Merge discovered nodes into the stack's current ``nodes`` list.
-
-    Nodes keep their place (the first node is the default primary exit node), new ones
-    are appended by name, a ``host_key`` is kept, offline nodes keep their old entry, and
-    nodes no longer in the cluster are dropped.
-
-    >>> merge_nodes([{"name": "b", "address": "192.0.2.2", "host_key": "ssh-ed25519 AA"}],
-    ...             [{"name": "a", "address": "192.0.2.1", "mtu": 1500},
-    ...              {"name": "b", "address": "192.0.2.9", "mtu": 1500}], []).nodes[0]
-    {'name': 'b', 'address': '192.0.2.9', 'mtu': 1500, 'host_key': 'ssh-ed25519 AA'}
-    """
-    found = {entry["name"]: entry for entry in discovered}
-    old = {e["name"]: e for e in existing if isinstance(e, dict) and isinstance(e.get("name"), str)}
-    nodes: list[dict[str, Any]] = []
-    warnings: list[str] = []
-    for name, entry in old.items():
-        if name in found:
-            host_key = entry.get("host_key")
-            nodes.append(found[name] | ({"host_key": host_key} if host_key else {}))
-        elif name in offline:
-            nodes.append(entry)
-            warnings.append(f"node {name} is offline: kept its entry from the stack file as is")
-        else:
-            warnings.append(f"node {name} is not in the cluster any more: removed from the stack")
-    nodes.extend(found[name] for name in sorted(found) if name not in old)
-    warnings.extend(
-        f"node {name} is offline and was skipped: run discover again when it is online, "
-        "or write it into the stack file by hand"
-        for name in offline
-        if name not in old
-    )
-    return Merge(nodes, warnings)
 
 
 def render_nodes(nodes: list[dict[str, Any]], indent: int = 0) -> str:
@@ -265,63 +101,6 @@ def render_nodes(nodes: list[dict[str, Any]], indent: int = 0) -> str:
     """
     text = yaml.safe_dump(nodes, default_flow_style=False, sort_keys=False, width=10_000)
     return ("\n" + " " * indent).join(text.rstrip("\n").split("\n"))
-
-
-#: Storage types whose ``server`` is a machine on the network the nodes mount from.
-NETWORK_STORAGE_TYPES = ("nfs", "cifs", "pbs")
-
-
-@dataclass(frozen=True)
-class StorageServer:
-    """A network storage the nodes use, and its server (an address, or a name)."""
-
-    storage: str
-    type: str
-    server: str
-
-    @property
-    def network(self) -> str | None:
-        """``<address>/32``, or None when the server is a name."""
-        try:
-            return f"{ipaddress.IPv4Address(self.server)}/32"
-        except ValueError:
-            return None
-
-
-def storage_servers(storages: list[dict[str, Any]]) -> list[StorageServer]:
-    """The NFS, CIFS and PBS servers of ``GET /storage``: machines every node trusts, which
-    a Sector should never reach (``backplane.protected_networks``).
-
-    >>> [s.network for s in storage_servers([{"storage": "nas", "type": "nfs",
-    ...     "server": "198.51.100.20"}, {"storage": "local", "type": "dir"}])]
-    ['198.51.100.20/32']
-    """
-    return [
-        StorageServer(str(item["storage"]), str(item["type"]), str(item["server"]))
-        for item in storages
-        if item.get("type") in NETWORK_STORAGE_TYPES and item.get("server")
-    ]
-
-
-def protected_proposal(servers: list[StorageServer], existing: list[str]) -> list[str]:
-    """Lines that propose ``protected_networks`` for the storage servers not yet in it."""
-    covered = [ipaddress.IPv4Network(str(net), strict=False) for net in existing]
-    lines = []
-    for server in servers:
-        network = server.network
-        if network is None:
-            lines.append(
-                f"storage {server.storage} ({server.type}) is served by {server.server}: add "
-                "its address to orbitlab:backplane.protected_networks"
-            )
-        elif not any(ipaddress.IPv4Network(network).subnet_of(net) for net in covered):
-            lines.append(
-                f"storage {server.storage} ({server.type}) is served by {server.server}, which "
-                f"every node trusts: add {network} to orbitlab:backplane.protected_networks so "
-                "that no Sector reaches it (under egress: allow, Sector traffic to the LAN "
-                "leaves as the exit node's address)"
-            )
-    return lines
 
 
 def render_backplane(nodes: list[dict[str, Any]]) -> str:
