@@ -18,6 +18,12 @@ Backplane and every Sector of a program:
   the rollout's own (``pulumi destroy`` of all Sectors applies once);
 - **container lanes**: at most ``containers_per_node`` containers on a node are created
   (or deleted) at once — each waits for the one that many places before it on its node;
+- **edges by URN**: every ordering edge of the rollout (the chain, the lanes, "after the
+  apply") points back to a resource already declared, so it can close no cycle. It is
+  handed to the SDK by URN only (:func:`after`), which spares each new dependency the
+  SDK's cycle check: a walk of everything the dependency depends on, which along these
+  chains made the program quadratic in Sectors and, past about 1,000 links, a
+  ``RecursionError``. The engine records the same dependencies;
 - **node checks** (with :meth:`Rollout.check_nodes`): after the apply, a command on every
   node waits until the node reports each zone of the program ``available``, and fails
   naming the node and the zones that are not. Proxmox's apply returns before the nodes
@@ -36,7 +42,7 @@ Declare the components inside the ``with`` block; leaving it declares the applie
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -44,12 +50,47 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 import pulumi_proxmoxve as proxmoxve
+from pulumi.resource import DependencyResource
 
 from orbitlab.components import sdn
 from orbitlab.components.ssh import SshCredentials, node_connection
 from orbitlab.plan import NodePlan
 
 DEFAULT_CONTAINERS_PER_NODE = 2
+
+
+def after(resources: Iterable[pulumi.Resource]) -> pulumi.Output[None]:
+    """``resources`` for a ``depends_on``: waited for, and recorded, by URN alone.
+
+    The output resolves once each resource is registered (on ``pulumi up``: created) and
+    carries each as a :class:`pulumi.resource.DependencyResource` (its URN, with no
+    dependencies of its own). The engine records and orders exactly as it would for the
+    resources themselves; the SDK's cycle check, which on every new dependency walks all
+    that the dependency depends on, stops at the URN. Only for edges that point back to
+    resources already declared (they cannot close a cycle)::
+
+        Command("c", ..., opts=ResourceOptions(depends_on=[after([container])]))
+    """
+    done: asyncio.Future[set[pulumi.Resource]] = asyncio.get_event_loop().create_future()
+    done.set_result(set(resources))
+    return _by_urn_once(done)
+
+
+def _by_urn_once(resources: Awaitable[set[pulumi.Resource]]) -> pulumi.Output[None]:
+    """:func:`after` for resources that are known later (the applier and the node checks)."""
+
+    async def by_urn() -> set[pulumi.Resource]:
+        return {DependencyResource(await each.urn.future()) for each in await resources}
+
+    nothing: asyncio.Future[None] = asyncio.get_event_loop().create_future()
+    nothing.set_result(None)
+    return pulumi.Output(asyncio.ensure_future(by_urn()), nothing, _known())
+
+
+def _known() -> asyncio.Future[bool]:
+    known: asyncio.Future[bool] = asyncio.get_event_loop().create_future()
+    known.set_result(True)
+    return known
 
 
 class RolloutError(ValueError):
@@ -79,8 +120,9 @@ class Rollout(pulumi.ComponentResource):
     applier: proxmoxve.sdn.Applier | None
     #: The checks that every node applied the program's zones (see :meth:`check_nodes`).
     node_checks: tuple[command.remote.Command, ...]
-    #: The applier once declared: put it in ``depends_on`` to run after the SDN apply.
-    applied: pulumi.Output[Any]
+    #: The applier and the node checks once declared, by URN (see :func:`after`): put it in
+    #: ``depends_on`` to run after the SDN apply.
+    applied: pulumi.Output[None]
 
     def __init__(
         self,
@@ -109,9 +151,7 @@ class Rollout(pulumi.ComponentResource):
         loop = asyncio.get_event_loop()
         self._applier_future: asyncio.Future[Any] = loop.create_future()
         self._resources_future: asyncio.Future[set[pulumi.Resource]] = loop.create_future()
-        known: asyncio.Future[bool] = loop.create_future()
-        known.set_result(True)
-        self.applied = pulumi.Output(self._resources_future, self._applier_future, known)
+        self.applied = _by_urn_once(self._resources_future)
 
     def __enter__(self) -> Rollout:
         if self._state != "new":
@@ -157,11 +197,11 @@ class Rollout(pulumi.ComponentResource):
     ) -> proxmoxve.sdn.Applier:
         """A finalizer at the end of the chain; ``within``: skipped when that one goes too."""
         self.require_open(name)
-        after = self._chain[-1:]
         final = sdn.finalizer(
             name,
             pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(depends_on=list(after), deleted_with=within)
+                opts,
+                pulumi.ResourceOptions(depends_on=[after(self._chain[-1:])], deleted_with=within),
             ),
         )
         self._chain.append(final)
@@ -219,7 +259,8 @@ class Rollout(pulumi.ComponentResource):
     @property
     def applied_id(self) -> pulumi.Output[str]:
         """The applier's ID once it applied (empty when nothing was tracked)."""
-        return self.applied.apply(lambda applier: applier.id if applier is not None else "")
+        applier = pulumi.Output(self.applied.resources(), self._applier_future, _known())
+        return applier.apply(lambda applier: applier.id if applier is not None else "")
 
     @property
     def sdn_digest(self) -> str:
@@ -256,17 +297,17 @@ class Rollout(pulumi.ComponentResource):
             # checked again after every apply (the digest replaces the applier), and before
             # a new appliance on the node
             triggers=[self.sdn_digest, *([appliances] if appliances else [])],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.applier]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[after([self.applier])]),
         )
 
     # --- containers --------------------------------------------------------------------
 
-    def container_predecessors(self, node: str) -> tuple[pulumi.Resource, ...]:
+    def container_predecessors(self, node: str) -> tuple[pulumi.Output[None], ...]:
         """What the next container on ``node`` waits for: the one that many places back."""
         lane = self._containers.get(node, [])
         if len(lane) < self._per_node:
             return ()
-        return (lane[-self._per_node],)
+        return (after([lane[-self._per_node]]),)
 
     def add_container(self, node: str, container: pulumi.Resource) -> None:
         self._containers.setdefault(node, []).append(container)
