@@ -26,6 +26,7 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
+from pulumi.runtime import resource_cycle_breaker
 
 from orbitlab.components import (
     ApplianceTemplates,
@@ -416,6 +417,34 @@ def test_the_homelab_apps_take_their_places_in_the_lanes(monkeypatch) -> None:
 
 
 # --- misuse -----------------------------------------------------------------------------
+
+
+# --- the SDK's cycle check -------------------------------------------------------------
+
+
+def longest_cycle_check_walk(count: int, monkeypatch: pytest.MonkeyPatch) -> int:
+    """The most resources the SDK's cycle check walks for one new dependency in a program
+    of ``count`` Sectors (it walks all that the dependency depends on)."""
+    walks: list[int] = []
+    walk = resource_cycle_breaker._with_transitive_deps
+
+    def counted(from_resource: Any, to_resource: Any) -> bool:
+        reached = list(walk(from_resource, set()))
+        walks.append(len(reached))
+        return any(each is to_resource for each in reached)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(resource_cycle_breaker, "_reachable", counted)
+        run_program(main, config=sectors_config(count, subnets=2))
+    return max(walks)
+
+
+def test_the_cycle_check_walks_no_further_with_more_sectors(monkeypatch) -> None:
+    """The rollout's edges (the finalizer chain, the lanes, "after the apply") reach the SDK
+    by URN. Handed over as resources, the chain of ``3n`` finalizers made each new link walk
+    all of it: quadratic in Sectors, and a RecursionError past about 1,000 links."""
+    # from 3 Sectors on, every lane of the two nodes has a predecessor
+    assert longest_cycle_check_walk(3, monkeypatch) == longest_cycle_check_walk(12, monkeypatch)
 
 
 def _plan_and_templates() -> tuple[Any, Any]:
