@@ -1,14 +1,17 @@
-"""Program time under Pulumi mocks, per Sector, beside the floor (SPEC §10).
+"""Program time under Pulumi mocks, per Sector, beside the SDK's floor (issue 18, item 7).
 
 The *program* run is the stack program's whole work: settings validation, the cluster
 invokes, allocation, rendering every appliance's script, and declaring the components.
 The *floor* registers exactly the same resources (types, names, parents, inputs and
 dependencies, recorded from a program run) with no program logic: what the Pulumi SDK
-costs on its own. Target: program at most 3 times the floor, and no growth per Sector
-beyond the floor's.
+costs on its own. It declares them as the cheapest program could: each through a class of
+its own (as every provider's resource is; the SDK records where user code declared it) and
+with its dependencies by URN (:func:`orbitlab.components.rollout.after`, so the SDK's cycle
+check walks nothing). Target: the program at most 1.5 times the floor at every size, and
+its cost per Sector flat (linear in Sectors).
 
-    .venv/bin/python benchmarks/bench_program.py                 # 1, 10, 100, 1000 Sectors
-    .venv/bin/python benchmarks/bench_program.py --sizes 1 10 --repeats 5
+    .venv/bin/python benchmarks/bench_program.py                 # 100, 300, 1000 Sectors
+    .venv/bin/python benchmarks/bench_program.py --sizes 10 100 --repeats 5
 
 Prints medians (ms per Sector) — a benchmark, not a timed test.
 """
@@ -27,9 +30,12 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
+from orbitlab.components.rollout import after
 from orbitlab.program import main
 
-TARGET_RATIO = 3.0
+TARGET_RATIO = 1.5
+TEMPLATE_CHECKSUM = "sha512:" + "0" * 128  # any well-formed one: nothing is downloaded
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOrbitLabBenchKeyOnlyForBenchmarksAAAAAAA"
 
 
 class QuietMocks(pulumi.runtime.Mocks):
@@ -70,7 +76,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 
 def stack_config(sectors: int) -> dict[str, str]:
-    """A 2-node stack with ``sectors`` Sectors (overlapping CIDRs, every tenth with an LB)."""
+    """A 2-node stack (host keys pinned) with ``sectors`` Sectors (overlapping CIDRs, every
+    tenth with an LB)."""
     entries = []
     for index in range(sectors):
         sector: dict[str, Any] = {
@@ -85,11 +92,11 @@ def stack_config(sectors: int) -> dict[str, str]:
         "backplane": {
             "cidr": "10.200.0.0/16",
             "nodes": [
-                {"name": "pve1", "address": "192.0.2.11"},
-                {"name": "pve2", "address": "192.0.2.12"},
+                {"name": "pve1", "address": "192.0.2.11", "host_key": HOST_KEY},
+                {"name": "pve2", "address": "192.0.2.12", "host_key": HOST_KEY},
             ],
         },
-        "appliances": {"nameservers": ["192.0.2.53"]},
+        "appliances": {"nameservers": ["192.0.2.53"], "template_checksum": TEMPLATE_CHECKSUM},
         "sectors": entries,
     }
     return {f"orbitlab:{key}": json.dumps(value) for key, value in config.items()}
@@ -112,6 +119,21 @@ def program_run(config: dict[str, str], monitor: pulumi_mocks.MockMonitor) -> fl
     return timed(body, monitor)
 
 
+class Replayed(pulumi.CustomResource):
+    """A resource class of its own, as every provider's is: the SDK records where user code
+    declared it (the floor pays that as the program does)."""
+
+    def __init__(self, t: str, name: str, props: dict, opts: pulumi.ResourceOptions) -> None:
+        super().__init__(t, name, props, opts)
+
+
+class ReplayedComponent(pulumi.ComponentResource):
+    """A component class of its own, as every component is."""
+
+    def __init__(self, t: str, name: str, opts: pulumi.ResourceOptions) -> None:
+        super().__init__(t, name, None, opts)
+
+
 def floor_run(recorded: list[dict[str, Any]]) -> float:
     """Register the recorded resources again, with nothing but the SDK calls."""
 
@@ -120,14 +142,14 @@ def floor_run(recorded: list[dict[str, Any]]) -> float:
         for entry in recorded:
             opts = pulumi.ResourceOptions(
                 parent=made.get(entry["parent"]),
-                depends_on=[made[urn] for urn in entry["dependencies"] if urn in made],
+                depends_on=[after(made[urn] for urn in entry["dependencies"] if urn in made)],
             )
             if entry["custom"]:
-                resource: pulumi.Resource = pulumi.CustomResource(
+                resource: pulumi.Resource = Replayed(
                     entry["type"], entry["name"], dict(entry["inputs"]), opts
                 )
             else:
-                resource = pulumi.ComponentResource(entry["type"], entry["name"], None, opts)
+                resource = ReplayedComponent(entry["type"], entry["name"], opts)
             made[entry["urn"]] = resource
 
     return timed(body, pulumi_mocks.MockMonitor(QuietMocks()))
@@ -144,7 +166,7 @@ def measure(sectors: int, repeats: int) -> tuple[float, float, int]:
 
 def main_cli() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100, 1000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
     parser.add_argument(
         "--repeats", type=int, default=0, help="runs per size (default: 9, 7, 5, 3 by size)"
     )
@@ -154,6 +176,7 @@ def main_cli() -> int:
         f"{'ratio':>6} {'floor ms/res':>13}"
     )
     worst = 0.0
+    per_sector: list[float] = []
     for sectors in args.sizes:
         repeats = args.repeats or (
             9 if sectors <= 1 else 7 if sectors <= 10 else 5 if sectors <= 100 else 3
@@ -161,15 +184,19 @@ def main_cli() -> int:
         program, floor, resources = measure(sectors, repeats)
         ratio = program / floor
         worst = max(worst, ratio)
+        per_sector.append(program * 1000 / sectors)
         print(
             f"{sectors:>8} {resources:>10} {floor * 1000 / sectors:>16.1f} "
             f"{program * 1000 / sectors:>18.1f} {ratio:>6.2f} {floor * 1000 / resources:>13.2f}",
             flush=True,
         )
+    if len(per_sector) > 1:
+        print(
+            f"program ms/Sector from {args.sizes[0]} to {args.sizes[-1]} Sectors: "
+            f"{per_sector[0]:.1f} -> {per_sector[-1]:.1f} ({per_sector[-1] / per_sector[0]:.2f}x)"
+        )
     verdict = "within" if worst <= TARGET_RATIO else "OVER"
-    print(
-        f"worst ratio {worst:.2f}: {verdict} the SPEC §10 target of {TARGET_RATIO:.0f}x the floor"
-    )
+    print(f"worst ratio {worst:.2f}: {verdict} the target of {TARGET_RATIO}x the floor")
     return 0 if worst <= TARGET_RATIO else 1
 
 
